@@ -1,0 +1,4 @@
+from .cli import main
+from .errors import run_cli
+
+run_cli(main)

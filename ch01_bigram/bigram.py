@@ -1,0 +1,276 @@
+"""Chapter 1: a character-level bigram language model, and the training machinery
+that every later chapter reuses (tokenizer, batches, loss estimate, training loop,
+sampling, device choice, seeding)."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import CourseError, check_positive
+
+
+# --------------------------------------------------------------------------- #
+# Reproducibility and devices
+# --------------------------------------------------------------------------- #
+
+def set_seed(seed: int) -> None:
+    """Seed every generator a run touches (Python, NumPy, torch on CPU and GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def pick_device(preferred: str | None = None) -> str:
+    """`preferred` if given, else the best available: cuda, then mps, then cpu."""
+    if preferred and preferred != "auto":
+        if preferred.startswith("cuda") and not torch.cuda.is_available():
+            raise CourseError(f"device {preferred!r} requested but CUDA is not available")
+        if preferred == "mps" and not torch.backends.mps.is_available():
+            raise CourseError("device 'mps' requested but MPS is not available")
+        if preferred not in ("cpu", "mps") and not preferred.startswith("cuda"):
+            raise CourseError(f"unknown device {preferred!r}; use auto, cpu, cuda, cuda:N or mps")
+        return preferred
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+# --------------------------------------------------------------------------- #
+# Tokenizer and data
+# --------------------------------------------------------------------------- #
+
+class CharTokenizer:
+    """Maps each distinct character of a text to an integer id, in sorted order."""
+
+    def __init__(self, chars: str | list[str]):
+        self.chars = sorted(set(chars))
+        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
+        self.itos = dict(enumerate(self.chars))
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        return cls(text)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.stoi[ch] for ch in text]
+        except KeyError as e:
+            raise CourseError(f"character {e.args[0]!r} is not in the tokenizer's vocabulary") from None
+
+    def decode(self, ids) -> str:
+        return "".join(self.itos[int(i)] for i in ids)
+
+
+def train_val_split(data: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """First (1 - val_fraction) of the tokens for training, the rest for validation."""
+    n = int(len(data) * (1 - val_fraction))
+    return data[:n], data[n:]
+
+
+def get_batch(data: torch.Tensor, batch_size: int, block_size: int,
+              generator: torch.Generator | None = None, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """`batch_size` random windows of `block_size` tokens and, as targets, the same windows shifted by one."""
+    check_positive("batch size", batch_size)
+    check_positive("block size", block_size)
+    if len(data) < block_size + 1:
+        raise CourseError(f"data has {len(data)} tokens, fewer than block size + 1 = {block_size + 1}")
+    ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    offsets = torch.arange(block_size)
+    x = data[ix[:, None] + offsets]      # (B, T)
+    y = data[ix[:, None] + offsets + 1]  # (B, T): the token after each input token
+    if device != "cpu":
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return x, y
+
+
+# --------------------------------------------------------------------------- #
+# The model
+# --------------------------------------------------------------------------- #
+
+class BigramLanguageModel(nn.Module):
+    """Predicts the next character from the current one only: row i of the table
+    holds the logits of the character that follows character i."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        logits = self.token_embedding_table(idx)  # (B, T, V)
+        if targets is None:
+            return logits, None
+        B, T, V = logits.shape
+        loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))
+        return logits, loss
+
+
+# --------------------------------------------------------------------------- #
+# Training and evaluation
+# --------------------------------------------------------------------------- #
+
+@torch.no_grad()
+def estimate_loss(model: nn.Module, splits: dict[str, torch.Tensor], batch_size: int, block_size: int,
+                  eval_iters: int = 200, generator: torch.Generator | None = None,
+                  device: str = "cpu") -> dict[str, float]:
+    """Mean loss over `eval_iters` random batches of each split, in eval mode (no dropout)."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for name, data in splits.items():
+        losses = torch.empty(eval_iters)
+        for k in range(eval_iters):
+            x, y = get_batch(data, batch_size, block_size, generator, device)
+            _, loss = model(x, y)
+            losses[k] = loss.item()
+        out[name] = losses.mean().item()
+    model.train(was_training)
+    return out
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    block_size: int = 8
+    lr: float = 1e-2
+    eval_interval: int = 300
+    eval_iters: int = 200
+    seed: int = 1337
+
+
+@dataclass
+class History:
+    """Losses recorded during training: every step's train loss, and periodic estimates."""
+
+    step_losses: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    train: list[float] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+
+    @property
+    def best_val(self) -> float:
+        return min(self.val)
+
+
+def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig,
+          device: str = "cpu", progress: bool = True, log=print) -> History:
+    """AdamW on random batches, estimating train and val loss every `eval_interval` steps and at the end.
+
+    Batches and evaluations draw from their own seeded generators, so the same
+    seed gives the same losses, and evaluation does not change which batches
+    training sees.
+    """
+    check_positive("steps", cfg.steps)
+    for split, data in (("training", train_data), ("validation", val_data)):
+        if len(data) < cfg.block_size + 1:
+            raise CourseError(f"the {split} split has {len(data)} tokens, fewer than block size + 1 "
+                              f"= {cfg.block_size + 1}; use a longer text or a smaller block size")
+    batch_gen = torch.Generator().manual_seed(cfg.seed)
+    eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    splits = {"train": train_data, "val": val_data}
+    history = History()
+    model.train()
+    bar = tqdm(range(cfg.steps), desc="training", disable=not progress)
+    for step in bar:
+        if step % cfg.eval_interval == 0:
+            _record(history, step, model, splits, cfg, eval_gen, device, log)
+        x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, batch_gen, device)
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        history.step_losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
+    _record(history, cfg.steps, model, splits, cfg, eval_gen, device, log)
+    return history
+
+
+def _record(history, step, model, splits, cfg, generator, device, log):
+    losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
+    history.eval_steps.append(step)
+    history.train.append(losses["train"])
+    history.val.append(losses["val"])
+    if log:
+        log(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+
+
+# --------------------------------------------------------------------------- #
+# Sampling
+# --------------------------------------------------------------------------- #
+
+@torch.no_grad()
+def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+             block_size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Append `max_new_tokens` sampled tokens to `idx` (B, T).
+
+    Logits are divided by `temperature` before the softmax: below 1 sharpens
+    the distribution, above 1 flattens it. If `block_size` is given, the model
+    sees only the last `block_size` tokens (its context window).
+    """
+    if max_new_tokens < 0:
+        raise CourseError(f"number of new tokens must be >= 0, got {max_new_tokens}")
+    if temperature <= 0:
+        raise CourseError(f"temperature must be positive, got {temperature}")
+    was_training = model.training
+    model.eval()
+    for _ in range(max_new_tokens):
+        context = idx if block_size is None else idx[:, -block_size:]
+        logits, _ = model(context)
+        probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)  # (B, V)
+        next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+        idx = torch.cat((idx, next_id), dim=1)
+    model.train(was_training)
+    return idx
+
+
+def sample_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", length: int = 500,
+                temperature: float = 1.0, block_size: int | None = None, seed: int = 1337,
+                device: str = "cpu") -> str:
+    """Decode a sample of `length` new characters that continues `prompt`."""
+    if not prompt:
+        raise CourseError("the prompt is empty; give at least one character")
+    ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = generate(model, ids, length, temperature, block_size, gen)
+    return tokenizer.decode(out[0].tolist())
+
+
+def initial_loss(vocab_size: int) -> float:
+    """The loss of a model that spreads its bets evenly over the vocabulary: ln(V)."""
+    return math.log(vocab_size)
+
+
+@dataclass
+class CharData:
+    """A text made ready for character-level training."""
+
+    tokenizer: CharTokenizer
+    train: torch.Tensor
+    val: torch.Tensor
+
+
+def prepare_char_data(text: str, block_size: int = 1, val_fraction: float = 0.1) -> CharData:
+    """Tokenize `text` by character and split it; refuse a text too short for `block_size`."""
+    check_positive("block size", block_size)
+    if len(text) < block_size + 1:
+        raise CourseError(f"the corpus has {len(text)} characters, fewer than block size + 1 = {block_size + 1}")
+    tokenizer = CharTokenizer.from_text(text)
+    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    train_data, val_data = train_val_split(data, val_fraction)
+    return CharData(tokenizer, train_data, val_data)

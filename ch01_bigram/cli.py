@@ -1,0 +1,88 @@
+"""Command-line interface of Chapter 1, and the argument groups later chapters reuse."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from .bigram import BigramLanguageModel, TrainConfig, pick_device, prepare_char_data, sample_text, set_seed, train
+from .data import BUILTIN, CORPORA, DATA_DIR_ENV, load_text
+from .errors import check_positive
+
+
+def add_corpus_args(parser: argparse.ArgumentParser) -> None:
+    """--corpus and --data-dir, shared by every character-level chapter."""
+    names = ", ".join([BUILTIN, *CORPORA])
+    parser.add_argument("--corpus", default=BUILTIN, metavar="NAME_OR_PATH",
+                        help=f"text to train on: one of {names} (downloaded once and cached), "
+                             f"or the path of any UTF-8 text file (default: {BUILTIN}, the generated stories)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help=f"directory that already holds a downloaded corpus, for machines without "
+                             f"network (also read from ${DATA_DIR_ENV})")
+
+
+def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """The knobs of Chapter 1's training loop, with a chapter's own defaults."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--steps", type=int, default=defaults.steps, help="optimisation steps (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help="sequences per step (default: %(default)s)")
+    g.add_argument("--block-size", type=int, default=defaults.block_size,
+                   help="characters per sequence, the model's context (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default: %(default)s)")
+    g.add_argument("--eval-interval", type=int, default=defaults.eval_interval,
+                   help="estimate train and val loss every N steps (default: %(default)s)")
+    g.add_argument("--eval-iters", type=int, default=defaults.eval_iters,
+                   help="batches averaged per loss estimate (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=defaults.seed, help="random seed; the same seed gives the same run")
+    g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("sampling")
+    g.add_argument("--sample-length", type=int, default=500, help="characters to generate after training")
+    g.add_argument("--prompt", default="\n", help="text the sample continues (default: a newline)")
+    g.add_argument("--temperature", type=float, default=1.0,
+                   help="below 1: safer, more repetitive text; above 1: more surprising text")
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_iters"):
+        check_positive(name.replace("_", " "), getattr(args, name))
+    return TrainConfig(steps=args.steps, batch_size=args.batch_size, block_size=args.block_size, lr=args.lr,
+                       eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ch01_bigram",
+        description="Chapter 1: train a character-level bigram language model, print its losses and a sample. "
+                    "The defaults are the lecture's: block 8, batch 32, 3,000 steps, learning rate 1e-2.",
+    )
+    add_corpus_args(parser)
+    add_training_args(parser, TrainConfig())
+    add_sampling_args(parser)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    cfg = train_config_from_args(args)
+    check_positive("sample length", args.sample_length) if args.sample_length != 0 else None
+    device = pick_device(args.device)
+    text = load_text(args.corpus, args.data_dir, progress=not args.no_progress)
+    data = prepare_char_data(text, cfg.block_size)
+    data.tokenizer.encode(args.prompt)  # refuse an unknown prompt before spending time on training
+    print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary of {data.tokenizer.vocab_size}); "
+          f"device: {device}")
+    set_seed(cfg.seed)
+    model = BigramLanguageModel(data.tokenizer.vocab_size).to(device)
+    start = time.perf_counter()
+    history = train(model, data.train, data.val, cfg, device, progress=not args.no_progress)
+    print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s; "
+          f"final val loss {history.val[-1]:.4f} (best {history.best_val:.4f})")
+    if args.sample_length:
+        print("--- sample ---")
+        print(sample_text(model, data.tokenizer, args.prompt, args.sample_length, args.temperature,
+                          seed=cfg.seed, device=device))

@@ -1,0 +1,218 @@
+"""The course's built-in corpus: short stories generated from a seed.
+
+The text is made to have structure at three ranges, so that each chapter has
+something new to learn from it:
+
+* spelling: a small vocabulary of real English words (a bigram model learns
+  which letter follows which);
+* grammar: a handful of sentence patterns ("One day, Mia took the red ball to
+  the park.");
+* long-range links: the name, the pronoun and the object introduced at the
+  start of a story come back sentences later. Only a model that can look back
+  (attention, Chapter 2) can keep them consistent; `long_range_score` measures
+  how often it does.
+
+Generation uses Python's `random.Random`, whose sequence for a given seed is
+the same on every platform, so the same seed gives the same bytes everywhere.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+DEFAULT_SEED = 1337
+DEFAULT_BYTES = 1_000_000
+
+GIRLS = ["Mia", "Lily", "Anna", "Emma", "Rosa", "Nora", "Ella", "Lucy", "Ruby", "Zoe",
+         "Ava", "Maya", "Iris", "Jane", "Kate", "Sara"]
+BOYS = ["Tom", "Ben", "Sam", "Leo", "Max", "Jack", "Finn", "Noah", "Owen", "Eli",
+        "Adam", "Luke", "Paul", "Theo", "Hugo", "Tim"]
+NAMES = GIRLS + BOYS
+COLOURS = ["red", "blue", "green", "yellow", "pink", "brown", "white", "black", "orange", "purple"]
+OBJECTS = ["ball", "kite", "hat", "boat", "book", "drum", "cup", "box", "doll", "car", "bell", "bag"]
+PLACES = ["park", "forest", "beach", "garden", "river", "hill", "farm", "lake", "town", "field"]
+ANIMALS = ["dog", "cat", "bird", "frog", "rabbit", "fox", "duck", "bear", "owl", "mouse"]
+ANIMAL_ADJ = ["friendly", "little", "big", "shy", "funny", "old", "kind", "sleepy"]
+FINDS = ["key", "shell", "stone", "coin", "feather", "leaf", "map", "ring", "star", "egg"]
+FIND_ADJ = ["shiny", "small", "big", "old", "smooth", "tiny", "round", "gold"]
+HIDING = ["a rock", "a tree", "a bush", "the sand", "a log", "some leaves"]
+FEELINGS = ["happy", "glad", "proud", "excited", "surprised"]
+WEATHER = ["sunny", "rainy", "windy", "warm", "cold", "bright"]
+KID_ADJ = ["little", "young", "kind", "curious", "happy", "brave"]
+
+
+@dataclass(frozen=True)
+class Story:
+    """One story and the facts it is built from (Chapter 5 asks questions about them)."""
+
+    name: str
+    gender: str  # "girl" or "boy"
+    colour: str
+    obj: str
+    place: str
+    animal: str
+    found: str
+    found_adj: str
+    text: str
+
+    @property
+    def pronoun(self) -> str:
+        return "she" if self.gender == "girl" else "he"
+
+    @property
+    def possessive(self) -> str:
+        return "her" if self.gender == "girl" else "his"
+
+
+def _cap(s: str) -> str:
+    return s[0].upper() + s[1:]
+
+
+def _a(word: str) -> str:
+    """The word with its article: "a red ball", "an orange ball"."""
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def generate_story(rng: random.Random) -> Story:
+    """Draw one story. Every choice comes from `rng`, so a seed fixes the text."""
+    gender = rng.choice(["girl", "boy"])
+    name = rng.choice(GIRLS if gender == "girl" else BOYS)
+    he, his = ("she", "her") if gender == "girl" else ("he", "his")
+    colour, obj = rng.choice(COLOURS), rng.choice(OBJECTS)
+    place, animal = rng.choice(PLACES), rng.choice(ANIMALS)
+    found, found_adj = rng.choice(FINDS), rng.choice(FIND_ADJ)
+    a_adj = rng.choice(ANIMAL_ADJ)
+
+    s = []
+    s.append(rng.choice([
+        f"Once upon a time, there was {_a(rng.choice(KID_ADJ))} {gender} named {name}.",
+        f"There once was {_a(rng.choice(KID_ADJ))} {gender} called {name}.",
+        f"Once there was a {gender} named {name}.",
+    ]))
+    s.append(rng.choice([
+        f"{name} had {_a(colour)} {obj}.",
+        f"{name} had {_a(colour)} {obj} that {he} loved very much.",
+        f"{name} had {_a(colour)} {obj} and took it everywhere.",
+    ]))
+    s.append(rng.choice([
+        f"One day, {name} took the {obj} to the {place}.",
+        f"One {rng.choice(WEATHER)} morning, {name} went to the {place} with {his} {obj}.",
+        f"One day, {he} went to the {place} with the {colour} {obj}.",
+    ]))
+    s.append(rng.choice([
+        f"At the {place}, {he} met {_a(a_adj)} {animal}.",
+        f"There {he} saw {_a(a_adj)} {animal}.",
+    ]))
+    if rng.random() < 0.7:
+        s.append(rng.choice([
+            f"\"Hello, {animal}!\" said {name}.",
+            f"\"Hello!\" said the {animal}. \"Can I play with your {obj}?\"",
+            f"The {animal} looked at the {obj} and wanted to play.",
+        ]))
+        s.append(rng.choice([
+            f"\"Yes, you can play with my {obj},\" said {name}.",
+            f"{name} gave the {obj} to the {animal}, and they played all day.",
+            f"{_cap(he)} let the {animal} play with the {colour} {obj}.",
+        ]))
+    s.append(rng.choice([
+        f"Under {rng.choice(HIDING)}, {name} found {_a(found_adj)} {found}.",
+        f"Then {name} found {_a(found_adj)} {found} under {rng.choice(HIDING)}.",
+        f"Near the {place}, {he} found {_a(found_adj)} {found}.",
+    ]))
+    if rng.random() < 0.6:
+        s.append(rng.choice([
+            f"{_cap(he)} showed the {found} to the {animal}.",
+            f"{name} put the {found} in {his} {obj}.",
+            f"\"Look at this {found}!\" said {name}.",
+        ]))
+    s.append(rng.choice([
+        f"When the sun went down, {name} went home with the {colour} {obj}.",
+        f"At the end of the day, {name} took {his} {obj} and the {found} home.",
+        f"In the evening, {name} said goodbye to the {animal} and went home.",
+    ]))
+    s.append(rng.choice([
+        f"{name} was very {rng.choice(FEELINGS)}.",
+        f"{_cap(he)} was very {rng.choice(FEELINGS)}.",
+        f"It was a good day for {name}.",
+    ]))
+    return Story(name, gender, colour, obj, place, animal, found, found_adj, " ".join(s))
+
+
+def generate_stories(n: int, seed: int = DEFAULT_SEED) -> list[Story]:
+    """`n` stories from `seed` (the first `n` stories of `generate_corpus(seed)`)."""
+    rng = random.Random(seed)
+    return [generate_story(rng) for _ in range(n)]
+
+
+def generate_corpus(seed: int = DEFAULT_SEED, n_bytes: int = DEFAULT_BYTES) -> str:
+    """Stories separated by blank lines, at least `n_bytes` long (whole stories only)."""
+    if n_bytes <= 0:
+        raise ValueError(f"n_bytes must be positive, got {n_bytes}")
+    rng = random.Random(seed)
+    parts, size = [], 0
+    while size < n_bytes:
+        text = generate_story(rng).text
+        parts.append(text)
+        size += len(text) + 2  # the text is ASCII, so characters are bytes
+    return "\n\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- #
+# Long-range checker
+# --------------------------------------------------------------------------- #
+
+_INTRO = re.compile(r"(?:named|called) ([A-Z][a-z]+)")
+_OWNED = re.compile(r"had an? ([a-z]+) ([a-z]+)")
+_NAME_WORD = re.compile(r"\b[A-Z][a-z]+\b")
+_OBJECT_WORD = re.compile(r"\b(" + "|".join(OBJECTS) + r")\b")
+
+
+@dataclass(frozen=True)
+class LongRangeScore:
+    """How consistently stories refer back to what they introduced.
+
+    `names`: share of stories with an intro ("named Mia") whose later name
+    mentions exist and all equal the introduced name.
+    `objects`: the same for the object introduced with "had a <colour> <object>".
+    `score`: the mean of the two.
+    """
+
+    stories: int
+    names: float
+    objects: float
+
+    @property
+    def score(self) -> float:
+        return (self.names + self.objects) / 2
+
+
+def long_range_score(text: str) -> LongRangeScore:
+    """Score `text` (a corpus or a model's sample) for the long-range property.
+
+    A story counts for `names` when it introduces a name and mentions a name
+    again later, and every later mention is the introduced one. Words from the
+    corpus's name list and the introduced word itself count as mentions, so a
+    garbled name that is repeated faithfully still counts as consistent.
+    """
+    name_set = set(NAMES)
+    name_ok = obj_ok = stories = 0
+    for story in re.split(r"\n\s*\n", text):
+        intro = _INTRO.search(story)
+        if not intro:
+            continue
+        stories += 1
+        name = intro.group(1)
+        later = [w for w in _NAME_WORD.findall(story[intro.end():]) if w in name_set or w == name]
+        if later and all(w == name for w in later):
+            name_ok += 1
+        owned = _OWNED.search(story, intro.end())
+        if owned:
+            obj = owned.group(2)
+            later_objs = _OBJECT_WORD.findall(story[owned.end():])
+            if later_objs and all(o == obj for o in later_objs):
+                obj_ok += 1
+    if stories == 0:
+        return LongRangeScore(0, 0.0, 0.0)
+    return LongRangeScore(stories, name_ok / stories, obj_ok / stories)

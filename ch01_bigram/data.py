@@ -1,0 +1,153 @@
+"""Where text comes from: the built-in corpus, real corpora by name, or a file by path.
+
+Real corpora are downloaded once into a per-user cache, checked against a
+pinned sha256, and reused. On a machine without network, point the course at
+a directory that already holds the file, with `--data-dir DIR` or the
+environment variable `COURSE_DATA_DIR`.
+
+`download` is the one downloader of the course (later chapters fetch their
+datasets through it): it streams to a `.part` file, resumes an interrupted
+download with an HTTP Range request, verifies the checksum, and only then
+renames the file into place, so a half-written file is never mistaken for a
+good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .corpus import DEFAULT_SEED, generate_corpus
+from .errors import CourseError
+
+DATA_DIR_ENV = "COURSE_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file the course can download: where from, what it must hash to, and its local names."""
+
+    url: str
+    sha256: str
+    filename: str
+    aliases: tuple[str, ...] = ()  # other names a user's copy may have (e.g. "input.txt")
+
+
+TINYSHAKESPEARE = RemoteFile(
+    url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+    sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    filename="tinyshakespeare.txt",
+    aliases=("input.txt",),
+)
+
+CORPORA = {"tinyshakespeare": TINYSHAKESPEARE}
+BUILTIN = "builtin"
+
+
+def cache_dir() -> Path:
+    """The per-user cache (`$XDG_CACHE_HOME/gpt-course`, else `~/.cache/gpt-course`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gpt-course"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path, sha256: str, timeout: float = 30.0, progress: bool = True) -> Path:
+    """Download `url` to `dest`, resuming a partial download, and verify its sha256.
+
+    Raises `CourseError` when the network cannot be reached or the bytes do not
+    match. `dest` appears only once it is complete and verified.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if have and response.status != 206:  # the server ignored Range: start over
+                have = 0
+            total = response.headers.get("Content-Length")
+            total = int(total) + have if total is not None else None
+            with open(part, "ab" if have else "wb") as out, tqdm(
+                total=total, initial=have, unit="B", unit_scale=True,
+                desc=f"downloading {dest.name}", disable=not progress,
+            ) as bar:
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    bar.update(len(block))
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # range not satisfiable: the .part file is already whole
+            pass
+        else:
+            raise CourseError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise CourseError(
+            f"could not download {url} ({reason}); if this machine is offline, put a copy of "
+            f"{dest.name} in a directory and pass --data-dir DIR or set {DATA_DIR_ENV}=DIR"
+        ) from None
+    actual = sha256_of(part)
+    if actual != sha256:
+        part.unlink()
+        raise CourseError(f"downloaded {url} but its sha256 is {actual}, expected {sha256}; deleted it, try again")
+    os.replace(part, dest)
+    return dest
+
+
+def find_or_download(remote: RemoteFile, data_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """A verified local copy of `remote`: from `data_dir`, `$COURSE_DATA_DIR`, the cache, or the network."""
+    dirs = [Path(d) for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
+    for d in dirs:
+        for name in (remote.filename, *remote.aliases):
+            candidate = d / name
+            if candidate.is_file():
+                actual = sha256_of(candidate)
+                if actual != remote.sha256:
+                    raise CourseError(f"{candidate} has sha256 {actual}, expected {remote.sha256} (a different file?)")
+                return candidate
+    if data_dir is not None:
+        raise CourseError(f"{remote.filename} not found in --data-dir {data_dir}")
+    cached = cache_dir() / remote.filename
+    if cached.is_file() and sha256_of(cached) == remote.sha256:
+        return cached
+    return download(remote.url, cached, remote.sha256, progress=progress)
+
+
+def read_text_file(path: str | Path) -> str:
+    """Read a UTF-8 text file, with a one-line `CourseError` for each way it can be unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise CourseError(f"corpus file not found: {path}")
+    if path.is_dir():
+        raise CourseError(f"corpus path is a directory, not a text file: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CourseError(f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    if not text:
+        raise CourseError(f"corpus file is empty: {path}")
+    return text
+
+
+def load_text(corpus: str = BUILTIN, data_dir: str | Path | None = None, seed: int = DEFAULT_SEED,
+              progress: bool = True) -> str:
+    """The text of a corpus: `builtin` (generated from `seed`), a name from `CORPORA`, or a path."""
+    if corpus == BUILTIN:
+        return generate_corpus(seed)
+    if corpus in CORPORA:
+        return read_text_file(find_or_download(CORPORA[corpus], data_dir, progress=progress))
+    return read_text_file(corpus)

@@ -1,0 +1,34 @@
+"""Shared test setup.
+
+The reference copies of real data sit beside the project at ../shared/data on
+the course's own machines (see that folder's README). Where they exist, the
+tests and the notebooks that nbval runs read Tiny Shakespeare from there
+through COURSE_DATA_DIR; elsewhere the tests that need it skip with a reason.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+if (SHARED_DATA / "tinyshakespeare.txt").is_file():
+    # Set before any notebook kernel starts, so the kernels inherit it.
+    os.environ.setdefault("COURSE_DATA_DIR", str(SHARED_DATA))
+
+
+@pytest.fixture
+def shakespeare_dir() -> Path:
+    if not (SHARED_DATA / "tinyshakespeare.txt").is_file():
+        pytest.skip(f"Tiny Shakespeare reference copy not found at {SHARED_DATA} (users download it instead)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def gpt2_ranks() -> Path:
+    path = SHARED_DATA / "gpt2.tiktoken"
+    if not path.is_file():
+        pytest.skip(f"GPT-2 rank file not found at {path}")
+    return path
