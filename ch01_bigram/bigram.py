@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -167,12 +168,23 @@ class History:
 
 
 def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig,
-          device: str = "cpu", progress: bool = True, log=print) -> History:
+          device: str = "cpu", progress: bool = True, log=print, *,
+          optimizer: torch.optim.Optimizer | None = None,
+          lr_schedule: Callable[[int], float] | None = None,
+          autocast_dtype: torch.dtype | None = None,
+          grad_clip: float = 0.0,
+          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> History:
     """AdamW on random batches, estimating train and val loss every `eval_interval` steps and at the end.
 
     Batches and evaluations draw from their own seeded generators, so the same
     seed gives the same losses, and evaluation does not change which batches
     training sees.
+
+    Later chapters add to the plain loop through keyword arguments: their own
+    `optimizer`, a learning rate per step (`lr_schedule`), mixed precision
+    (`autocast_dtype`, e.g. torch.bfloat16), gradient clipping, and `on_eval`,
+    called with the step and the losses after each estimate (to keep the best
+    checkpoint, say).
     """
     check_positive("steps", cfg.steps)
     for split, data in (("training", train_data), ("validation", val_data)):
@@ -181,33 +193,45 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
                               f"= {cfg.block_size + 1}; use a longer text or a smaller block size")
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    device_type = torch.device(device).type
+    autocast = lambda: torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None)  # noqa: E731
     splits = {"train": train_data, "val": val_data}
     history = History()
     model.train()
     bar = tqdm(range(cfg.steps), desc="training", disable=not progress)
     for step in bar:
         if step % cfg.eval_interval == 0:
-            _record(history, step, model, splits, cfg, eval_gen, device, log)
+            _record(history, step, model, splits, cfg, eval_gen, device, log, autocast, on_eval)
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule(step)
         x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, batch_gen, device)
-        _, loss = model(x, y)
+        with autocast():
+            _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         history.step_losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
-    _record(history, cfg.steps, model, splits, cfg, eval_gen, device, log)
+    _record(history, cfg.steps, model, splits, cfg, eval_gen, device, log, autocast, on_eval)
     return history
 
 
-def _record(history, step, model, splits, cfg, generator, device, log):
-    losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
+def _record(history, step, model, splits, cfg, generator, device, log, autocast, on_eval):
+    with autocast():
+        losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
     history.eval_steps.append(step)
     history.train.append(losses["train"])
     history.val.append(losses["val"])
     if log:
         log(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+    if on_eval is not None:
+        on_eval(step, losses)
 
 
 # --------------------------------------------------------------------------- #
