@@ -1,0 +1,6 @@
+from ch01_bigram.errors import run_cli
+
+from .cli import main
+
+if __name__ == "__main__":
+    run_cli(main)

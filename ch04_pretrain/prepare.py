@@ -1,0 +1,401 @@
+"""Tokenize a corpus into uint16 shards that training reads with memory maps.
+
+Layout of an output folder:
+
+  manifest.json      what was prepared, how, and which shards are finished
+  train_00000.bin    GPT-2 token ids of shard 0's training documents (uint16, little-endian)
+  val_00000.bin      the same for shard 0's validation documents
+  ...
+
+Design, in the order things can go wrong:
+
+* Documents are numbered in reading order; shard k holds documents
+  [k * docs_per_shard, (k + 1) * docs_per_shard). Each document is preceded by
+  <|endoftext|>, so every document, the first one included, starts right after
+  the token the model sees at a document start; to generate a fresh document
+  later, one prompts with <|endoftext|> alone, exactly as in training.
+* Train or val is decided per document by `SplitRule.is_val(index)`, a seeded
+  function of the document's number alone: the same on every run and rerun.
+* Encoding runs in a pool of worker processes (spawn start method, the default
+  on macOS and Windows, used everywhere so that every platform behaves alike),
+  a bounded number of batches at a time, and results are written in order: the
+  output never depends on the number of workers, and memory never grows with
+  the corpus.
+* A shard is written to .tmp files, flushed to disk, renamed into place, and
+  only then recorded in the manifest, itself replaced atomically. After a crash
+  the manifest lists exactly the finished shards; a rerun deletes the rest and
+  continues with the next document. Nothing is duplicated or dropped, and the
+  result is byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ch01_bigram.errors import CourseError, check_positive
+
+from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding
+from .sources import Document, SourceOptions, describe, iter_documents
+from .workers import encode_documents, init_worker
+
+MANIFEST = "manifest.json"
+FORMAT = "ch04_pretrain shards, version 1"
+SPLITS = ("train", "val")
+DOCS_PER_SHARD = 50_000     # about 55M tokens (110 MB) per shard of OpenWebText
+BATCH_BYTES = 1 << 18       # text per task sent to a worker: large enough to hide the cost of sending it
+BATCH_DOCS = 1024
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """Which documents are held out for validation.
+
+    Documents are grouped in consecutive blocks; one document per block, at a
+    position drawn from a hash of (seed, block), goes to validation. The first
+    `min_val_docs` blocks have `small_block` documents (so a small corpus still
+    gets a useful validation set, 10% like Chapter 1's split); after them,
+    blocks have `block` documents: 1 in 2,000 = 0.05%, the fraction of the
+    published OpenWebText split.
+    """
+
+    seed: int = 2357
+    block: int = 2000
+    small_block: int = 10
+    min_val_docs: int = 100
+
+    def is_val(self, index: int) -> bool:
+        small_span = self.small_block * self.min_val_docs
+        if index < small_span:
+            number, start, size = index // self.small_block, index - index % self.small_block, self.small_block
+        else:
+            j = (index - small_span) // self.block
+            number, start, size = self.min_val_docs + j, small_span + j * self.block, self.block
+        digest = hashlib.blake2b(f"{self.seed}/{number}".encode(), digest_size=8).digest()
+        return index - start == int.from_bytes(digest, "little") % size
+
+
+# --------------------------------------------------------------------------- #
+# The manifest
+# --------------------------------------------------------------------------- #
+
+def read_manifest(out: str | Path) -> dict:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise CourseError(f"{path} not found: prepare the data first (python -m ch04_pretrain prepare ...)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CourseError(f"cannot read {path}: {e}") from None
+    if manifest.get("format") != FORMAT:
+        raise CourseError(f"{path} is not a manifest of this chapter ({FORMAT!r})")
+    return manifest
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _sync_dir(path.parent)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX; Windows cannot open a folder and does not need it)."""
+    if os.name == "posix":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _summarize(manifest: dict) -> None:
+    shards = manifest["shards"]
+    manifest["documents"] = sum(s["documents"] for s in shards)
+    manifest["skipped"] = sum(s["skipped"] for s in shards)
+    manifest["splits"] = {split: {"documents": sum(s[split]["documents"] for s in shards),
+                                  "tokens": sum(s[split]["tokens"] for s in shards)} for split in SPLITS}
+    manifest["tokens"] = sum(v["tokens"] for v in manifest["splits"].values())
+
+
+def shard_file(index: int, split: str) -> str:
+    return f"{split}_{index:05d}.bin"
+
+
+def verify(out: str | Path) -> dict:
+    """Check every shard's size and sha256 against the manifest; return the manifest."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    for shard in manifest["shards"]:
+        for split in SPLITS:
+            entry = shard[split]
+            path = out / entry["file"]
+            if not path.is_file() or path.stat().st_size != 2 * entry["tokens"]:
+                raise CourseError(f"{path} is missing or has the wrong size (expected {entry['tokens']:,} tokens)")
+            if _sha256_file(path) != entry["sha256"]:
+                raise CourseError(f"{path} does not match the sha256 in the manifest")
+    return manifest
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- #
+# Writing one shard
+# --------------------------------------------------------------------------- #
+
+class _SplitFile:
+    """One split of one shard, written to a .tmp file and hashed on the way."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.file = open(self.tmp, "wb")
+        self.hash = hashlib.sha256()
+        self.tokens = self.documents = 0
+
+    def write(self, tokens: np.ndarray, documents: int) -> None:
+        data = memoryview(tokens).cast("B")
+        self.file.write(data)
+        self.hash.update(data)
+        self.tokens += len(tokens)
+        self.documents += documents
+
+    def commit(self) -> dict:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+        return {"file": self.path.name, "documents": self.documents, "tokens": self.tokens,
+                "sha256": self.hash.hexdigest()}
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _ShardWriter:
+    def __init__(self, out: Path, index: int, first_document: int):
+        self.index, self.first_document = index, first_document
+        self.documents = self.skipped = 0
+        self.parts = {split: _SplitFile(out / shard_file(index, split)) for split in SPLITS}
+
+    def write(self, train: np.ndarray, val: np.ndarray, is_val: list[bool], lengths: np.ndarray) -> None:
+        read = lengths >= 0
+        n_val = int(np.count_nonzero(read & np.asarray(is_val, dtype=bool)))
+        self.parts["train"].write(train, int(np.count_nonzero(read)) - n_val)
+        self.parts["val"].write(val, n_val)
+        self.documents += len(lengths)
+        self.skipped += int(np.count_nonzero(~read))
+
+    def commit(self, out: Path) -> dict:
+        entry = {"index": self.index, "first_document": self.first_document, "documents": self.documents,
+                 "skipped": self.skipped}
+        for split, part in self.parts.items():
+            entry[split] = part.commit()
+        _sync_dir(out)
+        return entry
+
+    def abort(self) -> None:
+        for part in self.parts.values():
+            part.abort()
+
+
+# --------------------------------------------------------------------------- #
+# The pipeline
+# --------------------------------------------------------------------------- #
+
+@dataclass
+class _Batch:
+    shard: int
+    docs: list[Document]
+    is_val: list[bool]
+
+
+def _batches(docs: Iterator[Document], first: int, docs_per_shard: int, split: SplitRule,
+             max_docs: int | None) -> Iterator[_Batch]:
+    """Group documents into batches for the workers; a batch never spans two shards."""
+    batch, size, index = None, 0, first
+    for doc in docs:
+        if max_docs is not None and index >= max_docs:
+            break
+        shard = index // docs_per_shard
+        if batch is not None and (batch.shard != shard or size >= BATCH_BYTES or len(batch.docs) >= BATCH_DOCS):
+            yield batch
+            batch = None
+        if batch is None:
+            batch, size = _Batch(shard, [], []), 0
+        batch.docs.append(doc)
+        batch.is_val.append(split.is_val(index))
+        size += len(doc) if doc is not None else 0
+        index += 1
+    if batch is not None:
+        yield batch
+
+
+def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str):
+    """(batch, encoded) pairs in input order, with at most a few batches in flight at a time."""
+    if workers == 0:
+        encoding = gpt2_encoding()
+        for batch in batches:
+            yield batch, encode_documents(batch.docs, batch.is_val, encoding, EOT)
+        return
+    context = multiprocessing.get_context(start_method)
+    with context.Pool(workers, initializer=init_worker, initargs=(encoding_spec(), EOT, os.getpid())) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, pool.apply_async(encode_documents, (batch.docs, batch.is_val))))
+            if len(pending) >= 2 * workers + 2:  # back-pressure: the reader may not run ahead of the workers
+                batch, result = pending.popleft()
+                yield batch, result.get()
+        while pending:
+            batch, result = pending.popleft()
+            yield batch, result.get()
+
+
+def _truncate(batch: _Batch, encoded, tokens_wanted: int):
+    """Keep the batch's documents up to the one that brings the count to `tokens_wanted`."""
+    train, val, lengths = encoded
+    running = np.cumsum(np.maximum(lengths, 0))
+    keep = int(np.searchsorted(running, tokens_wanted)) + 1  # first document reaching the count, included
+    kept_val = np.asarray(batch.is_val[:keep], dtype=bool)
+    kept_len = np.maximum(lengths[:keep], 0)
+    batch.docs, batch.is_val = batch.docs[:keep], batch.is_val[:keep]
+    return train[:int(kept_len[~kept_val].sum())], val[:int(kept_len[kept_val].sum())], lengths[:keep]
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CourseError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+
+
+def _remove_leftovers(out: Path, finished: int) -> None:
+    """Delete .tmp files and shards that a crash left behind unrecorded (they are redone)."""
+    for path in out.glob("*.tmp"):
+        path.unlink()
+    for split in SPLITS:
+        for path in out.glob(f"{split}_*.bin"):
+            stem = path.stem.split("_")[-1]
+            if stem.isdigit() and int(stem) >= finished:
+                path.unlink()
+
+
+def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOptions(),
+            max_docs: int | None = None, max_tokens: int | None = None, docs_per_shard: int = DOCS_PER_SHARD,
+            workers: int | None = None, start_method: str = "spawn", split: SplitRule = SplitRule(),
+            overwrite: bool = False, progress: bool = True, cache_dir: str | Path | None = None,
+            log=print) -> dict:
+    """Tokenize `source` into shards in `out`, resuming a preparation that was interrupted; return the manifest."""
+    out = Path(out)
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    for name, value in (("max docs", max_docs), ("max tokens", max_tokens)):
+        if value is not None:
+            check_positive(name, value)
+    check_positive("documents per shard", docs_per_shard)
+    if workers < 0:
+        raise CourseError(f"workers must be >= 0 (0 encodes in this process), got {workers}")
+    if start_method not in multiprocessing.get_all_start_methods():
+        raise CourseError(f"start method {start_method!r} is not available here; "
+                          f"use one of {', '.join(multiprocessing.get_all_start_methods())}")
+    _check_writable(out)
+
+    settings = {
+        "tokenizer": {"name": "gpt2", "ranks_sha256": RANKS_SHA256, "vocab_size": VOCAB_SIZE, "eot": EOT,
+                      "eot_position": "before each document", "dtype": "uint16 little-endian"},
+        "source": describe(source, options),
+        "split": asdict(split),
+        "docs_per_shard": docs_per_shard,
+        "max_docs": max_docs,
+        "max_tokens": max_tokens,
+    }
+    path = out / MANIFEST
+    manifest = None
+    if path.exists():
+        manifest = read_manifest(out)
+        if manifest["settings"] != settings:
+            if not overwrite:
+                raise CourseError(f"{out} already holds a preparation with other settings (source, limits or "
+                                  f"split); choose another --out, or pass --overwrite to replace it")
+            manifest = None
+            path.unlink()
+    if manifest is None:
+        _remove_leftovers(out, 0)
+        manifest = {"format": FORMAT, "settings": settings, "complete": False, "shards": []}
+    if manifest["complete"]:
+        log(f"{out} is already prepared: {manifest['documents']:,} documents, {manifest['tokens']:,} tokens")
+        return manifest
+    _remove_leftovers(out, len(manifest["shards"]))
+
+    shards = manifest["shards"]
+    first = sum(s["documents"] for s in shards)
+    tokens = sum(s[split_name]["tokens"] for s in shards for split_name in SPLITS)
+    if shards:
+        log(f"resuming after {len(shards)} finished shard(s): {first:,} documents, {tokens:,} tokens")
+
+    docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
+    bar = tqdm(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
+               dynamic_ncols=True)
+    writer: _ShardWriter | None = None
+    start, new_tokens = time.perf_counter(), 0
+    try:
+        for batch, encoded in _encode_in_order(_batches(docs, first, docs_per_shard, split, max_docs),
+                                               workers, start_method):
+            done = max_tokens is not None and tokens + int(np.maximum(encoded[2], 0).sum()) >= max_tokens
+            if done:
+                encoded = _truncate(batch, encoded, max_tokens - tokens)
+            if writer is not None and writer.index != batch.shard:
+                shards.append(writer.commit(out))
+                _save(path, manifest)
+                writer = None
+            if writer is None:
+                writer = _ShardWriter(out, batch.shard, batch.shard * docs_per_shard)
+            writer.write(*encoded[:2], batch.is_val, encoded[2])
+            added = int(np.maximum(encoded[2], 0).sum())
+            tokens += added
+            new_tokens += added
+            bar.update(len(batch.docs))
+            bar.set_postfix_str(f"{new_tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
+            if done:
+                break
+        if writer is not None:
+            shards.append(writer.commit(out))
+            writer = None
+    except OSError as e:  # a full disk, a folder made read-only, an unreadable input file
+        raise CourseError(f"{e.filename or out}: {e.strerror or e}; the {len(shards)} finished shard(s) in {out} "
+                          f"are kept, rerun to continue") from None
+    finally:
+        bar.close()
+        if writer is not None:  # an error or Ctrl-C in the middle of a shard: it will be redone
+            writer.abort()
+    if not shards:
+        raise CourseError(f"the source {source} has no documents")
+    manifest["complete"] = True
+    _save(path, manifest)
+    return manifest
+
+
+def _save(path: Path, manifest: dict) -> None:
+    _summarize(manifest)
+    _write_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))

@@ -1,0 +1,280 @@
+"""Where documents come from: the built-in stories, local files and folders, or OpenWebText on the Hub.
+
+Every source yields its documents one at a time, always in the same order, so
+preparation can number them, stop, and later resume at document N. A document
+is yielded as str, as bytes (decoded later, in a worker; a document whose bytes
+are not UTF-8 is skipped there and counted), or as None (a document the reader
+already knows it cannot decode). Nothing reads a whole corpus into memory.
+
+Local formats:
+  .txt            one document per file, or several split by --separator
+  .xz             the original OpenWebText release: an xz-compressed tar of .txt
+                  documents; a plain xz-compressed text is one document
+  .tar, .tar.xz   archives of .txt documents (and of the .xz archives above,
+                  as in the full openwebtext.tar.xz)
+  .jsonl          one JSON object per line, text in a field (default "text")
+  .parquet        a table with a string column (default "text")
+A folder is read recursively, in sorted order of paths.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED, generate_corpus
+from ch01_bigram.errors import CourseError
+
+Document = str | bytes | None
+
+OPENWEBTEXT = "openwebtext"
+BUILTIN = "builtin"
+HUB_REPO = "Skylion007/openwebtext"
+SUFFIXES = (".txt", ".xz", ".tar", ".jsonl", ".parquet")
+TAR_MAGIC_OFFSET = 257  # a tar header carries b"ustar" at byte 257
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read a source: recorded in the manifest, so a resumed run reads the same way."""
+
+    separator: str | None = None   # .txt/.xz text: split into documents at this string
+    text_field: str = "text"       # .jsonl field / .parquet column
+    builtin_bytes: int = DEFAULT_BYTES
+    builtin_seed: int = DEFAULT_SEED
+    revision: str | None = None    # Hub revision (default: main, else refs/convert/parquet)
+
+
+def describe(source: str, options: SourceOptions) -> dict:
+    """What the manifest records about a source."""
+    if source == BUILTIN:
+        return {"kind": BUILTIN, "seed": options.builtin_seed, "bytes": options.builtin_bytes}
+    if source == OPENWEBTEXT:
+        return {"kind": "hub", "repo": HUB_REPO, "revision": options.revision, "text_field": options.text_field}
+    return {"kind": "local", "path": str(Path(source).resolve()), "separator": options.separator,
+            "text_field": options.text_field}
+
+
+def iter_documents(source: str, options: SourceOptions = SourceOptions(), start: int = 0,
+                   cache_dir: str | Path | None = None) -> Iterator[Document]:
+    """Documents of `source` (builtin, openwebtext, or a path), from document number `start` on."""
+    if source == BUILTIN:
+        docs = builtin_documents(options.builtin_seed, options.builtin_bytes)
+    elif source == OPENWEBTEXT:
+        return hub_documents(HUB_REPO, options.revision, options.text_field, start, cache_dir)
+    else:
+        docs = local_documents(Path(source), options)
+    return _skip(docs, start)
+
+
+def _skip(docs: Iterator[Document], n: int) -> Iterator[Document]:
+    for i, doc in enumerate(docs):
+        if i >= n:
+            yield doc
+
+
+# --------------------------------------------------------------------------- #
+# Built-in stories
+# --------------------------------------------------------------------------- #
+
+def builtin_documents(seed: int = DEFAULT_SEED, n_bytes: int = DEFAULT_BYTES) -> Iterator[str]:
+    """Chapter 1's corpus, one story per document (the corpus separates stories by blank lines)."""
+    yield from generate_corpus(seed, n_bytes).strip("\n").split("\n\n")
+
+
+# --------------------------------------------------------------------------- #
+# Local files
+# --------------------------------------------------------------------------- #
+
+def local_files(path: Path) -> list[Path]:
+    """The readable files at `path`: the file itself, or a folder's files (recursively, sorted)."""
+    if not path.exists():
+        raise CourseError(f"source not found: {path} (use builtin, openwebtext, or a file or folder path)")
+    if path.is_file():
+        if not _supported(path):
+            raise CourseError(f"{path}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+        return [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _supported(p))
+    if not files:
+        raise CourseError(f"no documents in folder {path}: it has no {', '.join(SUFFIXES)} files")
+    return files
+
+
+def _supported(path: Path) -> bool:
+    return path.name.endswith(SUFFIXES) and not path.name.startswith(".")
+
+
+def local_documents(path: Path, options: SourceOptions) -> Iterator[Document]:
+    for file in local_files(path):
+        name = file.name
+        if name.endswith(".jsonl"):
+            yield from jsonl_documents(file, options.text_field)
+        elif name.endswith(".parquet"):
+            yield from parquet_documents(file, options.text_field)
+        elif name.endswith(".xz"):
+            yield from xz_documents(file, options.separator)
+        elif name.endswith(".tar"):
+            with open(file, "rb") as f:
+                yield from tar_documents(f, str(file), options.separator)
+        else:
+            with open(file, "rb") as f:
+                yield from split_stream(f, options.separator)
+
+
+def split_stream(f, separator: str | None, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The documents of a binary text stream: the whole stream, or its pieces between separators.
+
+    Works on bytes, so a piece with bad UTF-8 spoils only itself; empty pieces
+    are dropped. Memory holds one chunk plus the longest document.
+    """
+    if separator is None:
+        data = f.read()
+        if data:
+            yield data
+        return
+    sep = separator.encode("utf-8")
+    buffer = b""
+    while chunk := f.read(chunk_size):
+        buffer += chunk
+        *pieces, buffer = buffer.split(sep)
+        yield from (p for p in pieces if p)
+    if buffer:
+        yield buffer
+
+
+def xz_documents(file: Path, separator: str | None) -> Iterator[bytes]:
+    """An .xz file: a tar of documents (OpenWebText's layout) or a single compressed text."""
+    try:
+        with lzma.open(file, "rb") as f:
+            head = f.read(TAR_MAGIC_OFFSET + 5)
+            is_tar = head[TAR_MAGIC_OFFSET:] == b"ustar"
+        with lzma.open(file, "rb") as f:
+            if is_tar:
+                yield from tar_documents(f, str(file), separator)
+            else:
+                yield from split_stream(f, separator)
+    except (lzma.LZMAError, EOFError, tarfile.TarError) as e:
+        raise CourseError(f"corrupt archive {file}: {e or type(e).__name__}") from None
+
+
+def tar_documents(f, name: str, separator: str | None) -> Iterator[bytes]:
+    """The .txt members of a tar stream, in archive order; nested .xz members are opened in turn."""
+    try:
+        with tarfile.open(fileobj=f, mode="r|*") as tar:  # "|": a stream, read once front to back
+            for member in tar:
+                if not member.isfile():
+                    continue
+                data = tar.extractfile(member)
+                if member.name.endswith(".xz"):
+                    with lzma.open(data, "rb") as inner:
+                        yield from tar_documents(inner, f"{name}:{member.name}", separator)
+                elif member.name.endswith(".txt"):
+                    yield from split_stream(data, separator)
+    except (lzma.LZMAError, EOFError, tarfile.TarError) as e:
+        raise CourseError(f"corrupt archive {name}: {e or type(e).__name__}") from None
+
+
+def jsonl_documents(file: Path, field: str) -> Iterator[Document]:
+    with open(file, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None  # bad bytes in this document only: skipped and counted
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise CourseError(f"{file}, line {number}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get(field), str):
+                raise CourseError(f"{file}, line {number}: expected an object with a string field {field!r}")
+            yield record[field]
+
+
+def _pyarrow_parquet():
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CourseError("reading .parquet files needs pyarrow: pip install huggingface_hub pyarrow") from None
+    return pq
+
+
+def parquet_documents(file: Path, column: str, start: int = 0) -> Iterator[str | None]:
+    """The `column` of a parquet file, read a few thousand rows at a time, from row `start` on."""
+    pq = _pyarrow_parquet()
+    try:
+        table = pq.ParquetFile(file)
+    except Exception as e:  # pyarrow raises its own error types for unreadable files
+        raise CourseError(f"cannot read parquet file {file}: {e}") from None
+    names = table.schema_arrow.names
+    if column not in names:
+        raise CourseError(f"{file} has no column {column!r} (its columns: {', '.join(names)}); "
+                          f"name the text column with --text-field")
+    row = 0
+    for batch in table.iter_batches(batch_size=4096, columns=[column]):
+        if row + batch.num_rows <= start:
+            row += batch.num_rows
+            continue
+        for value in batch.column(0).to_pylist()[max(0, start - row):]:
+            yield value if isinstance(value, str) else None
+        row += batch.num_rows
+
+
+# --------------------------------------------------------------------------- #
+# OpenWebText on the Hugging Face Hub, as parquet (no dataset script)
+# --------------------------------------------------------------------------- #
+
+def _hub():
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise CourseError("reading OpenWebText from the Hub needs two optional packages: "
+                          "pip install huggingface_hub pyarrow") from None
+    _pyarrow_parquet()
+    return huggingface_hub
+
+
+def hub_parquet_files(repo: str, revision: str | None) -> tuple[str, list[str]]:
+    """(revision, sorted parquet paths of the train split). Tries `main`, then the Hub's parquet conversion."""
+    hub = _hub()
+    revisions = [revision] if revision else ["main", "refs/convert/parquet"]
+    for rev in revisions:
+        try:
+            files = hub.list_repo_files(repo, repo_type="dataset", revision=rev)
+        except Exception as e:
+            raise CourseError(f"cannot list {repo} on the Hugging Face Hub (revision {rev}): {e}. "
+                              f"Check the network, or prepare from local files with --source PATH") from None
+        parquet = sorted(f for f in files if f.endswith(".parquet") and "train" in f)
+        if parquet:
+            return rev, parquet
+    raise CourseError(f"{repo} has no train parquet files at revision(s) {', '.join(revisions)}")
+
+
+def hub_download(repo: str, filename: str, revision: str, cache_dir: str | Path | None = None) -> Path:
+    """One file from the Hub: cached, and resumed if a previous download was interrupted."""
+    hub = _hub()
+    try:
+        return Path(hub.hf_hub_download(repo, filename, repo_type="dataset", revision=revision,
+                                        cache_dir=cache_dir))
+    except Exception as e:
+        raise CourseError(f"cannot download {filename} from {repo}: {e}. Rerun to resume the download") from None
+
+
+def hub_documents(repo: str, revision: str | None, column: str, start: int = 0,
+                  cache_dir: str | Path | None = None) -> Iterator[str | None]:
+    """The Hub dataset's documents, downloading each parquet shard only when the reading reaches it."""
+    pq = _pyarrow_parquet()
+    rev, files = hub_parquet_files(repo, revision)
+    row = 0
+    for name in files:
+        path = hub_download(repo, name, rev, cache_dir)
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if row + rows > start:
+            yield from parquet_documents(path, column, start=max(0, start - row))
+        row += rows
