@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from ch01_bigram.errors import CourseError, check_positive
 
 from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding
-from .sources import Document, SourceOptions, describe, iter_documents
+from .sources import Document, SourceOptions, check_source, describe, iter_documents
 from .workers import encode_documents, init_worker
 
 MANIFEST = "manifest.json"
@@ -233,19 +233,26 @@ def _batches(docs: Iterator[Document], first: int, docs_per_shard: int, split: S
              max_docs: int | None) -> Iterator[_Batch]:
     """Group documents into batches for the workers; a batch never spans two shards."""
     batch, size, index = None, 0, first
-    for doc in docs:
-        if max_docs is not None and index >= max_docs:
-            break
-        shard = index // docs_per_shard
-        if batch is not None and (batch.shard != shard or size >= BATCH_BYTES or len(batch.docs) >= BATCH_DOCS):
+    try:
+        for doc in docs:
+            if max_docs is not None and index >= max_docs:
+                break
+            shard = index // docs_per_shard
+            if batch is not None and (batch.shard != shard or size >= BATCH_BYTES or len(batch.docs) >= BATCH_DOCS):
+                yield batch
+                batch = None
+            if batch is None:
+                batch, size = _Batch(shard, [], []), 0
+            batch.docs.append(doc)
+            batch.is_val.append(split.is_val(index))
+            size += len(doc) if doc is not None else 0
+            index += 1
+    except (CourseError, OSError):
+        # A reading error (say, a corrupt archive): first hand over the documents
+        # read before it, so that every shard they complete is still saved.
+        if batch is not None:
             yield batch
-            batch = None
-        if batch is None:
-            batch, size = _Batch(shard, [], []), 0
-        batch.docs.append(doc)
-        batch.is_val.append(split.is_val(index))
-        size += len(doc) if doc is not None else 0
-        index += 1
+        raise
     if batch is not None:
         yield batch
 
@@ -260,14 +267,20 @@ def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str)
     context = multiprocessing.get_context(start_method)
     with context.Pool(workers, initializer=init_worker, initargs=(encoding_spec(), EOT, os.getpid())) as pool:
         pending: deque = deque()
-        for batch in batches:
-            pending.append((batch, pool.apply_async(encode_documents, (batch.docs, batch.is_val))))
-            if len(pending) >= 2 * workers + 2:  # back-pressure: the reader may not run ahead of the workers
-                batch, result = pending.popleft()
-                yield batch, result.get()
+        error = None
+        try:
+            for batch in batches:
+                pending.append((batch, pool.apply_async(encode_documents, (batch.docs, batch.is_val))))
+                if len(pending) >= 2 * workers + 2:  # back-pressure: the reader may not run ahead of the workers
+                    batch, result = pending.popleft()
+                    yield batch, result.get()
+        except (CourseError, OSError) as e:  # a reading error: first write the batches read before it
+            error = e
         while pending:
             batch, result = pending.popleft()
             yield batch, result.get()
+        if error is not None:
+            raise error
 
 
 def _truncate(batch: _Batch, encoded, tokens_wanted: int):
@@ -354,6 +367,7 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     if shards:
         log(f"resuming after {len(shards)} finished shard(s): {first:,} documents, {tokens:,} tokens")
 
+    check_source(source)  # a missing path or an empty folder is reported before any work starts
     docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
     bar = tqdm(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
                dynamic_ncols=True)
@@ -365,13 +379,13 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
             done = max_tokens is not None and tokens + int(np.maximum(encoded[2], 0).sum()) >= max_tokens
             if done:
                 encoded = _truncate(batch, encoded, max_tokens - tokens)
-            if writer is not None and writer.index != batch.shard:
-                shards.append(writer.commit(out))
-                _save(path, manifest)
-                writer = None
             if writer is None:
                 writer = _ShardWriter(out, batch.shard, batch.shard * docs_per_shard)
             writer.write(*encoded[:2], batch.is_val, encoded[2])
+            if writer.documents == docs_per_shard:  # the shard is complete: commit it now
+                shards.append(writer.commit(out))
+                _save(path, manifest)
+                writer = None
             added = int(np.maximum(encoded[2], 0).sum())
             tokens += added
             new_tokens += added

@@ -71,6 +71,12 @@ def iter_documents(source: str, options: SourceOptions = SourceOptions(), start:
     return _skip(docs, start)
 
 
+def check_source(source: str) -> None:
+    """Fail early, with a clear message, on a local path that holds no readable files."""
+    if source not in (BUILTIN, OPENWEBTEXT):
+        local_files(Path(source))
+
+
 def _skip(docs: Iterator[Document], n: int) -> Iterator[Document]:
     for i, doc in enumerate(docs):
         if i >= n:

@@ -1,0 +1,218 @@
+"""Chapter 4, preparation: manifest, round trip, split, resume after SIGKILL, spawn workers, bad input."""
+
+import hashlib
+import json
+import lzma
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ch01_bigram import CourseError, run_cli
+from ch04_pretrain.bpe import EOT, gpt2_encoding
+from ch04_pretrain.cli import main, parse_count
+from ch04_pretrain.loader import split_tokens
+from ch04_pretrain.prepare import MANIFEST, SplitRule, prepare, read_manifest, verify
+from ch04_pretrain.sources import SourceOptions, builtin_documents
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = SourceOptions(builtin_bytes=60_000)  # about 160 stories
+
+
+def documents_of(tokens: np.ndarray) -> list[str]:
+    """Cut a split's tokens at <|endoftext|> (which precedes every document) and decode each piece."""
+    enc = gpt2_encoding()
+    assert len(tokens) == 0 or tokens[0] == EOT
+    starts = np.flatnonzero(tokens == EOT)
+    return [enc.decode(tokens[a + 1:b].tolist()) for a, b in zip(starts, [*starts[1:], len(tokens)])]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_split_rule_is_deterministic_with_a_floor():
+    rule = SplitRule()
+    first = [rule.is_val(i) for i in range(1000)]
+    assert sum(first) == 100  # small corpora: 1 in 10 of the first 1,000 documents
+    later = [rule.is_val(i) for i in range(1000, 1000 + 20 * 2000)]
+    assert sum(later) == 20   # then 1 in 2,000 = 0.05%, as in the published OpenWebText split
+    assert first == [SplitRule().is_val(i) for i in range(1000)]
+    assert first != [SplitRule(seed=1).is_val(i) for i in range(1000)]
+
+
+def test_manifest_and_round_trip(tmp_path):
+    manifest = prepare("builtin", tmp_path, options=SMALL, docs_per_shard=40, workers=2, progress=False)
+    docs = list(builtin_documents(n_bytes=SMALL.builtin_bytes))
+    assert manifest["complete"] and manifest["documents"] == len(docs) and manifest["skipped"] == 0
+    assert len(manifest["shards"]) == -(-len(docs) // 40)
+    assert manifest["settings"]["tokenizer"]["eot"] == 50256
+    assert manifest == json.loads((tmp_path / MANIFEST).read_text())
+    for shard in manifest["shards"]:
+        for split in ("train", "val"):
+            data = (tmp_path / shard[split]["file"]).read_bytes()
+            assert len(data) == 2 * shard[split]["tokens"]
+            assert hashlib.sha256(data).hexdigest() == shard[split]["sha256"]
+    rule = SplitRule()
+    for split, want_val in (("train", False), ("val", True)):
+        tokens = split_tokens(tmp_path, split)
+        assert len(tokens) == manifest["splits"][split]["tokens"]
+        expected = [d for i, d in enumerate(docs) if rule.is_val(i) == want_val]
+        assert documents_of(tokens) == expected
+        assert manifest["splits"][split]["documents"] == len(expected)
+    assert manifest["tokens"] == sum(len(gpt2_encoding().encode_ordinary(d)) + 1 for d in docs)
+    assert verify(tmp_path) == manifest
+
+
+def test_output_does_not_depend_on_workers_or_start_method(tmp_path):
+    prepare("builtin", tmp_path / "inline", options=SMALL, docs_per_shard=50, workers=0, progress=False)
+    prepare("builtin", tmp_path / "spawn", options=SMALL, docs_per_shard=50, workers=2, start_method="spawn",
+            progress=False)
+    assert folder_bytes(tmp_path / "inline") == folder_bytes(tmp_path / "spawn")
+
+
+def test_max_docs_and_max_tokens_stop_at_a_document(tmp_path):
+    m = prepare("builtin", tmp_path / "docs", options=SMALL, max_docs=25, docs_per_shard=10, workers=0,
+                progress=False)
+    assert m["documents"] == 25 and [s["documents"] for s in m["shards"]] == [10, 10, 5]
+    m = prepare("builtin", tmp_path / "tokens", options=SMALL, max_tokens=3000, docs_per_shard=10, workers=0,
+                progress=False)
+    docs = list(builtin_documents(n_bytes=SMALL.builtin_bytes))
+    sizes = np.cumsum([len(gpt2_encoding().encode_ordinary(d)) + 1 for d in docs])
+    n = int(np.searchsorted(sizes, 3000)) + 1
+    assert m["documents"] == n and m["tokens"] == sizes[n - 1] >= 3000 > sizes[n - 2]
+
+
+def test_undecodable_document_is_skipped_and_counted(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("first document")
+    (src / "b.txt").write_bytes(b"broken \xff\xfe bytes")
+    (src / "c.txt").write_text("third document")
+    m = prepare(str(src), tmp_path / "out", workers=0, progress=False)
+    assert m["documents"] == 3 and m["skipped"] == 1
+    kept = documents_of(split_tokens(tmp_path / "out", "train")) + documents_of(split_tokens(tmp_path / "out", "val"))
+    assert sorted(kept) == ["first document", "third document"]
+
+
+def test_resume_after_sigkill_is_byte_identical(tmp_path):
+    """Kill a preparation (main process and workers) mid-shard, rerun it, compare with an uninterrupted run."""
+    out, ready = tmp_path / "killed", tmp_path / "ready"
+    options = "SourceOptions(builtin_bytes=200_000)"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from ch04_pretrain import prepare as P
+        from ch04_pretrain.sources import SourceOptions, iter_documents
+
+        def stalling(source, options, start=0, cache_dir=None):
+            for i, doc in enumerate(iter_documents(source, options, start, cache_dir), start):
+                if i == 415:  # shards 0-11 are finished, shard 12 is half written, more are in flight
+                    Path({str(ready)!r}).touch()
+                    time.sleep(600)
+                yield doc
+
+        P.iter_documents = stalling
+        P.BATCH_DOCS = 8  # several batches per shard, so that a shard can be caught half written
+        P.prepare("builtin", {str(out)!r}, options={options}, docs_per_shard=30, workers=2, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None, "the preparation ended before it could be killed"
+            assert time.monotonic() < deadline, "the preparation never reached document 415"
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the main process and its workers
+        proc.wait()
+    partial = read_manifest(out)
+    assert not partial["complete"] and 0 < len(partial["shards"]) < 14
+    assert list(out.glob("*.tmp")), "the kill should have left a half-written shard"
+
+    resumed = prepare("builtin", out, options=SourceOptions(builtin_bytes=200_000), docs_per_shard=30, workers=2,
+                      progress=False, log=lambda *a: None)
+    reference = prepare("builtin", tmp_path / "whole", options=SourceOptions(builtin_bytes=200_000),
+                        docs_per_shard=30, workers=0, progress=False)
+    assert resumed == reference
+    assert folder_bytes(out) == folder_bytes(tmp_path / "whole")
+
+
+def test_errors_keep_finished_shards_and_exit_2(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.txt").write_text(f"document {i}")
+    (src / "9.xz").write_bytes(lzma.compress(b"x" * 1000)[:30])  # truncated archive, read last
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", "--source", str(src), "--out", str(out), "--docs-per-shard", "1",
+                       "--workers", "0", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: corrupt archive") and "Traceback" not in err
+    kept = read_manifest(out)
+    assert len(kept["shards"]) == 3 and not kept["complete"]
+    assert verify(out) == kept
+    (src / "9.xz").unlink()  # the user removes the bad file and reruns: the three shards are reused
+    assert prepare(str(src), out, docs_per_shard=1, workers=0, progress=False)["documents"] == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--source", "{empty}"], "no documents in folder"),
+    (["--source", "builtin", "--max-docs", "0"], "max docs must be positive"),
+    (["--source", "{parquet}"], "no column 'text'"),
+    (["--source", "{jsonl}"], "line 2: not valid JSON"),
+])
+def test_bad_input_exits_2(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "t.parquet")
+    (tmp_path / "t.jsonl").write_text('{"text": "ok"}\n{oops}\n')
+    argv = [a.format(empty=tmp_path / "empty", parquet=tmp_path / "t.parquet", jsonl=tmp_path / "t.jsonl")
+            for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", *argv, "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_output_and_changed_settings(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(CourseError, match="cannot write to output folder"):
+        prepare("builtin", blocker / "out", options=SMALL, workers=0, progress=False)
+    out = tmp_path / "out"
+    first = prepare("builtin", out, options=SMALL, max_docs=20, workers=0, progress=False)
+    before = folder_bytes(out)
+    with pytest.raises(CourseError, match="other settings"):
+        prepare("builtin", out, options=SMALL, max_docs=30, workers=0, progress=False)
+    assert folder_bytes(out) == before  # the refusal touched nothing
+    assert prepare("builtin", out, options=SMALL, max_docs=20, workers=0, progress=False) == first
+    assert prepare("builtin", out, options=SMALL, max_docs=30, workers=0, progress=False,
+                   overwrite=True)["documents"] == 30
+
+
+def test_parse_count():
+    assert parse_count("10M") == 10_000_000 and parse_count("1.5k") == 1500 and parse_count("2,000") == 2000
+    assert parse_count("9B") == 9_000_000_000
+
+
+@pytest.mark.slow
+def test_cli_in_a_subprocess(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "ch04_pretrain", "prepare", "--source", "builtin", "--builtin-bytes",
+                         "20000", "--out", str(tmp_path / "b"), "--no-progress"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "documents in 1 shard(s)" in ok.stdout and ok.stderr == ""
+    bad = subprocess.run([sys.executable, "-m", "ch04_pretrain", "prepare", "--source", str(tmp_path / "none"),
+                          "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: source not found")
