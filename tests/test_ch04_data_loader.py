@@ -1,0 +1,127 @@
+"""Chapter 4, loader: shifted windows, disjoint ranks, resumable sampling, no memory growth."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ch01_bigram import CourseError
+from ch04_pretrain.loader import ShardDataset, load_splits, split_tokens
+from ch04_pretrain.prepare import FORMAT, MANIFEST, prepare
+from ch04_pretrain.sources import SourceOptions
+
+
+def synthetic(folder: Path, sizes: list[int], val: int = 0) -> Path:
+    """Shards whose token at position p of shard k is (k * 20,000 + p): a window tells where it came from."""
+    shards = []
+    for k, n in enumerate(sizes):
+        np.arange(k * 20_000, k * 20_000 + n, dtype="<u2").tofile(folder / f"train_{k:05d}.bin")
+        np.arange(val, dtype="<u2").tofile(folder / f"val_{k:05d}.bin")
+        shards.append({"train": {"file": f"train_{k:05d}.bin", "tokens": n},
+                       "val": {"file": f"val_{k:05d}.bin", "tokens": val}})
+    (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, "complete": True, "shards": shards}))
+    return folder
+
+
+def test_targets_are_inputs_shifted_by_one(tmp_path):
+    prepare("builtin", tmp_path, options=SourceOptions(builtin_bytes=30_000), workers=0, progress=False)
+    splits = load_splits(tmp_path)
+    tokens = split_tokens(tmp_path, "train").astype(np.int64)
+    x, y = splits["train"].get_batch(4, 32, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 32) and x.dtype == y.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    text = tokens.tobytes()
+    for row in range(4):  # each window is a run of the split's tokens
+        assert np.concatenate([x[row].numpy(), y[row, -1:].numpy()]).tobytes() in text
+    assert splits["val"].tokens == len(split_tokens(tmp_path, "val"))
+
+
+def test_windows_stay_inside_one_shard_and_cover_it(tmp_path):
+    data = ShardDataset(synthetic(tmp_path, [1000, 300]), "train")
+    x, y = data.get_batch(4000, 16, torch.Generator().manual_seed(1))
+    starts = x[:, 0].numpy()
+    shard = starts // 20_000
+    offset = starts % 20_000
+    assert set(shard) == {0, 1}
+    assert ((shard == 0) & (offset <= 1000 - 17) | (shard == 1) & (offset <= 300 - 17)).all()
+    assert torch.equal(y[:, -1] - x[:, 0], torch.full((4000,), 16))  # no window crosses into the next shard
+    assert offset[shard == 0].max() == 1000 - 17 and offset.min() == 0  # the ends are reachable
+    # Shards are drawn in proportion to their windows: 984 vs 284.
+    assert abs((shard == 1).mean() - 284 / 1268) < 0.03
+
+
+def test_ranks_read_disjoint_tokens(tmp_path):
+    synthetic(tmp_path, [1000, 999])
+    seen, counts = [], []
+    for rank in range(3):
+        data = ShardDataset(tmp_path, "train", rank=rank, world_size=3)
+        x, y = data.get_batch(2000, 8, torch.Generator().manual_seed(0))
+        windows = torch.cat([x, y[:, -1:]], dim=1).numpy()
+        seen.append(set(windows.ravel().tolist()))
+        counts.append(data.tokens)
+    assert sum(counts) == 1999 and max(counts) - min(counts) <= 2  # a third of every shard each
+    assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
+    with pytest.raises(CourseError, match="rank must be in 0..2"):
+        ShardDataset(tmp_path, "train", rank=3, world_size=3)
+
+
+def test_saved_generator_state_resumes_the_same_batches(tmp_path):
+    data = ShardDataset(synthetic(tmp_path, [5000]), "train")
+    gen = torch.Generator().manual_seed(42)
+    for _ in range(3):
+        data.get_batch(8, 64, gen)
+    state = gen.get_state()  # what a checkpoint stores
+    expected = [data.get_batch(8, 64, gen) for _ in range(3)]
+    resumed = torch.Generator()
+    resumed.set_state(state)
+    for x, y in expected:
+        x2, y2 = data.get_batch(8, 64, resumed)
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_too_short_split_and_incomplete_folder(tmp_path):
+    data = ShardDataset(synthetic(tmp_path, [100, 100], val=5), "val")
+    with pytest.raises(CourseError, match="no run of block size \\+ 1 = 9 tokens"):
+        data.get_batch(2, 8)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["complete"] = False
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CourseError, match="only partly prepared"):
+        ShardDataset(tmp_path, "train")
+
+
+def rss_mb() -> float:
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("reading the resident set size needs Linux's /proc")
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status.read_text()).group(1)) / 1024
+
+
+@pytest.mark.slow
+def test_no_memory_growth_over_many_batches(tmp_path):
+    """A map kept open would grow by up to the 64 MB file as random windows touch it; ours stays flat."""
+    n = 32 * 1024 * 1024
+    np.zeros(n, dtype="<u2").tofile(tmp_path / "train_00000.bin")
+    np.zeros(10, dtype="<u2").tofile(tmp_path / "val_00000.bin")
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": FORMAT, "complete": True, "shards": [
+        {"train": {"file": "train_00000.bin", "tokens": n}, "val": {"file": "val_00000.bin", "tokens": 10}}]}))
+    data = ShardDataset(tmp_path, "train")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        data.get_batch(16, 256, gen)
+    before = rss_mb()
+    for _ in range(2000):  # 32,000 random windows: a kept-open map would touch most of the 64 MB
+        data.get_batch(16, 256, gen)
+    assert rss_mb() - before < 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batches_are_copied_asynchronously(tmp_path):
+    data = ShardDataset(synthetic(tmp_path, [5000]), "train")
+    x, y = data.get_batch(4, 16, torch.Generator().manual_seed(0), device="cuda")
+    assert x.is_cuda and y.is_cuda
+    cpu_x, _ = data.get_batch(4, 16, torch.Generator().manual_seed(0))
+    assert torch.equal(x.cpu(), cpu_x)
