@@ -7,7 +7,7 @@ import time
 
 from .bigram import BigramLanguageModel, TrainConfig, pick_device, prepare_char_data, sample_text, set_seed, train
 from .data import BUILTIN, CORPORA, DATA_DIR_ENV, load_text
-from .errors import check_positive
+from .errors import CourseError, check_positive
 
 
 def add_corpus_args(parser: argparse.ArgumentParser) -> None:
@@ -42,14 +42,26 @@ def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) ->
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
     g.add_argument("--sample-length", type=int, default=500, help="characters to generate after training")
-    g.add_argument("--prompt", default="\n", help="text the sample continues (default: a newline)")
+    g.add_argument("--prompt", default="\n",
+                   help="text the sample continues; every character must occur in the corpus "
+                        "(default: a newline, or the text's first character if it has no newline)")
     g.add_argument("--temperature", type=float, default=1.0,
                    help="below 1: safer, more repetitive text; above 1: more surprising text")
+
+
+def check_sampling_args(args: argparse.Namespace) -> None:
+    """Refuse bad sampling options before training, not after minutes of it."""
+    if args.sample_length != 0:  # 0 means: no sample
+        check_positive("sample length", args.sample_length)
+    check_positive("temperature", args.temperature)
+    if not args.prompt:
+        raise CourseError("the prompt is empty; give at least one character")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_iters"):
         check_positive(name.replace("_", " "), getattr(args, name))
+    check_positive("learning rate", args.lr)  # AdamW would refuse it with a traceback
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, block_size=args.block_size, lr=args.lr,
                        eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed)
 
@@ -69,11 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     cfg = train_config_from_args(args)
-    check_positive("sample length", args.sample_length) if args.sample_length != 0 else None
+    check_sampling_args(args)
     device = pick_device(args.device)
     text = load_text(args.corpus, args.data_dir, progress=not args.no_progress)
     data = prepare_char_data(text, cfg.block_size)
-    data.tokenizer.encode(args.prompt)  # refuse an unknown prompt before spending time on training
+    prompt = args.prompt
+    if prompt == "\n" and "\n" not in data.tokenizer.stoi:
+        prompt = text[0]  # the default prompt, for a text without line breaks: start where the text starts
+    try:
+        data.tokenizer.encode(prompt)  # refuse an unknown prompt before spending time on training
+    except CourseError as e:
+        raise CourseError(f"--prompt {prompt!r}: {e} (the corpus's characters are its vocabulary)") from None
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary of {data.tokenizer.vocab_size}); "
           f"device: {device}")
     set_seed(cfg.seed)
@@ -84,5 +102,5 @@ def main(argv=None) -> None:
           f"final val loss {history.val[-1]:.4f} (best {history.best_val:.4f})")
     if args.sample_length:
         print("--- sample ---")
-        print(sample_text(model, data.tokenizer, args.prompt, args.sample_length, args.temperature,
+        print(sample_text(model, data.tokenizer, prompt, args.sample_length, args.temperature,
                           seed=cfg.seed, device=device))
