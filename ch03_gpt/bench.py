@@ -1,0 +1,141 @@
+"""Chapter 3 benchmarks: training speed against Hugging Face's GPT-2, and the KV cache.
+
+    python -m ch03_gpt.bench speed       # tokens/s: ours vs transformers' GPT2LMHeadModel, float32 and bfloat16
+    python -m ch03_gpt.bench kv-cache    # 500 new tokens from a 10M-parameter model, with and without the cache
+
+Every figure is a ratio measured in the same run: the two contenders are timed
+in alternating rounds, so a busy machine slows both alike. `transformers` is
+needed for `speed` only (it is a test/benchmark dependency of the course).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from ch01_bigram import run_cli
+
+from .generate import generate
+from .model import GPT, GPTConfig
+from .train import DTYPES, configure_optimizer
+
+SIZES = {
+    "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
+    "lecture": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=16),
+}
+
+
+def hf_model(cfg: GPTConfig):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    hf_cfg = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
+                        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2LMHeadModel(hf_cfg)
+    return model
+
+
+def make_step(model, optimizer, x, y, dtype, is_hf: bool):
+    """One training step (forward, backward, AdamW), as the same closure for both models."""
+    def step():
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            if is_hf:
+                loss = model(input_ids=x, labels=y).loss  # shifts labels inside: same work per token
+            else:
+                _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def time_steps(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return time.perf_counter() - start
+
+
+def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    s = SIZES[size]
+    cfg = GPTConfig(vocab_size=65, block_size=s["block_size"], n_layer=s["n_layer"], n_head=s["n_head"],
+                    n_embd=s["n_embd"])
+    B, T = s["batch_size"], s["block_size"]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 65, (B, T), generator=gen)
+    y = torch.randint(0, 65, (B, T), generator=gen)
+    print(f"size {size}: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, block {T}, batch {B}; "
+          f"{torch.get_num_threads()} threads; torch {torch.__version__}")
+    results = {}
+    for dtype_name in dtypes:
+        dtype = DTYPES[dtype_name]
+        torch.manual_seed(0)
+        ours = GPT(cfg)
+        theirs = hf_model(cfg)
+        steps_fn = {
+            "ours": make_step(ours, configure_optimizer(ours, 1e-3), x, y, dtype, False),
+            "transformers": make_step(theirs, torch.optim.AdamW(theirs.parameters(), lr=1e-3), x, y, dtype, True),
+        }
+        for fn in steps_fn.values():  # warm-up: allocator, kernels, autocast caches
+            time_steps(fn, 3)
+        rates = {name: [] for name in steps_fn}
+        for _ in range(rounds):
+            for name, fn in steps_fn.items():
+                rates[name].append(B * T * steps / time_steps(fn, steps))
+        med = {name: statistics.median(r) for name, r in rates.items()}
+        results[dtype_name] = med
+        print(f"  {dtype_name:8s}: ours {med['ours']:9,.0f} tokens/s   transformers {med['transformers']:9,.0f} "
+              f"tokens/s   ratio {med['ours'] / med['transformers']:.2f}x   (median of {rounds} rounds of {steps} steps)")
+    if "float32" in results and "bfloat16" in results:
+        r = results["bfloat16"]["ours"] / results["float32"]["ours"]
+        print(f"  bfloat16 / float32 (ours): {r:.2f}x")
+
+
+def kv_cache(new_tokens: int, repeats: int) -> None:
+    # About 10M parameters; the block is long enough for the prompt and every new token,
+    # so the cache is never rebuilt and the comparison is the cache itself.
+    cfg = GPTConfig(vocab_size=65, block_size=1024, n_layer=6, n_head=6, n_embd=384)
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    print(f"model: {model.num_params() / 1e6:.1f}M parameters; {new_tokens} new tokens; "
+          f"{torch.get_num_threads()} threads")
+    times, outputs = {True: [], False: []}, {}
+    for _ in range(repeats):
+        for use_cache in (True, False):
+            start = time.perf_counter()
+            out = generate(model, prompt, new_tokens, use_cache=use_cache, generator=torch.Generator().manual_seed(1))
+            times[use_cache].append(time.perf_counter() - start)
+            outputs[use_cache] = out
+    with_cache, without = min(times[True]), min(times[False])
+    print(f"  with cache: {with_cache:.2f} s ({new_tokens / with_cache:,.0f} tokens/s)")
+    print(f"  without:    {without:.2f} s ({new_tokens / without:,.0f} tokens/s)")
+    print(f"  speed-up:   {without / with_cache:.1f}x; identical tokens: {torch.equal(outputs[True], outputs[False])}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ch03_gpt.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("speed", help="training tokens/s against transformers' GPT2LMHeadModel")
+    p.add_argument("--size", choices=SIZES, default="small")
+    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=20, help="steps per timed round")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p = sub.add_parser("kv-cache", help="generation time with and without the KV cache")
+    p.add_argument("--new-tokens", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.command == "speed":
+        speed(args.size, args.dtypes.split(","), args.rounds, args.steps, args.threads)
+    else:
+        kv_cache(args.new_tokens, args.repeats)
+
+
+if __name__ == "__main__":
+    run_cli(main)

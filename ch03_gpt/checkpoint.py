@@ -1,0 +1,122 @@
+"""Saving and loading a model: weights as safetensors, the config beside them as JSON.
+
+safetensors holds only tensors, so loading a file never runs code from it
+(a pickle-based `torch.save` file can). Writes are atomic: a file is written
+under a temporary name, flushed to disk and renamed over the old one, so a
+crash leaves either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ch01_bigram import CourseError
+
+from .model import GPT, GPTConfig
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; on success fsync it and rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        except OSError:
+            pass  # some platforms cannot fsync a directory
+        finally:
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CourseError(f"{path} not found") from None
+    except json.JSONDecodeError as e:
+        raise CourseError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def model_state(model: GPT) -> dict[str, torch.Tensor]:
+    """The state dict without the tied output head (it is the token embedding, stored once)."""
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+
+
+def save_checkpoint(model: GPT, directory: str | Path, meta: dict | None = None) -> Path:
+    """Write `model.safetensors` and `config.json` (the model config plus `meta`) into `directory`."""
+    directory = Path(directory)
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(model_state(model), str(tmp))
+    write_json(directory / CONFIG, {"model": model.config.to_dict(), **(meta or {})})
+    return directory
+
+
+def config_difference(a: GPTConfig, b: GPTConfig) -> str:
+    """'n_layer 4 != 6, n_embd 128 != 384' for the fields where two configs differ."""
+    da, db = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k} {da[k]} != {db[k]}" for k in da if da[k] != db[k])
+
+
+def load_weights(model: GPT, path: str | Path) -> None:
+    """Load a safetensors file into `model`; refuse missing, unexpected or misshapen tensors by name."""
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CourseError(f"cannot read weights from {path}: {e}") from None
+    expected = model_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CourseError(f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise CourseError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}")
+    model.load_state_dict(state, strict=False)  # strict=False: lm_head.weight is tied, not stored
+
+
+def load_checkpoint(directory: str | Path, expect: GPTConfig | None = None,
+                    device: str = "cpu") -> tuple[GPT, dict]:
+    """The model saved in `directory` and its metadata. With `expect`, a checkpoint of
+    another shape is refused with a message that names each difference."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CourseError(f"checkpoint directory not found: {directory}")
+    meta = read_json(directory / CONFIG)
+    if "model" not in meta:
+        raise CourseError(f"{directory / CONFIG} has no 'model' section; is this a checkpoint of this course?")
+    try:
+        cfg = GPTConfig.from_dict(meta["model"])
+    except TypeError as e:
+        raise CourseError(f"{directory / CONFIG}: bad model config ({e})") from None
+    if expect is not None and cfg != expect:
+        raise CourseError(f"checkpoint {directory} has a different config: {config_difference(cfg, expect)}")
+    model = GPT(cfg)
+    load_weights(model, directory / WEIGHTS)
+    return model.to(device), meta

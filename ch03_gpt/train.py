@@ -1,0 +1,110 @@
+"""Training GPT at character level, keeping the best checkpoint by val loss.
+
+The loop itself is Chapter 1's `train`; this chapter adds what a real model
+needs: AdamW with weight decay on the weight matrices only, a warm-up and
+cosine learning-rate schedule, gradient clipping, optional bfloat16 autocast,
+and saving the best model seen so far.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ch01_bigram import CharData, CourseError, History, TrainConfig, check_positive, set_seed, train
+
+from .checkpoint import save_checkpoint
+from .model import GPT, GPTConfig
+
+
+def cosine_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """Linear warm-up from 0 to `max_lr` over `warmup` steps, then cosine decay to `min_lr` at `total`."""
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+
+def configure_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.1,
+                        betas: tuple[float, float] = (0.9, 0.99), device: str = "cpu") -> torch.optim.AdamW:
+    """AdamW that decays weight matrices and embeddings (2-D and up) but not biases or LayerNorm gains,
+    which set scales and offsets rather than store features."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    # The fused kernel updates all parameters in one pass; it exists for CPU and CUDA in recent torch.
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class Recipe:
+    """Everything that decides a character-level run, besides the model's shape."""
+
+    steps: int = 2000
+    batch_size: int = 12
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    dtype: str = "float32"
+    eval_interval: int = 250
+    eval_iters: int = 200
+    seed: int = 1337
+
+
+# The published laptop-CPU recipe (val loss about 1.88 on Tiny Shakespeare) and this chapter's
+# faster one, which reaches the same loss in under half the time on a 2-core CPU (see README).
+RECIPES = {
+    "baseline": Recipe(),
+    "fast": Recipe(steps=700, batch_size=24, lr=3e-3, min_lr=3e-4, warmup=50),
+}
+
+
+def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str | Path | None = None,
+              device: str = "cpu", progress: bool = True, log=print) -> tuple[GPT, History, dict]:
+    """Train a GPT on character data; save the best model by val loss to `out_dir` (if given).
+
+    Returns the model as it ended, the loss history, and a summary with the
+    best val loss (the figure to report: the last one can be worse), its step
+    and the wall time.
+    """
+    check_positive("steps", recipe.steps)
+    if recipe.dtype not in DTYPES:
+        raise CourseError(f"unknown dtype {recipe.dtype!r}; choose float32 or bfloat16")
+    set_seed(recipe.seed)
+    model = GPT(model_cfg).to(device)
+    optimizer = configure_optimizer(model, recipe.lr, recipe.weight_decay, device=device)
+    best = {"val_loss": float("inf"), "step": -1}
+    meta = {"tokenizer": {"type": "char", "chars": data.tokenizer.chars}, "recipe": asdict(recipe)}
+
+    def keep_best(step: int, losses: dict[str, float]) -> None:
+        if losses["val"] < best["val_loss"]:
+            best.update(val_loss=losses["val"], step=step)
+            if out_dir is not None:
+                save_checkpoint(model, out_dir, {**meta, "step": step, "val_loss": losses["val"]})
+
+    cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=model_cfg.block_size,
+                      lr=recipe.lr, eval_interval=recipe.eval_interval, eval_iters=recipe.eval_iters,
+                      seed=recipe.seed)
+    start = time.perf_counter()
+    history = train(model, data.train, data.val, cfg, device, progress, log, optimizer=optimizer,
+                    lr_schedule=lambda s: cosine_lr(s, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps),
+                    autocast_dtype=DTYPES[recipe.dtype], grad_clip=recipe.grad_clip, on_eval=keep_best)
+    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"],
+               "wall_time_s": time.perf_counter() - start}
+    return model, history, summary

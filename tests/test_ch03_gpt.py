@@ -1,0 +1,267 @@
+"""Chapter 3: the GPT model, generation with a KV cache, checkpoints and the CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ch01_bigram import CourseError, prepare_char_data
+from ch03_gpt import (
+    GPT, GPTConfig, KVCache, Recipe, cosine_lr, configure_optimizer, filter_logits, generate, gpt2_config,
+    load_checkpoint, sample_next, save_checkpoint, stream, train_gpt,
+)
+
+TINY = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
+
+
+def tiny_model(seed=0, cfg=TINY):
+    torch.manual_seed(seed)
+    return GPT(cfg).eval()
+
+
+def test_shapes_and_loss():
+    m = tiny_model()
+    idx = torch.randint(0, 37, (3, 16))
+    targets = torch.randint(0, 37, (3, 16))
+    logits, loss = m(idx, targets)
+    assert logits.shape == (3, 16, 37)
+    # Small initial weights spread the bets evenly: the loss starts near ln(vocab size).
+    assert loss.shape == () and abs(loss.item() - torch.log(torch.tensor(37.0)).item()) < 0.1
+
+
+def test_causality():
+    m = tiny_model()
+    idx = torch.randint(0, 37, (2, 16))
+    base, _ = m(idx)
+    for t in (0, 5, 15):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % 37
+        out, _ = m(changed)
+        assert torch.allclose(out[:, :t], base[:, :t], atol=1e-6), f"position {t} leaked backwards"
+        assert not torch.allclose(out[:, t], base[:, t])
+
+
+def test_weight_tying_shares_one_tensor():
+    m = tiny_model()
+    assert m.lm_head.weight is m.transformer.wte.weight
+    assert m.lm_head.weight.data_ptr() == m.transformer.wte.weight.data_ptr()
+
+
+def test_gpt2_124m_parameter_count():
+    with torch.device("meta"):  # shapes only: no memory, no time
+        m = GPT(gpt2_config("gpt2"))
+    assert m.num_params() == 124_439_808
+    assert m.num_params(non_embedding=True) == 124_439_808 - 1024 * 768
+
+
+def test_parameter_names_match_huggingface():
+    names = set(tiny_model().state_dict())
+    for expected in ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight",
+                     "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_proj.bias",
+                     "transformer.h.1.ln_2.bias", "transformer.h.1.mlp.c_fc.weight",
+                     "transformer.h.1.mlp.c_proj.weight", "transformer.ln_f.weight", "lm_head.weight"]:
+        assert expected in names
+
+
+def test_bias_switch_and_depth_scaled_init():
+    m = GPT(GPTConfig(vocab_size=37, block_size=16, n_layer=8, n_head=4, n_embd=64, bias=False))
+    assert all(not n.endswith(".bias") for n, _ in m.named_parameters())
+    proj = m.transformer.h[0].mlp.c_proj.weight.std().item()
+    fc = m.transformer.h[0].mlp.c_fc.weight.std().item()
+    assert proj == pytest.approx(0.02 / 4, rel=0.15) and fc == pytest.approx(0.02, rel=0.15)
+
+
+def test_flops_per_token():
+    m = tiny_model()
+    n = m.num_params(non_embedding=True)
+    assert m.flops_per_token() == 6 * n + 12 * 2 * 32 * 16
+
+
+def test_cached_logits_match_uncached_step_by_step():
+    m = tiny_model()
+    idx = torch.randint(0, 37, (2, 12))
+    cache = KVCache(TINY.n_layer)
+    logits, _ = m(idx[:, :4], cache=cache)  # prefill
+    assert torch.allclose(logits, m(idx[:, :4])[0], atol=1e-5)
+    for t in range(4, 12):
+        step_logits, _ = m(idx[:, t:t + 1], cache=cache)
+        full, _ = m(idx[:, :t + 1])
+        assert torch.allclose(step_logits[:, -1], full[:, -1], atol=1e-5), f"step {t}"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"temperature": 0.0}, {"top_k": 5}, {"top_p": 0.8, "temperature": 1.3}])
+def test_cache_gives_the_same_tokens_even_past_the_block_size(kwargs):
+    m = tiny_model()
+    prompt = torch.randint(0, 37, (1, 20))  # longer than the block: cropped from the left
+    a = generate(m, prompt, 40, use_cache=True, generator=torch.Generator().manual_seed(3), **kwargs)
+    b = generate(m, prompt, 40, use_cache=False, generator=torch.Generator().manual_seed(3), **kwargs)
+    assert a.shape == (1, 60) and torch.equal(a, b)
+
+
+def test_same_seed_same_text_and_different_seed_differs():
+    m = tiny_model()
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    run = lambda s: generate(m, prompt, 30, generator=torch.Generator().manual_seed(s))  # noqa: E731
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+
+
+def test_streaming_yields_as_it_goes_and_stops_at_the_stop_token():
+    m = tiny_model()
+    prompt = torch.zeros((1, 1), dtype=torch.long)
+    greedy = generate(m, prompt, 20, temperature=0.0)[0, 1:].tolist()
+    it = stream(m, prompt, 20, temperature=0.0)
+    assert next(it).item() == greedy[0]  # the first token arrives before the rest are computed
+    stop = greedy[5]
+    got = [t.item() for t in stream(m, prompt, 20, temperature=0.0, stop_token=stop)]
+    assert got == greedy[:greedy.index(stop) + 1]
+
+
+def test_top_k_never_samples_outside_and_renormalises():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 50)
+    filtered = filter_logits(logits, top_k=5)
+    allowed = torch.topk(logits, 5).indices
+    assert (filtered.isfinite().sum(dim=-1) == 5).all()
+    probs = F.softmax(filtered, dim=-1)
+    assert torch.allclose(probs.sum(-1), torch.ones(4))
+    expected = F.softmax(logits.gather(1, allowed), dim=-1)  # renormalised over the kept five
+    assert torch.allclose(probs.gather(1, allowed), expected, atol=1e-6)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        tok = sample_next(logits, top_k=5, generator=gen)
+        assert (allowed == tok).any(dim=-1).all()
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = filter_logits(logits, top_p=0.7).isfinite()[0].tolist()
+    assert kept == [True, True, False, False]  # 0.5 < 0.7, 0.5 + 0.3 >= 0.7
+    assert filter_logits(logits, top_p=0.4).isfinite()[0].tolist() == [True, False, False, False]
+    probs = F.softmax(filter_logits(logits, top_p=0.7), dim=-1)[0]
+    assert torch.allclose(probs[:2], torch.tensor([0.625, 0.375]))
+    gen = torch.Generator().manual_seed(0)
+    samples = {sample_next(logits, top_p=0.7, generator=gen).item() for _ in range(300)}
+    assert samples == {0, 1}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_new_tokens": -1}, "max new tokens"),
+    ({"temperature": -0.5}, "temperature"),
+    ({"top_k": 0}, "top-k"),
+    ({"top_k": 38}, "top-k"),
+    ({"top_p": 0.0}, "top-p"),
+    ({"top_p": 1.5}, "top-p"),
+])
+def test_bad_sampling_settings_are_refused(kwargs, message):
+    m = tiny_model()
+    n = kwargs.pop("max_new_tokens", 5)
+    with pytest.raises(CourseError, match=message):
+        generate(m, torch.zeros((1, 1), dtype=torch.long), n, **kwargs)
+
+
+def test_config_validation():
+    with pytest.raises(CourseError, match="not divisible"):
+        GPTConfig(n_embd=130, n_head=4)
+    with pytest.raises(CourseError, match="dropout"):
+        GPTConfig(dropout=1.5)
+
+
+def test_cosine_schedule_values():
+    assert cosine_lr(0, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
+    assert cosine_lr(9, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-3)
+    assert cosine_lr(55, 1e-3, 1e-4, 10, 100) == pytest.approx(5.5e-4)
+    assert cosine_lr(100, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
+    assert cosine_lr(500, 1e-3, 1e-4, 10, 100) == pytest.approx(1e-4)
+
+
+def test_weight_decay_only_on_matrices():
+    m = tiny_model()
+    opt = configure_optimizer(m, 1e-3, weight_decay=0.1)
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in plain["params"])
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == m.num_params()
+
+
+def test_checkpoint_round_trip_and_mismatch(tmp_path):
+    m = tiny_model()
+    save_checkpoint(m, tmp_path / "ck", {"step": 7})
+    loaded, meta = load_checkpoint(tmp_path / "ck")
+    assert meta["step"] == 7 and meta["model"] == TINY.to_dict()
+    idx = torch.randint(0, 37, (1, 8))
+    assert torch.equal(loaded.eval()(idx)[0], m(idx)[0])
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight
+    other = GPTConfig(vocab_size=37, block_size=16, n_layer=3, n_head=4, n_embd=32)
+    with pytest.raises(CourseError, match="n_layer 2 != 3"):
+        load_checkpoint(tmp_path / "ck", expect=other)
+
+
+def test_training_keeps_the_best_checkpoint(tmp_path):
+    text = "hello world, this is a tiny corpus. " * 200
+    data = prepare_char_data(text, 16)
+    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    recipe = Recipe(steps=60, batch_size=8, lr=3e-3, warmup=5, eval_interval=20, eval_iters=4)
+    _, history, summary = train_gpt(data, cfg, recipe, tmp_path / "run", progress=False, log=None)
+    assert summary["best_val_loss"] == min(history.val) < history.val[0]
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["val_loss"] == pytest.approx(summary["best_val_loss"]) and meta["step"] == summary["best_step"]
+    assert meta["tokenizer"]["chars"] == data.tokenizer.chars
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ch03_gpt", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def char_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ck") / "run"
+    corpus = out.parent / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question. " * 100)
+    r = run_cli("train", "--corpus", str(corpus), "--out", str(out), "--steps", "10", "--eval-interval", "5",
+                "--eval-iters", "2", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16",
+                "--no-progress", "--sample-length", "20")
+    assert r.returncode == 0, r.stderr
+    assert "best val loss" in r.stdout
+    return out
+
+
+def test_cli_sample_streams_from_a_checkpoint(char_checkpoint):
+    r = run_cli("sample", "--checkpoint", str(char_checkpoint), "--prompt", "to be", "--max-new-tokens", "30",
+                "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("to be") and len(r.stdout.rstrip("\n")) == 35
+    again = run_cli("sample", "--checkpoint", str(char_checkpoint), "--prompt", "to be", "--max-new-tokens", "30",
+                    "--seed", "1")
+    assert again.stdout == r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-new-tokens", "-3"], "max new tokens"),
+    (["--temperature", "-1"], "temperature"),
+    (["--top-k", "0"], "top-k"),
+    (["--top-k", "1000"], "top-k"),
+    (["--top-p", "0"], "top-p"),
+    (["--top-p", "1.01"], "top-p"),
+    (["--prompt", "XYZ"], "not in the tokenizer"),
+])
+def test_cli_bad_sampling_input(char_checkpoint, args, message):
+    r = run_cli("sample", "--checkpoint", str(char_checkpoint), *args)
+    assert r.returncode == 2
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_cli_refuses_a_mismatched_checkpoint(char_checkpoint, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    meta = json.loads((char_checkpoint / "config.json").read_text())
+    meta["model"]["n_layer"] = 2  # the weights have one layer
+    (bad / "config.json").write_text(json.dumps(meta))
+    (bad / "model.safetensors").write_bytes((char_checkpoint / "model.safetensors").read_bytes())
+    r = run_cli("sample", "--checkpoint", str(bad))
+    assert r.returncode == 2 and "missing" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("sample", "--checkpoint", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "not found" in r.stderr
