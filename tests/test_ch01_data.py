@@ -48,9 +48,9 @@ class RangeHandler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
+        srv.bytes_sent += len(body)  # counted before sending, so the client never finishes first
         self.end_headers()
         self.wfile.write(body)
-        srv.bytes_sent += len(body)
 
     def log_message(self, *args):  # keep test output quiet
         pass
