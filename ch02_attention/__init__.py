@@ -11,12 +11,14 @@ from .attention import (
     average_past_matmul,
     average_past_softmax,
     causal_mask,
+    check_dropout,
     check_heads,
     check_length,
+    plot_attention,
 )
 
 __all__ = [
     "AttentionLanguageModel", "CausalSelfAttention", "Head", "MultiHeadAttention", "attend", "attention_weights",
-    "average_past_loops", "average_past_matmul", "average_past_softmax", "causal_mask", "check_heads",
-    "check_length",
+    "average_past_loops", "average_past_matmul", "average_past_softmax", "causal_mask", "check_dropout",
+    "check_heads", "check_length", "plot_attention",
 ]

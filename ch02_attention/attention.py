@@ -69,6 +69,13 @@ def check_length(T: int, block_size: int) -> None:
         raise CourseError(f"sequence length {T} is longer than the block size {block_size}")
 
 
+def check_dropout(p: float) -> float:
+    """`p` if it is a usable dropout probability, else a `CourseError`."""
+    if not 0.0 <= p < 1.0:
+        raise CourseError(f"dropout must be at least 0 and below 1, got {p}")
+    return p
+
+
 def causal_mask(T_q: int, T_k: int, device=None) -> torch.Tensor:
     """(T_q, T_k) boolean mask, True where a query may look. The queries are the
     last T_q of the T_k positions (T_q < T_k when earlier keys come from a cache)."""
@@ -85,6 +92,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float =
     computation out.
     """
     T_q, T_k = q.shape[-2], k.shape[-2]
+    if T_q > T_k:  # a query would have no key to look at: its softmax row would be all -inf
+        raise ValueError(f"attend needs at most as many queries as keys, got {T_q} queries and {T_k} keys")
     if fused:
         if T_q == T_k:
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -118,6 +127,8 @@ class Head(nn.Module):
     def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float = 0.0):
         super().__init__()
         check_positive("head size", head_size)
+        check_positive("block size", block_size)
+        check_dropout(dropout)
         self.block_size = block_size
         self.key = nn.Linear(n_embd, head_size, bias=False)
         self.query = nn.Linear(n_embd, head_size, bias=False)
@@ -167,6 +178,8 @@ class CausalSelfAttention(nn.Module):
                  bias: bool = True, fused: bool = True):
         super().__init__()
         self.head_size = check_heads(n_embd, n_head)
+        check_positive("block size", block_size)
+        check_dropout(dropout)
         self.n_embd, self.n_head, self.block_size = n_embd, n_head, block_size
         self.dropout = dropout
         self.fused = fused
@@ -240,12 +253,69 @@ class AttentionLanguageModel(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         B, T = idx.shape
-        check_length(T, self.block_size)
-        tok = self.token_embedding_table(idx)                                   # (B, T, C)
-        pos = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
-        x = tok + pos  # without positions, attention could not tell order apart
-        x = self.sa(x)
+        x = self.embed(idx)  # (B, T, C)
+        x = self.sa(x)       # (B, T, C): each position now mixes in what it found earlier
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:
             return logits, None
         return logits, F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, C): what the attention layer reads."""
+        check_length(idx.shape[1], self.block_size)
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        # Without the positions, attention would see a bag of characters and could not tell order apart.
+        return self.token_embedding_table(idx) + self.position_embedding_table(pos)  # (B, T, C) + (T, C)
+
+    @torch.no_grad()
+    def attention_weights(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, n_head, T, T): how much each position looks at each earlier one."""
+        return self.sa.weights(self.embed(idx))
+
+
+# --------------------------------------------------------------------------- #
+# Seeing attention
+# --------------------------------------------------------------------------- #
+
+
+def _show(ch: str) -> str:
+    """A visible stand-in for characters a tick label would hide."""
+    return {" ": "\u2423", "\n": "\u21b5", "\t": "\u21e5"}.get(ch, ch)
+
+
+def plot_attention(model: AttentionLanguageModel, tokenizer, text: str, path=None, max_cols: int = 4):
+    """One heat map per head of the attention weights on `text`; rows are the
+    positions that look (queries), columns the positions they look at (keys).
+
+    Returns the matplotlib figure; saves it as a PNG too when `path` is given.
+    """
+    from matplotlib.figure import Figure  # imported here: the model code does not need matplotlib
+
+    if not text:
+        raise CourseError("the text to plot attention for is empty")
+    check_length(len(text), model.block_size)
+    device = next(model.parameters()).device
+    idx = torch.tensor([tokenizer.encode(text)], dtype=torch.long, device=device)
+    was_training = model.training
+    model.eval()
+    weights = model.attention_weights(idx)[0].cpu()  # (n_head, T, T)
+    model.train(was_training)
+    n_head, T = weights.shape[0], len(text)
+    cols = min(n_head, max_cols)
+    rows = math.ceil(n_head / cols)
+    cell = max(2.5, 0.08 * T)  # inches per heat map, so each character stays readable
+    fig = Figure(figsize=(cols * cell, rows * cell), layout="constrained")
+    labels = [_show(ch) for ch in text]
+    fontsize = 8 if T <= 32 else 5
+    for h in range(n_head):
+        ax = fig.add_subplot(rows, cols, h + 1)
+        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_title(f"head {h}")
+        ax.set_xticks(range(T), labels, fontsize=fontsize)
+        ax.set_yticks(range(T), labels, fontsize=fontsize)
+        ax.set_xlabel("looks at (key)")
+        ax.set_ylabel("position (query)")
+    fig.suptitle(f"attention weights of {n_head} heads (rows sum to 1; above the diagonal is the masked future)")
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

@@ -1,0 +1,147 @@
+"""Command-line interface of Chapter 2: train the attention language model, or compare it with the bigram."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ch01_bigram import CourseError, TrainConfig, check_positive, load_text, pick_device, prepare_char_data
+from ch01_bigram import sample_text, set_seed, train
+from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args, train_config_from_args
+
+from .attention import AttentionLanguageModel, check_dropout, check_heads, check_length, plot_attention
+from .compare import SCORE_PROMPT, compare_with_bigram, plot_losses
+
+# Settings that show the built-in stories' long-range structure in about a minute on a laptop CPU:
+# a 64-character context spans a story's name and its next mentions (40-120 characters apart).
+DEFAULTS = TrainConfig(steps=3000, batch_size=32, block_size=64, lr=1e-2, eval_interval=300, eval_iters=100)
+DEFAULT_N_EMBD, DEFAULT_N_HEAD = 64, 8
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ch02_attention",
+        description="Chapter 2: train a language model with one layer of multi-head self-attention on a corpus, "
+                    "print its losses and a sample. With --compare-bigram, also train Chapter 1's bigram with "
+                    "the same budget and print both validation losses and both long-range scores. "
+                    "The lecture's Tiny Shakespeare run: --corpus tinyshakespeare --block-size 8 --n-embd 32 "
+                    "--n-head 4 --lr 1e-3 --steps 5000 --eval-interval 500 --eval-iters 200.",
+    )
+    add_corpus_args(parser)
+    add_training_args(parser, DEFAULTS)
+    g = parser.add_argument_group("model")
+    g.add_argument("--n-embd", type=int, default=DEFAULT_N_EMBD,
+                   help="embedding size, split evenly between the heads (default: %(default)s)")
+    g.add_argument("--n-head", type=int, default=DEFAULT_N_HEAD,
+                   help="attention heads; must divide --n-embd (default: %(default)s)")
+    g.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout on the attention weights and the output, in [0, 1) (default: %(default)s)")
+    g.add_argument("--explicit", action="store_true",
+                   help="spell attention out (softmax of masked scores) instead of the fused "
+                        "F.scaled_dot_product_attention; same result, slower")
+    add_sampling_args(parser)
+    g = parser.add_argument_group("comparison and plots")
+    g.add_argument("--compare-bigram", action="store_true",
+                   help="also train the bigram with the same steps, batch, learning rate and seed, and score "
+                        "long samples of both with Chapter 1's long-range checker")
+    g.add_argument("--score-prompt", default=SCORE_PROMPT,
+                   help="prompt of the long samples that are scored (default: %(default)r)")
+    g.add_argument("--score-streams", type=int, default=8,
+                   help="independent long samples to score, generated as one batch (default: %(default)s)")
+    g.add_argument("--score-length", type=int, default=2000,
+                   help="characters per scored sample (default: %(default)s)")
+    g.add_argument("--save-losses", metavar="PATH.png",
+                   help="with --compare-bigram: save both models' loss curves as a PNG")
+    g.add_argument("--save-attention", metavar="PATH.png",
+                   help="save heat maps of each head's attention weights on --attention-text as a PNG")
+    g.add_argument("--attention-text", metavar="TEXT",
+                   help="text for the heat maps, at most --block-size characters "
+                        "(default: the start of a story from the validation split)")
+    return parser
+
+
+def check_png_path(option: str, path: str | None) -> None:
+    """Refuse an output path before training, rather than lose the run at the end."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise CourseError(f"{option} must name a .png file, got {path}")
+    if not p.parent.is_dir():
+        raise CourseError(f"{option}: directory {p.parent} does not exist")
+
+
+def default_attention_text(val_text: str, length: int) -> str:
+    """`length` characters from the first paragraph start of the validation text (else its beginning)."""
+    start = val_text.find("\n\n")
+    start = start + 2 if 0 <= start < len(val_text) - length - 2 else 0
+    return val_text[start:start + length]
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    cfg = train_config_from_args(args)
+    # Every check that can fail runs before training, so a typo never costs a training run.
+    check_heads(args.n_embd, args.n_head)
+    check_dropout(args.dropout)
+    if args.sample_length < 0:
+        raise CourseError(f"sample length must be >= 0, got {args.sample_length}")
+    if args.compare_bigram:
+        check_positive("score streams", args.score_streams)
+        check_positive("score length", args.score_length)
+    elif args.save_losses:
+        raise CourseError("--save-losses plots the comparison; add --compare-bigram")
+    check_png_path("--save-losses", args.save_losses)
+    check_png_path("--save-attention", args.save_attention)
+    if args.attention_text is not None:
+        if not args.attention_text:
+            raise CourseError("--attention-text is empty")
+        check_length(len(args.attention_text), cfg.block_size)
+    device = pick_device(args.device)
+
+    text = load_text(args.corpus, args.data_dir, progress=not args.no_progress)
+    data = prepare_char_data(text, cfg.block_size)
+    tok = data.tokenizer
+    tok.encode(args.prompt)
+    if args.compare_bigram:
+        tok.encode(args.score_prompt)
+    attention_text = args.attention_text
+    if args.save_attention and attention_text is None:
+        attention_text = default_attention_text(tok.decode(data.val.tolist()), min(cfg.block_size, 48))
+    if attention_text:
+        tok.encode(attention_text)
+    print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary of {tok.vocab_size}); device: {device}")
+    print(f"model: {args.n_head} heads of {args.n_embd // args.n_head} (embedding {args.n_embd}), "
+          f"block {cfg.block_size}, dropout {args.dropout:g}, {'explicit' if args.explicit else 'fused'} attention")
+
+    progress = not args.no_progress
+    start = time.perf_counter()
+    if args.compare_bigram:
+        cmp = compare_with_bigram(data, cfg, args.n_embd, args.n_head, args.dropout, args.score_streams,
+                                  args.score_length, args.score_prompt, args.temperature,
+                                  fused=not args.explicit, device=device, progress=progress)
+        model = cmp.attention_model
+        print(f"trained and sampled both models in {time.perf_counter() - start:.1f} s")
+        print(f"long-range checker on {args.score_streams} samples of {args.score_length:,} characters "
+              f"after {args.score_prompt!r}:")
+        print(cmp.summary())
+        if args.save_losses:
+            plot_losses(cmp, args.save_losses)
+            print(f"saved loss curves to {args.save_losses}")
+    else:
+        set_seed(cfg.seed)
+        model = AttentionLanguageModel(tok.vocab_size, args.n_embd, args.n_head, cfg.block_size, args.dropout,
+                                       fused=not args.explicit).to(device)
+        print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
+        history = train(model, data.train, data.val, cfg, device, progress=progress)
+        print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s; "
+              f"final val loss {history.val[-1]:.4f} (best {history.best_val:.4f})")
+
+    if args.sample_length:
+        print("--- sample ---")
+        print(sample_text(model, tok, args.prompt, args.sample_length, args.temperature,
+                          block_size=cfg.block_size, seed=cfg.seed, device=device))
+    if args.save_attention:
+        plot_attention(model, tok, attention_text, args.save_attention)
+        print(f"saved attention heat maps of {attention_text!r} to {args.save_attention}")

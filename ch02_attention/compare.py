@@ -1,0 +1,125 @@
+"""What attention adds, measured: the attention model against Chapter 1's bigram,
+trained with the same loop, steps, batch, learning rate and seed.
+
+Two measures:
+
+* validation loss (how well each model predicts the next character);
+* `long_range_score` of long samples (does a story keep the name and the
+  object it introduced?), Chapter 1's checker for the built-in stories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ch01_bigram import (
+    BigramLanguageModel,
+    CharData,
+    CharTokenizer,
+    History,
+    LongRangeScore,
+    TrainConfig,
+    check_positive,
+    generate,
+    long_range_score,
+    set_seed,
+    train,
+)
+
+from .attention import AttentionLanguageModel
+
+SCORE_PROMPT = "Once upon a time"
+
+
+@dataclass
+class Comparison:
+    config: TrainConfig
+    bigram: History
+    attention: History
+    bigram_score: LongRangeScore
+    attention_score: LongRangeScore
+    bigram_samples: list[str]
+    attention_samples: list[str]
+    attention_model: AttentionLanguageModel
+    bigram_model: BigramLanguageModel
+
+    def summary(self, decimals: int = 3) -> str:
+        """The comparison as a few aligned lines of figures rounded to `decimals`."""
+        d = decimals
+        lines = [f"{'model':<10} {'val loss':>8} {'stories':>7} {'names':>6} {'objects':>7} {'score':>6}"]
+        for name, hist, sc in (("bigram", self.bigram, self.bigram_score),
+                               ("attention", self.attention, self.attention_score)):
+            lines.append(f"{name:<10} {hist.val[-1]:>8.{d}f} {sc.stories:>7d} {sc.names:>6.2f} "
+                         f"{sc.objects:>7.2f} {sc.score:>6.{d}f}")
+        return "\n".join(lines)
+
+
+def long_samples(model: nn.Module, tokenizer: CharTokenizer, prompt: str = SCORE_PROMPT, streams: int = 8,
+                 length: int = 2000, temperature: float = 1.0, block_size: int | None = None, seed: int = 1337,
+                 device: str = "cpu") -> list[str]:
+    """`streams` independent samples of `length` new characters, each continuing `prompt`.
+
+    The streams run as one batch, so eight of them cost about as much as one.
+    """
+    check_positive("number of sample streams", streams)
+    check_positive("sample length", length)
+    ids = torch.tensor([tokenizer.encode(prompt)] * streams, dtype=torch.long, device=device)  # (streams, P)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = generate(model, ids, length, temperature, block_size, gen)  # (streams, P + length)
+    return [tokenizer.decode(row) for row in out.tolist()]
+
+
+def score_samples(samples: list[str]) -> LongRangeScore:
+    """The long-range score of several samples together (each sample starts a new story)."""
+    return long_range_score("\n\n".join(samples))
+
+
+def compare_with_bigram(data: CharData, cfg: TrainConfig, n_embd: int = 64, n_head: int = 8, dropout: float = 0.0,
+                        streams: int = 8, length: int = 2000, prompt: str = SCORE_PROMPT,
+                        temperature: float = 1.0, fused: bool = True, device: str = "cpu",
+                        progress: bool = True, log=print) -> Comparison:
+    """Train a bigram and an attention model with the same `cfg`, then score both."""
+    tok = data.tokenizer
+    tok.encode(prompt)  # refuse a prompt the corpus cannot spell before training anything
+    results = {}
+    for name in ("bigram", "attention"):
+        set_seed(cfg.seed)  # the same initial draw of the generator for both models
+        if name == "bigram":
+            model = BigramLanguageModel(tok.vocab_size).to(device)
+            context = 1  # a bigram looks at one character; a longer context only costs time
+        else:
+            model = AttentionLanguageModel(tok.vocab_size, n_embd, n_head, cfg.block_size, dropout,
+                                           fused=fused).to(device)
+            context = cfg.block_size
+        if log:
+            log(f"--- {name}: {sum(p.numel() for p in model.parameters()):,} parameters ---")
+        history = train(model, data.train, data.val, cfg, device, progress=progress, log=log)
+        samples = long_samples(model, tok, prompt, streams, length, temperature, context, cfg.seed, device)
+        results[name] = (model, history, samples)
+    (bm, bh, bs), (am, ah, as_) = results["bigram"], results["attention"]
+    return Comparison(cfg, bh, ah, score_samples(bs), score_samples(as_), bs, as_, am, bm)
+
+
+def plot_losses(comparison: Comparison, path=None):
+    """Train (thin) and val (thick) loss curves of both models on one plot; saved as PNG when `path` is given."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for name, hist, colour in (("bigram", comparison.bigram, "tab:gray"),
+                               ("attention", comparison.attention, "tab:blue")):
+        ax.plot(hist.eval_steps, hist.train, color=colour, linewidth=1, linestyle="--", label=f"{name} train")
+        ax.plot(hist.eval_steps, hist.val, color=colour, linewidth=2.5, label=f"{name} val")
+    cfg = comparison.config
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_title(f"same loop and budget: {cfg.steps} steps, batch {cfg.batch_size}, block {cfg.block_size}, "
+                 f"lr {cfg.lr:g}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
