@@ -446,3 +446,29 @@ def test_tinyshakespeare_bigram_reaches_published_val_loss(shakespeare_dir):
     cfg = TrainConfig(steps=3000, batch_size=32, block_size=8, lr=1e-2, eval_interval=3000, eval_iters=200)
     history = train(model, d.train, d.val, cfg, progress=False, log=None)
     assert history.val[-1] == pytest.approx(2.49, abs=0.05)  # measured 2.49
+
+
+# --------------------------------------------------------------------------- #
+# The hooks later chapters use: their own optimizer, a learning-rate schedule, on_eval
+# --------------------------------------------------------------------------- #
+
+def test_train_hooks_optimizer_schedule_and_on_eval(corpus_data):
+    d = corpus_data
+    set_seed(0)
+    model = BigramLanguageModel(d.tokenizer.vocab_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=123.0)  # the schedule must override this lr
+    seen_lrs, evals = [], []
+
+    def schedule(step):
+        seen_lrs.append(step)
+        return 0.5 / (step + 1)
+
+    before = model.token_embedding_table.weight.detach().clone()
+    history = train(model, d.train, d.val, TrainConfig(steps=10, eval_interval=4, eval_iters=2), progress=False,
+                    log=None, optimizer=optimizer, lr_schedule=schedule,
+                    on_eval=lambda step, losses: evals.append((step, sorted(losses))))
+    assert seen_lrs == list(range(10))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert not torch.equal(before, model.token_embedding_table.weight)  # the given optimizer did the steps
+    assert evals == [(0, ["train", "val"]), (4, ["train", "val"]), (8, ["train", "val"]), (10, ["train", "val"])]
+    assert history.eval_steps == [0, 4, 8, 10]

@@ -145,7 +145,7 @@ def test_run_on_builtin_corpus_prints_losses_and_a_sample(runs):
     assert rc == 0, err
     assert err == ""  # --no-progress: no bar on stderr
     lines = out.splitlines()
-    assert lines[0] == "corpus: builtin (1,000,358 characters, vocabulary of 51); device: cpu"
+    assert lines[0].startswith("corpus: builtin (1,000,358 characters, vocabulary of 51); device: ")
     assert [line.split(":")[0] for line in lines[1:4]] == ["step     0", "step    10", "step    20"]
     assert lines[4].startswith("trained 20 steps in ") and "final val loss" in lines[4]
     assert lines[5] == "--- sample ---"
