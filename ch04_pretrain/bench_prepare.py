@@ -32,7 +32,7 @@ from ch01_bigram.corpus import generate_corpus
 from .bpe import gpt2_encoding
 
 PIPELINE = """
-import json, multiprocessing, os, re, resource, sys, threading, time
+import json, multiprocessing, os, re, sys, threading, time
 from ch04_pretrain.prepare import prepare
 from ch04_pretrain.sources import SourceOptions
 
@@ -53,7 +53,8 @@ start = time.perf_counter()
 m = prepare(source, out, options=SourceOptions(separator="\\n\\n"), workers=workers, overwrite=True, progress=False)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "documents": m["documents"], "tokens": m["tokens"],
-                  "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  # VmHWM, not ru_maxrss: the latter counts the parent's memory copied by fork before exec.
+                  "rss_main_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) / 1024,
                   "rss_worker_mb": max(peaks.values(), default=0) / 1024}))
 """
 
