@@ -9,7 +9,12 @@ through COURSE_DATA_DIR; elsewhere the tests that need it skip with a reason.
 import os
 from pathlib import Path
 
-import pytest
+# The course's test models are tiny: one thread per process is faster than torch's default of
+# one per core, and much faster when the machine is busy. Set before torch is imported, so
+# that notebook kernels started by nbval inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -1,0 +1,99 @@
+"""The lecture's road from Chapter 2's attention model to GPT, one idea per row.
+
+At the lecture's small size (embedding 32, 4 heads, block 8, batch 32,
+5,000 steps at lr 1e-3) each row adds one thing:
+
+    attention      one multi-head attention layer (Chapter 2's model)
+    feedforward    + a per-token feed-forward layer after it
+    residual       + three blocks with residual connections around both
+    layernorm      + LayerNorm before each sublayer and at the end: this is GPT
+
+The last row is exactly Chapter 3's `GPT` with three layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ch01_bigram import CharData, TrainConfig, set_seed, train
+from ch02_attention import AttentionLanguageModel, check_length
+
+from .model import GPT, Attention, FeedForward, GPTConfig
+
+STAGES = ("attention", "feedforward", "residual", "layernorm")
+LECTURE = dict(n_embd=32, n_head=4, block_size=8, n_layer=3)
+
+
+class PartialGPT(nn.Module):
+    """The middle rows: GPT's pieces without LayerNorm (`residual=False`: one layer, no skip path)."""
+
+    def __init__(self, cfg: GPTConfig, residual: bool):
+        super().__init__()
+        self.block_size, self.residual = cfg.block_size, residual
+        n_layer = cfg.n_layer if residual else 1
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.attn = nn.ModuleList(Attention(cfg.n_embd, cfg.n_head, cfg.block_size) for _ in range(n_layer))
+        self.mlp = nn.ModuleList(FeedForward(cfg) for _ in range(n_layer))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size)
+
+    def forward(self, idx, targets=None):
+        B, T = idx.shape
+        check_length(T, self.block_size)
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))  # (B, T, C)
+        for attn, mlp in zip(self.attn, self.mlp):
+            x = x + attn(x) if self.residual else attn(x)
+            x = x + mlp(x) if self.residual else mlp(x)
+        logits = self.lm_head(x)
+        loss = None if targets is None else F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+        return logits, loss
+
+
+def build_stage(stage: str, vocab_size: int, n_embd=32, n_head=4, block_size=8, n_layer=3) -> nn.Module:
+    cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    if stage == "attention":
+        return AttentionLanguageModel(vocab_size, n_embd, n_head, block_size)
+    if stage in ("feedforward", "residual"):
+        return PartialGPT(cfg, residual=stage == "residual")
+    if stage == "layernorm":
+        return GPT(cfg)
+    raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
+
+
+def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = 1337, progress: bool = False,
+                 eval_iters: int = 200, **size) -> dict[str, dict]:
+    """Train each stage with the same budget and seed; return its best val loss, history and size."""
+    size = {**LECTURE, **size}
+    cfg = TrainConfig(steps=steps, batch_size=32, block_size=size["block_size"], lr=1e-3,
+                      eval_interval=max(1, steps // 5), eval_iters=eval_iters, seed=seed)
+    results = {}
+    for stage in stages:
+        set_seed(seed)
+        model = build_stage(stage, data.tokenizer.vocab_size, **size)
+        history = train(model, data.train, data.val, cfg, progress=progress, log=None)
+        results[stage] = {"val_loss": history.best_val, "history": history,
+                          "params": sum(p.numel() for p in model.parameters())}
+    return results
+
+
+PUBLISHED = {"attention": 2.28, "feedforward": 2.24, "layernorm": 2.06}  # the lecture, Tiny Shakespeare
+
+
+def plot_ablation(results: dict[str, dict], published: dict[str, float] | None = PUBLISHED):
+    """Bar chart of each stage's best val loss, with the lecture's figures as markers."""
+    import matplotlib.pyplot as plt
+
+    stages = [s for s in STAGES if s in results]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    losses = [results[s]["val_loss"] for s in stages]
+    ax.bar(stages, losses, color="tab:blue", label="this run")
+    if published:
+        xs = [i for i, s in enumerate(stages) if s in published]
+        ax.scatter(xs, [published[stages[i]] for i in xs], color="tab:red", zorder=3, label="lecture")
+    ax.set_ylim(min(losses) - 0.15, max(losses) + 0.1)
+    ax.set_ylabel("best val loss")
+    ax.set_title("from attention to GPT, one idea at a time")
+    ax.legend()
+    return fig
