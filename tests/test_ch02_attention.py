@@ -207,7 +207,8 @@ def test_sequence_longer_than_block_size():
 @pytest.mark.parametrize("argv, message", [
     (["--n-embd", "30", "--n-head", "4"], "embedding size 30 is not divisible by the number of heads 4"),
     (["--n-head", "0"], "n_head must be positive, got 0"),
-    (["--block-size", "8", "--attention-text", "a long text here"], "sequence length 16 is longer than the block size 8"),
+    (["--block-size", "8", "--attention-text", "a long text here"],
+     "sequence length 16 is longer than the block size 8"),
     (["--dropout", "-0.1"], "dropout must be at least 0 and below 1, got -0.1"),
     (["--save-attention", "attention.jpg"], "--save-attention must name a .png file"),
 ])
