@@ -47,18 +47,21 @@ def add_prepare_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="tokenizing processes; 0 tokenizes in this process "
                                                "(default: the number of CPU cores)")
     p.add_argument("--docs-per-shard", type=int, default=DOCS_PER_SHARD, metavar="N",
-                   help="documents per shard file; a rerun after a crash redoes at most one shard (default: %(default)s)")
+                   help="documents per shard file; a rerun after a crash redoes at most one shard "
+                        "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=SplitRule.seed,
                    help="seed of the train/val split; the same seed gives the same split (default: %(default)s)")
     p.add_argument("--separator", metavar="TEXT",
                    help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes "
                         "are understood); default: one document per file")
     p.add_argument("--text-field", default="text", metavar="NAME",
-                   help="the field of .jsonl lines / the column of .parquet files that holds the text (default: %(default)s)")
+                   help="the field of .jsonl lines / the column of .parquet files that holds the text "
+                        "(default: %(default)s)")
     p.add_argument("--revision", help="Hub revision to read (default: main, else refs/convert/parquet)")
     p.add_argument("--builtin-bytes", type=parse_count, default=DEFAULT_BYTES, metavar="N",
                    help="size of the built-in corpus in bytes (default: %(default)s)")
-    p.add_argument("--builtin-seed", type=int, default=DEFAULT_SEED, help="seed of the built-in corpus (default: %(default)s)")
+    p.add_argument("--builtin-seed", type=int, default=DEFAULT_SEED,
+                   help="seed of the built-in corpus (default: %(default)s)")
     p.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"],
                    help="how worker processes start; spawn, the default, works on every platform")
     p.add_argument("--overwrite", action="store_true",

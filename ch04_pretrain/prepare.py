@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -265,20 +266,23 @@ def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str)
             yield batch, encode_documents(batch.docs, batch.is_val, encoding, EOT)
         return
     context = multiprocessing.get_context(start_method)
-    with context.Pool(workers, initializer=init_worker, initargs=(encoding_spec(), EOT, os.getpid())) as pool:
+    # ProcessPoolExecutor rather than multiprocessing.Pool: if a worker dies (killed for memory, say), it
+    # raises BrokenProcessPool instead of waiting forever.
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
+                             initargs=(encoding_spec(), EOT, os.getpid())) as pool:
         pending: deque = deque()
         error = None
         try:
             for batch in batches:
-                pending.append((batch, pool.apply_async(encode_documents, (batch.docs, batch.is_val))))
+                pending.append((batch, pool.submit(encode_documents, batch.docs, batch.is_val)))
                 if len(pending) >= 2 * workers + 2:  # back-pressure: the reader may not run ahead of the workers
-                    batch, result = pending.popleft()
-                    yield batch, result.get()
+                    batch, future = pending.popleft()
+                    yield batch, future.result()
         except (CourseError, OSError) as e:  # a reading error: first write the batches read before it
             error = e
         while pending:
-            batch, result = pending.popleft()
-            yield batch, result.get()
+            batch, future = pending.popleft()
+            yield batch, future.result()
         if error is not None:
             raise error
 
