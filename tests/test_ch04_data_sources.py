@@ -172,3 +172,15 @@ def test_json_round_trip_of_options():
     # The manifest stores the source description as JSON; it must survive the trip unchanged.
     described = sources.describe("builtin", SourceOptions())
     assert json.loads(json.dumps(described)) == described
+
+
+def test_prepare_from_the_hub_downloads_only_what_it_needs(fake_hub, tmp_path):
+    from ch04_pretrain.prepare import prepare
+    from ch04_pretrain.loader import split_tokens
+    from ch04_pretrain.bpe import gpt2_encoding
+
+    m = prepare("openwebtext", tmp_path / "owt", max_docs=12, workers=0, progress=False)
+    assert m["documents"] == 12 and m["settings"]["source"]["kind"] == "hub"
+    assert len(fake_hub.downloads) == 2
+    text = gpt2_encoding().decode(split_tokens(tmp_path / "owt", "train").tolist())
+    assert text.startswith("<|endoftext|>hub doc 0.") and "hub doc 2." not in text
