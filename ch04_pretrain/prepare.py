@@ -373,6 +373,8 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
 
     check_source(source)  # a missing path or an empty folder is reported before any work starts
     docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
+    if max_tokens is not None and tokens >= max_tokens:
+        docs = iter(())  # stopped after its last shard was saved but before it was marked complete
     bar = tqdm(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
                dynamic_ncols=True)
     writer: _ShardWriter | None = None

@@ -216,3 +216,14 @@ def test_cli_in_a_subprocess(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ch04_pretrain", "prepare", "--source", str(tmp_path / "none"),
                           "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: source not found")
+
+
+def test_resume_when_only_the_complete_flag_is_missing(tmp_path):
+    """A crash between saving the last shard and marking the manifest complete must not add a document."""
+    whole = prepare("builtin", tmp_path, options=SMALL, max_tokens=3000, docs_per_shard=10, workers=0, progress=False)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["complete"] = False
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    again = prepare("builtin", tmp_path, options=SMALL, max_tokens=3000, docs_per_shard=10, workers=0,
+                    progress=False, log=lambda *a: None)
+    assert again == whole
