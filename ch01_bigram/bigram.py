@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -161,6 +162,7 @@ class History:
     eval_steps: list[int] = field(default_factory=list)
     train: list[float] = field(default_factory=list)
     val: list[float] = field(default_factory=list)
+    eval_seconds: float = 0.0  # time spent estimating losses (and in on_eval), not training
 
     @property
     def best_val(self) -> float:
@@ -223,6 +225,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
 
 
 def _record(history, step, model, splits, cfg, generator, device, log, autocast, on_eval):
+    start = time.perf_counter()
     with autocast():
         losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
     history.eval_steps.append(step)
@@ -232,6 +235,7 @@ def _record(history, step, model, splits, cfg, generator, device, log, autocast,
         log(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
     if on_eval is not None:
         on_eval(step, losses)
+    history.eval_seconds += time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- #

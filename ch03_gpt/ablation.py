@@ -6,9 +6,13 @@ At the lecture's small size (embedding 32, 4 heads, block 8, batch 32,
     attention      one multi-head attention layer (Chapter 2's model)
     feedforward    + a per-token feed-forward layer after it
     residual       + three blocks with residual connections around both
-    layernorm      + LayerNorm before each sublayer and at the end: this is GPT
+    layernorm      + LayerNorm before each sublayer and at the end
 
-The last row is exactly Chapter 3's `GPT` with three layers.
+Every row is built from Chapter 3's own pieces (`Attention`, `FeedForward`,
+`nn.LayerNorm`) with PyTorch's default initialisation, so that each row
+differs from the one before by one idea only. The last row has the shape of
+Chapter 3's `GPT`; `GPT` adds weight tying and GPT-2's initialisation, which
+pay off at larger sizes.
 """
 
 from __future__ import annotations
@@ -20,46 +24,50 @@ import torch.nn.functional as F
 from ch01_bigram import CharData, TrainConfig, set_seed, train
 from ch02_attention import AttentionLanguageModel, check_length
 
-from .model import GPT, Attention, FeedForward, GPTConfig
+from .model import Attention, FeedForward, GPTConfig
 
 STAGES = ("attention", "feedforward", "residual", "layernorm")
 LECTURE = dict(n_embd=32, n_head=4, block_size=8, n_layer=3)
 
 
-class PartialGPT(nn.Module):
-    """The middle rows: GPT's pieces without LayerNorm (`residual=False`: one layer, no skip path)."""
+class LectureModel(nn.Module):
+    """A row of the ablation: embeddings, then attention with the parts switched on so far, then a head."""
 
-    def __init__(self, cfg: GPTConfig, residual: bool):
+    def __init__(self, cfg: GPTConfig, feedforward: bool, residual: bool, layernorm: bool):
         super().__init__()
         self.block_size, self.residual = cfg.block_size, residual
-        n_layer = cfg.n_layer if residual else 1
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
-        self.attn = nn.ModuleList(Attention(cfg.n_embd, cfg.n_head, cfg.block_size) for _ in range(n_layer))
-        self.mlp = nn.ModuleList(FeedForward(cfg) for _ in range(n_layer))
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size)
+        n_layer = cfg.n_layer if residual else 1  # without the skip path, depth does not help
+        C = cfg.n_embd
+        norm = (lambda: nn.LayerNorm(C)) if layernorm else nn.Identity
+        self.wte = nn.Embedding(cfg.vocab_size, C)
+        self.wpe = nn.Embedding(cfg.block_size, C)
+        self.ln_1 = nn.ModuleList(norm() for _ in range(n_layer))
+        self.attn = nn.ModuleList(Attention(C, cfg.n_head, cfg.block_size) for _ in range(n_layer))
+        self.ln_2 = nn.ModuleList(norm() for _ in range(n_layer))
+        self.mlp = nn.ModuleList((FeedForward(cfg) if feedforward else nn.Identity()) for _ in range(n_layer))
+        self.ln_f = norm()
+        self.lm_head = nn.Linear(C, cfg.vocab_size)
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
         check_length(T, self.block_size)
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))  # (B, T, C)
-        for attn, mlp in zip(self.attn, self.mlp):
-            x = x + attn(x) if self.residual else attn(x)
-            x = x + mlp(x) if self.residual else mlp(x)
-        logits = self.lm_head(x)
+        for ln_1, attn, ln_2, mlp in zip(self.ln_1, self.attn, self.ln_2, self.mlp):
+            x = x + attn(ln_1(x)) if self.residual else attn(ln_1(x))
+            x = x + mlp(ln_2(x)) if self.residual else mlp(ln_2(x))
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         loss = None if targets is None else F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
         return logits, loss
 
 
 def build_stage(stage: str, vocab_size: int, n_embd=32, n_head=4, block_size=8, n_layer=3) -> nn.Module:
-    cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
     if stage == "attention":
-        return AttentionLanguageModel(vocab_size, n_embd, n_head, block_size)
-    if stage in ("feedforward", "residual"):
-        return PartialGPT(cfg, residual=stage == "residual")
-    if stage == "layernorm":
-        return GPT(cfg)
-    raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
+        return AttentionLanguageModel(vocab_size, n_embd, n_head, block_size)  # Chapter 2's model
+    cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    rank = STAGES.index(stage)
+    return LectureModel(cfg, feedforward=rank >= 1, residual=rank >= 2, layernorm=rank >= 3)
 
 
 def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = 1337, progress: bool = False,

@@ -2,6 +2,7 @@
 
     python -m ch03_gpt.bench speed       # tokens/s: ours vs transformers' GPT2LMHeadModel, float32 and bfloat16
     python -m ch03_gpt.bench kv-cache    # 500 new tokens from a 10M-parameter model, with and without the cache
+    python -m ch03_gpt.bench recipes     # Tiny Shakespeare: the published CPU recipe against this chapter's fast one
 
 Every figure is a ratio measured in the same run: the two contenders are timed
 in alternating rounds, so a busy machine slows both alike. `transformers` is
@@ -117,6 +118,31 @@ def kv_cache(new_tokens: int, repeats: int) -> None:
     print(f"  speed-up:   {without / with_cache:.1f}x; identical tokens: {torch.equal(outputs[True], outputs[False])}")
 
 
+def recipes(names: list[str], corpus: str, data_dir: str | None, threads: int | None) -> None:
+    from ch01_bigram import load_text, prepare_char_data
+
+    from .train import RECIPES, train_gpt
+
+    if threads:
+        torch.set_num_threads(threads)
+    data = prepare_char_data(load_text(corpus, data_dir), 64)
+    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128)
+    print(f"{corpus}: 4 layers, 4 heads, 128 wide, block 64; {torch.get_num_threads()} threads")
+    rows = {}
+    for name in names:
+        r = RECIPES[name]
+        _, _, summary = train_gpt(data, cfg, r, None, progress=False, log=None)
+        rows[name] = summary
+        print(f"  {name:9s} {r.steps:5d} steps, batch {r.batch_size:3d}, lr {r.lr:g}, {r.dtype:8s}: best val loss "
+              f"{summary['best_val_loss']:.4f} at step {summary['best_step']}; training {summary['train_time_s']:.1f} s "
+              f"({summary['wall_time_s']:.1f} s with evaluation)", flush=True)
+    if "baseline" in rows and len(rows) > 1:
+        for name, summary in rows.items():
+            if name != "baseline":
+                ratio = summary["train_time_s"] / rows["baseline"]["train_time_s"]
+                print(f"  {name} / baseline training time: {ratio:.2f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ch03_gpt.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,9 +156,16 @@ def main(argv=None) -> None:
     p = sub.add_parser("kv-cache", help="generation time with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
     p.add_argument("--repeats", type=int, default=1)
+    p = sub.add_parser("recipes", help="train the baseline and fast recipes; best val loss and time of each")
+    p.add_argument("--recipes", default="baseline,fast", help="comma-separated names from ch03_gpt.RECIPES")
+    p.add_argument("--corpus", default="tinyshakespeare")
+    p.add_argument("--data-dir")
+    p.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.command == "speed":
         speed(args.size, args.dtypes.split(","), args.rounds, args.steps, args.threads)
+    elif args.command == "recipes":
+        recipes(args.recipes.split(","), args.corpus, args.data_dir, args.threads)
     else:
         kv_cache(args.new_tokens, args.repeats)
 

@@ -106,7 +106,8 @@ def cmd_train(args) -> None:
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary {cfg.vocab_size}); device {device}; "
           f"recipe {args.recipe}: {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}, {recipe.dtype}")
     model, history, summary = train_gpt(data, cfg, recipe, args.out, device, progress=not args.no_progress)
-    print(f"{model.num_params() / 1e6:.2f}M parameters; trained in {summary['wall_time_s']:.1f} s; "
+    print(f"{model.num_params() / 1e6:.2f}M parameters; {summary['wall_time_s']:.1f} s in all, "
+          f"{summary['train_time_s']:.1f} s of it training (the rest: evaluation and checkpoints); "
           f"best val loss {summary['best_val_loss']:.4f} at step {summary['best_step']} (saved to {args.out})")
     if args.sample_length > 0:
         best, _ = load_checkpoint(args.out, device=device)

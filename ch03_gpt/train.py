@@ -80,8 +80,9 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     """Train a GPT on character data; save the best model by val loss to `out_dir` (if given).
 
     Returns the model as it ended, the loss history, and a summary with the
-    best val loss (the figure to report: the last one can be worse), its step
-    and the wall time.
+    best val loss (the figure to report: the last one can be worse), its step,
+    the wall time, and the time spent training alone (recipes are compared on
+    that, since how often one evaluates is a separate choice).
     """
     check_positive("steps", recipe.steps)
     if recipe.dtype not in DTYPES:
@@ -105,6 +106,7 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     history = train(model, data.train, data.val, cfg, device, progress, log, optimizer=optimizer,
                     lr_schedule=lambda s: cosine_lr(s, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps),
                     autocast_dtype=DTYPES[recipe.dtype], grad_clip=recipe.grad_clip, on_eval=keep_best)
-    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"],
-               "wall_time_s": time.perf_counter() - start}
+    wall = time.perf_counter() - start
+    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall,
+               "train_time_s": wall - history.eval_seconds}  # without loss estimates and checkpointing
     return model, history, summary
