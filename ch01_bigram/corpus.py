@@ -163,56 +163,67 @@ def generate_corpus(seed: int = DEFAULT_SEED, n_bytes: int = DEFAULT_BYTES) -> s
 # Long-range checker
 # --------------------------------------------------------------------------- #
 
-_INTRO = re.compile(r"(?:named|called) ([A-Z][a-z]+)")
+_INTRO = re.compile(r"(?:(girl|boy) )?(?:named|called) ([A-Z][a-z]+)")
 _OWNED = re.compile(r"had an? ([a-z]+) ([a-z]+)")
 _NAME_WORD = re.compile(r"\b[A-Z][a-z]+\b")
 _OBJECT_WORD = re.compile(r"\b(" + "|".join(OBJECTS) + r")\b")
+_PRONOUN = re.compile(r"\b(she|he|her|his|She|He|Her|His)\b")
+_GIRL_PRONOUNS = {"she", "her"}
 
 
 @dataclass(frozen=True)
 class LongRangeScore:
-    """How consistently stories refer back to what they introduced.
+    """How faithfully stories refer back to what they introduced, mention by mention.
 
-    `names`: share of stories with an intro ("named Mia") whose later name
-    mentions exist and all equal the introduced name.
-    `objects`: the same for the object introduced with "had a <colour> <object>".
-    `score`: the mean of the two.
+    Each field is the share of later mentions that agree with the story's start:
+    `names`: later names equal to the name introduced ("named Mia"), among
+    the words that are names from the corpus's list or the introduced word itself;
+    `objects`: later objects equal to the one introduced ("had a red ball");
+    `pronouns`: later he/she/his/her that match "girl" or "boy" in the intro.
+    A story without an intro is not scored; `mentions` counts the mentions checked.
+    Guessing scores about 1/32 on names, 1/12 on objects and 1/2 on pronouns.
     """
 
     stories: int
+    mentions: int
     names: float
     objects: float
+    pronouns: float
 
     @property
     def score(self) -> float:
-        return (self.names + self.objects) / 2
+        """The mean of the three shares."""
+        return (self.names + self.objects + self.pronouns) / 3
 
 
 def long_range_score(text: str) -> LongRangeScore:
     """Score `text` (a corpus or a model's sample) for the long-range property.
 
-    A story counts for `names` when it introduces a name and mentions a name
-    again later, and every later mention is the introduced one. Words from the
-    corpus's name list and the introduced word itself count as mentions, so a
-    garbled name that is repeated faithfully still counts as consistent.
+    Stories are separated by blank lines; only the part of a story after its
+    intro is checked, so a sample cut off mid-story still counts for what it has.
     """
     name_set = set(NAMES)
-    name_ok = obj_ok = stories = 0
+    hits = {"names": 0, "objects": 0, "pronouns": 0}
+    totals = {"names": 0, "objects": 0, "pronouns": 0}
+    stories = 0
     for story in re.split(r"\n\s*\n", text):
         intro = _INTRO.search(story)
         if not intro:
             continue
         stories += 1
-        name = intro.group(1)
-        later = [w for w in _NAME_WORD.findall(story[intro.end():]) if w in name_set or w == name]
-        if later and all(w == name for w in later):
-            name_ok += 1
+        gender, name = intro.group(1), intro.group(2)
+        rest = story[intro.end():]
+        later = [w for w in _NAME_WORD.findall(rest) if w in name_set or w == name]
+        totals["names"] += len(later)
+        hits["names"] += sum(w == name for w in later)
         owned = _OWNED.search(story, intro.end())
         if owned:
-            obj = owned.group(2)
             later_objs = _OBJECT_WORD.findall(story[owned.end():])
-            if later_objs and all(o == obj for o in later_objs):
-                obj_ok += 1
-    if stories == 0:
-        return LongRangeScore(0, 0.0, 0.0)
-    return LongRangeScore(stories, name_ok / stories, obj_ok / stories)
+            totals["objects"] += len(later_objs)
+            hits["objects"] += sum(o == owned.group(2) for o in later_objs)
+        if gender:
+            pronouns = [p.lower() for p in _PRONOUN.findall(rest)]
+            totals["pronouns"] += len(pronouns)
+            hits["pronouns"] += sum((p in _GIRL_PRONOUNS) == (gender == "girl") for p in pronouns)
+    share = {k: hits[k] / totals[k] if totals[k] else 0.0 for k in hits}
+    return LongRangeScore(stories, sum(totals.values()), share["names"], share["objects"], share["pronouns"])

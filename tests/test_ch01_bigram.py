@@ -398,16 +398,16 @@ def _swapped_corpus(n: int, names: bool, objects: bool, seed: int = 11) -> str:
 
 def test_checker_scores_the_corpus_at_one(corpus):
     result = long_range_score(corpus)
-    assert result.stories == 2717
-    assert (result.names, result.objects, result.score) == (1.0, 1.0, 1.0)
+    assert result.stories == 2717 and result.mentions > 3 * 2717
+    assert (result.names, result.objects, result.pronouns, result.score) == (1.0, 1.0, 1.0, 1.0)
 
 
 def test_checker_scores_swapped_names_and_objects_low():
     both = long_range_score(_swapped_corpus(200, names=True, objects=True))
     assert both.stories == 200
-    assert both.names == 0.0 and both.objects == 0.0 and both.score == 0.0
+    assert both.names == 0.0 and both.objects == 0.0 and both.pronouns == 1.0
     names_only = long_range_score(_swapped_corpus(200, names=True, objects=False))
-    assert names_only.names == 0.0 and names_only.objects == 1.0 and names_only.score == 0.5
+    assert names_only.names == 0.0 and names_only.objects == 1.0 and names_only.score == pytest.approx(2 / 3)
     objects_only = long_range_score(_swapped_corpus(200, names=False, objects=True))
     assert objects_only.names == 1.0 and objects_only.objects == 0.0
 
@@ -417,18 +417,27 @@ def test_checker_counts_partly_swapped_text_in_proportion():
     bad = _swapped_corpus(100, names=True, objects=True, seed=12)
     result = long_range_score(good + "\n\n" + bad)
     assert result.stories == 200
-    assert result.score == pytest.approx(0.5)
+    assert result.names == pytest.approx(0.5, abs=0.05) and result.objects == pytest.approx(0.5, abs=0.05)
+
+
+def test_checker_pronouns_follow_the_intro():
+    girl = "Once there was a girl named Mia. Mia had a red ball. She went home with her ball."
+    boy = girl.replace("girl", "boy")
+    assert long_range_score(girl).pronouns == 1.0 and long_range_score(boy).pronouns == 0.0
+    mixed = long_range_score(girl.replace("with her", "with his"))
+    assert mixed.pronouns == 0.5 and mixed.names == 1.0 and mixed.objects == 1.0
 
 
 def test_checker_on_text_without_stories():
     result = long_range_score("no story here\n\nnor here")
-    assert (result.stories, result.score) == (0, 0.0)
+    assert (result.stories, result.mentions, result.score) == (0, 0, 0.0)
 
 
 def test_checker_needs_a_later_mention():
     # An introduced name that never comes back shows no long-range consistency.
     result = long_range_score("Once there was a girl named Mia. She had a red ball.")
     assert result.stories == 1 and result.names == 0.0 and result.objects == 0.0
+    assert result.mentions == 1 and result.pronouns == 1.0  # "She" agrees with "girl"
 
 
 # --------------------------------------------------------------------------- #
