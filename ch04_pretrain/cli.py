@@ -14,6 +14,7 @@ from pathlib import Path
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED
 from ch01_bigram.errors import CourseError
 
+from .settings import PRESETS, TrainSettings
 from .prepare import DOCS_PER_SHARD, SplitRule, prepare
 from .sources import BUILTIN, OPENWEBTEXT, SourceOptions
 
@@ -90,12 +91,167 @@ def run_prepare(args: argparse.Namespace) -> None:
     print(f"  {size / 1e6:,.1f} MB of uint16 tokens; this run took {seconds:.1f} s")
 
 
+# --------------------------------------------------------------------------- train, evaluate, plot, sample
+# These import torch-heavy modules inside their run_ functions, so `prepare` and `--help` stay quick.
+
+_SETTING_HELP = {
+    "n_layer": "transformer blocks", "n_head": "attention heads per block", "n_embd": "width of the residual stream",
+    "block_size": "tokens of context per sequence", "dropout": "dropout rate (0 for pretraining on a large corpus)",
+    "batch_size": "sequences per micro-batch, per process",
+    "grad_accum": "micro-batches per optimizer step, counted over all processes",
+    "max_steps": "optimizer steps in the whole run (the cosine decays to min-lr at this step)",
+    "lr": "peak learning rate, reached at the end of warm-up", "min_lr": "the floor of the cosine decay",
+    "warmup": "steps of linear warm-up from 0 to lr", "weight_decay": "AdamW weight decay on matrices only",
+    "beta1": "AdamW beta1", "beta2": "AdamW beta2", "grad_clip": "maximum gradient norm (0: no clipping)",
+    "dtype": "auto (bfloat16 where faster, float16 + gradient scaler on older GPUs), float32, bfloat16, float16",
+    "compile": "compile the model with torch.compile (faster steps after a slow first one)",
+    "activation_checkpointing": "recompute each block in the backward pass instead of storing its activations",
+    "eval_interval": "estimate val loss and save a checkpoint every N steps",
+    "eval_iters": "val batches per estimate", "log_interval": "write a log line every N steps",
+    "keep": "checkpoints kept besides the best one", "seed": "seed of the initial weights and of the batches",
+}
+
+
+def add_train_parser(subparsers) -> None:
+    from dataclasses import fields
+
+    p = subparsers.add_parser(
+        "train", help="pretrain a GPT on prepared shards",
+        description="Pretrain Chapter 3's GPT on shards made by `prepare`. A preset sets every option; the "
+                    "options given override it. Checkpoints, log.jsonl, latest.json and best.json go to --out. "
+                    "Ctrl-C saves and stops; --resume continues exactly where a run stopped, even after a crash. "
+                    "Several GPUs: torchrun --nproc_per_node=N -m ch04_pretrain train ...",
+        epilog="presets: tiny (4 layers, 128 wide, block 64: minutes on a CPU), small (6 layers, 384 wide, "
+               "block 256), gpt2-124m (GPT-2's published recipe: 12 layers, 768 wide, block 1024, 524,288 "
+               "tokens per step, 600,000 steps; about 4 days on 8 A100 GPUs)")
+    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="a folder prepared by `prepare`")
+    p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/ch04-PRESET)")
+    p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="default: %(default)s")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--peak-flops", type=float, metavar="F", help="the hardware peak for MFU, in FLOP/s "
+                   "(default: measured with a large matrix product at startup)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g = p.add_argument_group("settings (default: the preset's)")
+    for f in fields(TrainSettings):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            g.add_argument(flag, action="store_true", default=None, help=_SETTING_HELP[f.name])
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            g.add_argument(flag, type=kind, metavar=f.name.upper() if kind is not str else "NAME",
+                           help=_SETTING_HELP[f.name])
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from dataclasses import fields, replace
+
+    from . import trainer
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name) is not None}
+    settings = replace(PRESETS[args.preset], **overrides)
+    out = args.out or Path("runs") / f"ch04-{args.preset}"
+    summary = trainer.train(settings, args.data, out, device=args.device, resume=args.resume,
+                            peak_flops=args.peak_flops, progress=not args.no_progress)
+    if summary["world_size"] > 1 and summary["best"] is None:
+        return  # other ranks stay quiet
+    best = summary["best"]
+    print(f"{out}: {summary['steps']} steps, val loss {summary['val_loss']:.4f}; best {best['val_loss']:.4f} at "
+          f"step {best['step']} ({out / best['dir']})")
+    if "tokens_per_s" in summary:
+        print(f"  {summary['tokens_per_s']:,.0f} tokens/s, MFU {summary['mfu']:.1%}, {summary['dtype']} on "
+              f"{summary['device']}, peak memory {summary['peak_mem_mb']:,.0f} MB")
+
+
+def add_evaluate_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="val loss and perplexity of a checkpoint, ours or OpenAI's",
+        description="Report the mean loss and perplexity of a model on prepared shards. SOURCE is a run folder "
+                    "(its best checkpoint), a checkpoint folder, a Hugging Face GPT-2 model.safetensors, or "
+                    "gpt2 / gpt2-medium / gpt2-large / gpt2-xl (OpenAI's weights, downloaded once).")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="a folder prepared by `prepare`")
+    p.add_argument("--split", default="val", choices=["train", "val"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--block-size", type=int, help="tokens per sequence (default: the model's block size)")
+    p.add_argument("--iters", type=int, default=50, help="batches to average over (default: %(default)s)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate
+
+    r = evaluate(args.source, args.data, args.split, args.batch_size, args.block_size, args.iters, args.device,
+                 args.dtype)
+    print(f"{r['source']}: {r['parameters']:,} parameters, {r['split']} loss {r['loss']:.4f}, perplexity "
+          f"{r['perplexity']:.2f} ({r['tokens']:,} tokens, block {r['block_size']}, {r['dtype']})")
+
+
+def add_plot_parser(subparsers) -> None:
+    p = subparsers.add_parser("plot", help="draw a run's loss and learning-rate curves to a PNG",
+                              description="Read RUN/log.jsonl and draw the train and val loss and the "
+                                          "learning rate against the step.")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder written by `train`")
+    p.add_argument("--out", type=Path, metavar="PNG", help="default: RUN/curves.png")
+    p.set_defaults(run=run_plot)
+
+
+def run_plot(args: argparse.Namespace) -> None:
+    from .plot import plot_run
+
+    out = args.out or args.run_dir / "curves.png"
+    plot_run(args.run_dir, out)
+    print(f"wrote {out}")
+
+
+def add_sample_parser(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="continue a prompt with a pretrained model",
+                              description="Generate text from SOURCE (as for `evaluate`).")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--prompt", default="<|endoftext|>", help="text to continue (default: a new document)")
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.set_defaults(run=run_sample)
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    from ch01_bigram import pick_device
+    from ch03_gpt import generate
+
+    from .gpt2_weights import load_pretrained
+
+    device = pick_device(args.device)
+    model, encoding, _ = load_pretrained(args.source, device)
+    if encoding is None:
+        raise CourseError(f"{args.source} does not use GPT-2's tokenizer")
+    ids = encoding.encode(args.prompt, allowed_special={"<|endoftext|>"})
+    if not ids:
+        raise CourseError("the prompt is empty")
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    out = generate(model, torch.tensor([ids], device=device), args.max_new_tokens, temperature=args.temperature,
+                   top_k=args.top_k, generator=generator)
+    print(encoding.decode(out[0].tolist()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ch04_pretrain",
-        description="Chapter 4: pretraining a GPT. Start with `prepare` to tokenize a corpus into shards.")
+        description="Chapter 4: pretraining a GPT. Start with `prepare` to tokenize a corpus into shards, "
+                    "then `train`, `plot`, `evaluate` and `sample`.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_prepare_parser(subparsers)
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    add_plot_parser(subparsers)
+    add_sample_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,164 @@
+"""Training checkpoints: everything a run needs to continue exactly where it stopped.
+
+A run folder looks like this:
+
+  runs/tiny/
+    log.jsonl             one JSON line per logged step and per evaluation
+    latest.json           {"dir": "step_000400", "step": 400}: the checkpoint --resume continues from
+    best.json             {"dir": "step_000300", "step": 300, "val_loss": 2.31}: the best by val loss
+    step_000300/          a checkpoint in Chapter 3's layout, so `ch03_gpt.load_checkpoint` reads it:
+      model.safetensors     the weights (safetensors: tensors only, loading runs no code)
+      config.json           {"model": ..., "tokenizer": {"type": "gpt2"}, "settings": ..., "step": ...}
+      trainer.pt            optimizer, gradient scaler, every RNG state, the data position
+    step_000400/
+
+Every checkpoint is written into a hidden temporary folder, each file flushed
+to disk, and the folder renamed into place; only then does latest.json (itself
+replaced atomically) point to it. A crash at any moment leaves the previous
+checkpoint and pointer untouched. Only the last `keep` checkpoints and the best
+one are kept.
+
+trainer.pt is read with `torch.load(weights_only=True)`, which unpickles only
+tensors and plain containers: a file crafted to run code is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ch01_bigram.errors import CourseError
+from ch03_gpt import atomic_path, read_json, save_checkpoint, write_json
+
+TRAINER = "trainer.pt"
+LATEST = "latest.json"
+BEST = "best.json"
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+# --------------------------------------------------------------------------- RNG states
+
+def rng_state(device: str | torch.device = "cpu") -> dict:
+    """Python's, NumPy's, torch's and (on CUDA) the current GPU's random states, as tensors and plain types."""
+    np_state = np.random.get_state(legacy=False)
+    version, internal, gauss = random.getstate()
+    state = {
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)), "pos": np_state["state"]["pos"],
+                  "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]},
+        "torch": torch.get_rng_state(),
+    }
+    if str(device).startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: str | torch.device = "cpu") -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"].tolist()), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state({"bit_generator": "MT19937", "state": {"key": n["key"].numpy().astype(np.uint32),
+                                                              "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and str(device).startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --------------------------------------------------------------------------- safe loading
+
+def safe_torch_load(path: str | Path) -> dict:
+    """torch.load with weights_only=True: tensors and plain containers only; anything else is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CourseError(f"{path} not found") from None
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CourseError(f"refused to load {path}: it holds something other than tensors and plain values "
+                          f"(loading it could run code), or it is damaged ({first[:160]})") from None
+
+
+# --------------------------------------------------------------------------- saving
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, meta: dict,
+                             trainer_state: dict, val_loss: float | None = None, keep: int = 2) -> Path:
+    """Write checkpoint `step` atomically, point latest.json (and best.json if it improved) at it, prune old ones.
+
+    `model` is the plain GPT (not a DDP or compiled wrapper). Returns the checkpoint's folder.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    name = step_dir_name(step)
+    final = run_dir / name
+    if not final.is_dir():
+        tmp = run_dir / f".{name}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)  # left by a crash during an earlier attempt
+        save_checkpoint(model, tmp, {**meta, "step": step, "val_loss": val_loss})
+        with atomic_path(tmp / TRAINER) as path:
+            torch.save(trainer_state, path)
+        os.replace(tmp, final)
+        _fsync_dir(run_dir)
+    if val_loss is not None:
+        best = read_json(run_dir / BEST) if (run_dir / BEST).is_file() else None
+        if best is None or val_loss < best["val_loss"]:
+            write_json(run_dir / BEST, {"dir": name, "step": step, "val_loss": val_loss})
+    write_json(run_dir / LATEST, {"dir": name, "step": step})
+    prune(run_dir, keep)
+    return final
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    """Delete all checkpoints but the newest `keep` and the best, and temporary folders left by crashes."""
+    protected = {read_json(run_dir / p)["dir"] for p in (LATEST, BEST) if (run_dir / p).is_file()}
+    steps = sorted(d.name for d in run_dir.glob("step_*") if d.is_dir())
+    protected |= set(steps[-keep:]) if keep > 0 else set()
+    for name in steps:
+        if name not in protected:
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+    for tmp in run_dir.glob(".step_*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- loading
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder: `path` itself, or the one a run folder's latest.json points to."""
+    path = Path(path)
+    if (path / TRAINER).is_file():
+        return path
+    if (path / LATEST).is_file():
+        return path / read_json(path / LATEST)["dir"]
+    raise CourseError(f"no checkpoint to resume in {path} (no {LATEST}); start without --resume")
+
+
+def load_training_state(checkpoint: str | Path) -> tuple[dict, dict]:
+    """(config.json's content, trainer.pt's content) of a checkpoint folder, loaded without running code."""
+    checkpoint = Path(checkpoint)
+    return read_json(checkpoint / "config.json"), safe_torch_load(checkpoint / TRAINER)
+
+
+def settings_difference(saved: dict, current: dict, free: set[str]) -> str:
+    """'lr 0.001 != 0.0006, batch_size 8 != 16' for settings that differ, ignoring those in `free`."""
+    keys = sorted((set(saved) | set(current)) - free)
+    return ", ".join(f"{k} {saved.get(k)} != {current.get(k)}" for k in keys if saved.get(k) != current.get(k))

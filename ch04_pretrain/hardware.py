@@ -1,0 +1,116 @@
+"""What the machine can do: which number format is fastest, its matrix-multiply peak, its peak memory.
+
+MFU (model FLOPs utilisation) = the FLOPs a training step must do (6 per
+parameter per token, plus attention) per second, divided by the machine's peak.
+Vendors publish peaks for GPUs; a CPU's depends on its cores, clock and
+instruction set, so we measure it: the speed of a large square matrix product,
+the best case for the hardware, in the format the training uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ch01_bigram.errors import CourseError
+
+DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BF16_MIN_WIDTH_CPU = 256  # below this, bfloat16's conversions cost more than its faster products save (measured)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: trust torch's own report
+        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str, device: str, n_embd: int) -> str:
+    """'auto' -> the format that trains fastest here; other names are checked and returned.
+
+    CUDA: bfloat16 where the GPU supports it (Ampere and later), else float16
+    with a gradient scaler. CPU: bfloat16 only with hardware bfloat16 products
+    and a model at least 256 wide; otherwise float32. MPS: float32.
+    """
+    if name not in ("auto", *DTYPE_NAMES):
+        raise CourseError(f"unknown dtype {name!r}; choose auto, float32, bfloat16 or float16")
+    cuda = str(device).startswith("cuda")
+    if name == "float16" and not cuda:
+        raise CourseError("float16 training needs a CUDA GPU (it relies on a gradient scaler); use bfloat16 on CPU")
+    if name != "auto":
+        return name
+    if cuda:
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if str(device) == "cpu" and cpu_has_fast_bf16() and n_embd >= BF16_MIN_WIDTH_CPU:
+        return "bfloat16"
+    return "float32"
+
+
+def synchronize(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+@functools.lru_cache(maxsize=None)
+def matmul_peak_flops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
+                      seconds: float = 0.3) -> float:
+    """FLOP/s of a size x size matrix product (2 size^3 FLOPs each), best of repeated runs for about `seconds`."""
+    size = size or (8192 if str(device).startswith("cuda") else 2048)
+    a = torch.randn(size, size, device=device, dtype=DTYPE_NAMES[dtype])
+    b = torch.randn(size, size, device=device, dtype=DTYPE_NAMES[dtype])
+    a @ b  # warm-up: the first product pays for allocation and kernel selection
+    synchronize(device)
+    best, spent = float("inf"), 0.0
+    while spent < seconds or best == float("inf"):
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        took = time.perf_counter() - start
+        best, spent = min(best, took), spent + took
+    return 2 * size**3 / best
+
+
+# --------------------------------------------------------------------------- peak memory
+
+def reset_peak_memory(device: str) -> None:
+    """Start a new peak: CUDA's allocator counter, or on Linux the process's peak resident size (VmHWM)."""
+    if str(device).startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM to the current RSS
+        except OSError:
+            pass  # elsewhere the peak counts from the start of the process
+
+
+def peak_memory_bytes(device: str) -> int:
+    """CUDA: the most memory tensors held at once. CPU: the process's peak resident set size."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # bytes on macOS, KiB on Linux
+
+
+def current_memory_bytes(device: str) -> int:
+    if str(device).startswith("cuda"):
+        return torch.cuda.memory_allocated(device)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

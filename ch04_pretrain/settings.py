@@ -1,0 +1,74 @@
+"""The settings of a pretraining run and the presets, free of torch so that the command line starts quickly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ch01_bigram.errors import CourseError, check_positive
+
+from .bpe import VOCAB_SIZE
+
+
+@dataclass
+class TrainSettings:
+    """Everything that decides a pretraining run."""
+
+    # model
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    # optimisation
+    batch_size: int = 16          # sequences per micro-batch, per process
+    grad_accum: int = 1           # micro-batches per optimizer step, over all processes together
+    max_steps: int = 500
+    lr: float = 2e-3
+    min_lr: float = 2e-4          # the floor the cosine decays to (10% of lr, as in GPT-3 and nanoGPT)
+    warmup: int = 50
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0        # 0 turns clipping off
+    # numerics and speed
+    dtype: str = "auto"           # auto, float32, bfloat16 or float16 (hardware.resolve_dtype)
+    compile: bool = False
+    activation_checkpointing: bool = False
+    # bookkeeping
+    eval_interval: int = 100
+    eval_iters: int = 20
+    log_interval: int = 10
+    keep: int = 2                 # checkpoints kept besides the best
+    seed: int = 1337
+
+    def __post_init__(self):
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_iters", "log_interval"):
+            check_positive(name.replace("_", " "), getattr(self, name))
+        if self.warmup < 0 or self.min_lr > self.lr or self.lr <= 0:
+            raise CourseError(f"need lr > 0, 0 <= min_lr <= lr and warmup >= 0; got lr {self.lr}, "
+                              f"min_lr {self.min_lr}, warmup {self.warmup}")
+
+    def model_config(self):
+        from ch03_gpt import GPTConfig  # imported here: this module stays free of torch (the CLI's help is quick)
+        return GPTConfig(vocab_size=VOCAB_SIZE, block_size=self.block_size, n_layer=self.n_layer,
+                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=True)
+
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.block_size * self.grad_accum
+
+
+PRESETS = {
+    # About 4 minutes on one core of a laptop-class CPU: the built-in corpus, 500 steps of 1,024 tokens.
+    "tiny": TrainSettings(),
+    # A 6-layer, 384-wide model (~30M parameters with GPT-2's vocabulary): an hour or so on one GPU.
+    "small": TrainSettings(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=16, grad_accum=4,
+                           max_steps=5000, lr=1e-3, min_lr=1e-4, warmup=200, eval_interval=250, eval_iters=50),
+    # GPT-2 124M, the published recipe (GPT-3 paper's hyperparameters for its size, as nanoGPT reproduces them):
+    # 16 x 1024 tokens x 32 = 524,288 tokens per step, 600,000 steps = 315 billion tokens.
+    "gpt2-124m": TrainSettings(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=16, grad_accum=32,
+                               max_steps=600_000, lr=6e-4, min_lr=6e-5, warmup=2000, eval_interval=1000,
+                               eval_iters=200, log_interval=10, keep=3),
+}
+
+# Settings that may change when a run is resumed: they do not affect the numbers it computes.
+FREE_ON_RESUME = {"max_steps", "eval_interval", "log_interval", "keep", "compile", "eval_iters"}
