@@ -29,10 +29,12 @@ SIZES = {
 }
 
 
-def hf_model(cfg: GPTConfig):
+def hf_model(cfg: GPTConfig, activation: str = "gelu_new"):
+    """transformers' GPT-2 at our size; by default with GPT-2's own activation (tanh-approximated GELU)."""
     from transformers import GPT2Config, GPT2LMHeadModel
     hf_cfg = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
-                        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        activation_function=activation, bos_token_id=None, eos_token_id=None)
     model = GPT2LMHeadModel(hf_cfg)
     return model
 
@@ -74,23 +76,29 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
     results = {}
     for dtype_name in dtypes:
         dtype = DTYPES[dtype_name]
-        torch.manual_seed(0)
-        ours = GPT(cfg)
-        theirs = hf_model(cfg)
-        steps_fn = {
-            "ours": make_step(ours, configure_optimizer(ours, 1e-3), x, y, dtype, False),
-            "transformers": make_step(theirs, torch.optim.AdamW(theirs.parameters(), lr=1e-3), x, y, dtype, True),
-        }
-        for fn in steps_fn.values():  # warm-up: allocator, kernels, autocast caches
+        contenders = {}
+        for name, activation in (("ours", "gelu"), ("ours, tanh GELU", "gelu_tanh")):
+            torch.manual_seed(0)
+            model = GPT(GPTConfig(**{**cfg.to_dict(), "activation": activation}))
+            contenders[name] = make_step(model, configure_optimizer(model, 1e-3), x, y, dtype, False)
+        for name, activation in (("transformers", "gelu_new"), ("transformers, exact GELU", "gelu")):
+            torch.manual_seed(0)
+            model = hf_model(cfg, activation)
+            contenders[name] = make_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), x, y, dtype, True)
+        for fn in contenders.values():  # warm-up: allocator, kernels, autocast caches
             time_steps(fn, 3)
-        rates = {name: [] for name in steps_fn}
-        for _ in range(rounds):
-            for name, fn in steps_fn.items():
+        rates = {name: [] for name in contenders}
+        for _ in range(rounds):  # alternate, so that a busy machine slows every contender alike
+            for name, fn in contenders.items():
                 rates[name].append(B * T * steps / time_steps(fn, steps))
         med = {name: statistics.median(r) for name, r in rates.items()}
         results[dtype_name] = med
-        print(f"  {dtype_name:8s}: ours {med['ours']:9,.0f} tokens/s   transformers {med['transformers']:9,.0f} "
-              f"tokens/s   ratio {med['ours'] / med['transformers']:.2f}x   (median of {rounds} rounds of {steps} steps)")
+        print(f"  {dtype_name} (median of {rounds} rounds of {steps} steps):")
+        for name, rate in med.items():
+            print(f"    {name:26s} {rate:9,.0f} tokens/s")
+        print(f"    ours / transformers (each with its default activation): {med['ours'] / med['transformers']:.2f}x")
+        print(f"    like for like, exact GELU: {med['ours'] / med['transformers, exact GELU']:.2f}x; "
+              f"tanh GELU: {med['ours, tanh GELU'] / med['transformers']:.2f}x")
     if "float32" in results and "bfloat16" in results:
         r = results["bfloat16"]["ours"] / results["float32"]["ours"]
         print(f"  bfloat16 / float32 (ours): {r:.2f}x")
