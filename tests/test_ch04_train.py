@@ -1,0 +1,325 @@
+"""Chapter 4, pretraining: schedule, optimizer groups, accumulation, checkpoints (atomic, exact resume, safe
+loading, config checks), NaN and Ctrl-C handling, memory estimates, DDP, the CLI."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from ch01_bigram import CourseError
+from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint
+from ch04_pretrain import checkpoints
+from ch04_pretrain.gpt2_weights import load_pretrained
+from ch04_pretrain.hardware import resolve_dtype
+from ch04_pretrain.memory import estimate_memory, saved_activation_bytes
+from ch04_pretrain.prepare import prepare
+from ch04_pretrain.settings import PRESETS, TrainSettings
+from ch04_pretrain.sources import SourceOptions
+from ch04_pretrain.trainer import forward_backward, read_log, train
+
+ROOT = Path(__file__).resolve().parents[1]
+# A model small enough for a step to take milliseconds; dropout on, so that resuming must restore torch's RNG.
+SMALL = TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.1, batch_size=4, grad_accum=2,
+                      max_steps=8, lr=1e-2, min_lr=1e-3, warmup=2, eval_interval=2, eval_iters=2, log_interval=1,
+                      dtype="float32", keep=2)
+QUIET = dict(device="cpu", peak_flops=1e11, progress=False, log=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shards")
+    prepare("builtin", folder, options=SourceOptions(builtin_bytes=60_000), workers=0, progress=False,
+            log=lambda *a: None)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """An uninterrupted run of SMALL: its log is what every resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("reference")
+    summary = train(SMALL, data, out, **QUIET)
+    return out, summary
+
+
+def numbers(log: list[dict]) -> list[tuple]:
+    """The computed values of a log, without the timings."""
+    return [(r["step"], r.get("loss"), r.get("lr"), r.get("grad_norm"), r.get("val_loss")) for r in log]
+
+
+# --------------------------------------------------------------------------- schedule and optimizer
+
+def test_schedule_values_at_chosen_steps():
+    lr, floor, warm, total = 6e-4, 6e-5, 2000, 600_000
+    assert cosine_lr(0, lr, floor, warm, total) == pytest.approx(lr / warm)
+    assert cosine_lr(999, lr, floor, warm, total) == pytest.approx(lr / 2)
+    assert cosine_lr(1999, lr, floor, warm, total) == pytest.approx(lr)
+    assert cosine_lr(2000, lr, floor, warm, total) == pytest.approx(lr)
+    assert cosine_lr(301_000, lr, floor, warm, total) == pytest.approx((lr + floor) / 2)  # half-way down
+    assert cosine_lr(600_000, lr, floor, warm, total) == pytest.approx(floor)
+    assert cosine_lr(700_000, lr, floor, warm, total) == pytest.approx(floor)
+
+
+def test_trainer_follows_the_schedule(reference):
+    out, _ = reference
+    for r in read_log(out):
+        if "lr" in r:  # the rate used for the step that ended at r["step"]
+            assert r["lr"] == pytest.approx(cosine_lr(r["step"] - 1, SMALL.lr, SMALL.min_lr, SMALL.warmup,
+                                                      SMALL.max_steps))
+
+
+def test_gpt2_recipe_preset():
+    p = PRESETS["gpt2-124m"]
+    assert (p.n_layer, p.n_head, p.n_embd, p.block_size) == (12, 12, 768, 1024)
+    assert p.tokens_per_step() == 524_288 and (p.lr, p.warmup, p.max_steps) == (6e-4, 2000, 600_000)
+
+
+def test_weight_decay_on_matrices_only():
+    model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    opt = configure_optimizer(model, lr=1e-3, weight_decay=0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    decayed = {names[id(p)] for p in decay["params"]}
+    kept = {names[id(p)] for p in no_decay["params"]}
+    assert decayed == {n for n, p in model.named_parameters() if p.dim() == 2}
+    assert all(n.endswith(".bias") or ".ln_" in n or n.startswith("transformer.ln_f") for n in kept)
+    assert "transformer.h.0.ln_1.weight" in kept and "transformer.h.0.attn.c_attn.bias" in kept
+    assert "transformer.wte.weight" in decayed  # the tied head, counted once
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.num_params()
+
+
+def test_accumulation_equals_one_big_batch():
+    cfg = GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    torch.manual_seed(0)
+    a = GPT(cfg)
+    b = GPT(cfg)
+    b.load_state_dict(a.state_dict())
+    xy = torch.randint(50, (12, 9))
+    x, y = xy[:, :-1].contiguous(), xy[:, 1:].contiguous()
+    k = 3
+    small = [(x[i::k].contiguous(), y[i::k].contiguous()) for i in range(k)]  # 3 micro-batches of 4
+    loss_a = forward_backward(a, small, "cpu", "float32")
+    loss_b = forward_backward(b, [(x, y)], "cpu", "float32")
+    assert loss_a.item() == pytest.approx(loss_b.item(), abs=1e-6)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys, torch
+    from ch04_pretrain import checkpoints, trainer
+    from ch04_pretrain.settings import TrainSettings
+    settings = TrainSettings(**{settings})
+    mode, at = sys.argv[1], int(sys.argv[2])
+    def die(step, model):
+        if mode == "step" and step == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    real_save = torch.save
+    def save_then_die(obj, path):  # dies with the new checkpoint half-written, before it is renamed into place
+        real_save(obj, path)
+        if mode == "save" and obj["step"] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    checkpoints.torch.save = save_then_die
+    trainer.train(settings, sys.argv[3], sys.argv[4], device="cpu", peak_flops=1e11, progress=False,
+                  on_step=die)
+""")
+
+
+def run_python(code: str, *args, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,at,saved", [("step", 5, 4), ("save", 6, 4)])
+def test_resume_after_sigkill_is_bitwise_exact(data, reference, tmp_path, mode, at, saved):
+    from dataclasses import asdict
+    proc = run_python(KILLER.replace("{settings}", repr(asdict(SMALL))), mode, at, data, tmp_path)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    assert json.loads((tmp_path / "latest.json").read_text())["step"] == saved
+    summary = train(SMALL, data, tmp_path, resume=True, **QUIET)
+    assert summary["start_step"] == saved and summary["steps"] == SMALL.max_steps
+    out, ref = reference
+    assert numbers(read_log(tmp_path)) == numbers(read_log(out))  # exact equality of every float
+    assert summary["val_loss"] == ref["val_loss"]
+    assert not list(tmp_path.glob(".step_*"))  # the half-written checkpoint was cleaned up
+
+
+def test_interrupted_write_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
+    train(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    before = (tmp_path / "latest.json").read_text()
+    weights = (tmp_path / "step_000002" / "model.safetensors").read_bytes()
+
+    def broken_save(obj, path):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoints.torch, "save", broken_save)
+    with pytest.raises(OSError):
+        train(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
+    monkeypatch.undo()
+    assert (tmp_path / "latest.json").read_text() == before
+    assert (tmp_path / "step_000002" / "model.safetensors").read_bytes() == weights
+    assert not (tmp_path / "step_000004").exists()
+    model, meta = load_checkpoint(tmp_path / "step_000002")  # Chapter 3 reads our checkpoints
+    assert meta["step"] == 2 and meta["tokenizer"] == {"type": "gpt2"}
+    summary = train(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
+    assert summary["start_step"] == 2 and summary["steps"] == 4
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path("/tmp/ch04_pickle_ran_code")
+
+
+def test_pickle_that_would_run_code_is_refused(data, tmp_path):
+    train(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    MARKER.unlink(missing_ok=True)
+    state = tmp_path / "step_000002" / "trainer.pt"
+    state.write_bytes(pickle.dumps({"step": 2, "optimizer": RunsCode()}, protocol=2))
+    with pytest.raises(CourseError, match="refused to load"):
+        train(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
+    assert not MARKER.exists()
+
+
+def test_other_config_is_refused_by_name(data, tmp_path):
+    train(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    with pytest.raises(CourseError, match=r"n_embd 32 != 64"):
+        train(replace(SMALL, n_embd=64), data, tmp_path, resume=True, **QUIET)
+    with pytest.raises(CourseError, match=r"lr 0.01 != 0.02"):
+        train(replace(SMALL, lr=0.02), data, tmp_path, resume=True, **QUIET)
+    with pytest.raises(CourseError, match="no checkpoint to resume"):
+        train(SMALL, data, tmp_path / "empty", resume=True, **QUIET)
+
+
+def test_last_k_and_best_are_kept(reference):
+    out, _ = reference
+    best = json.loads((out / "best.json").read_text())
+    steps = sorted(d.name for d in out.glob("step_*"))
+    expected = {"step_000006", "step_000008", best["dir"]}
+    assert set(steps) == expected
+    vals = {r["step"]: r["val_loss"] for r in read_log(out) if "val_loss" in r}
+    assert best["val_loss"] == min(vals.values())
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    def poison(step, model):
+        if step == 3:
+            with torch.no_grad():
+                model.transformer.ln_f.weight.fill_(float("nan"))
+
+    with pytest.raises(CourseError, match=r"loss became nan at step 3.*step_000002"):
+        train(SMALL, data, tmp_path, on_step=poison, **QUIET)
+    assert json.loads((tmp_path / "latest.json").read_text())["step"] == 2
+    model, _ = load_checkpoint(tmp_path / "step_000002")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_exits_cleanly(data, tmp_path):
+    settings = replace(SMALL, max_steps=100_000, eval_interval=100_000, n_embd=64, block_size=32)
+    from dataclasses import asdict
+    code = KILLER.replace("{settings}", repr(asdict(settings)))
+    proc = run_python(code, "none", -1, data, tmp_path)
+    log = tmp_path / "log.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 4):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted: saved step" in out
+    step = json.loads((tmp_path / "latest.json").read_text())["step"]
+    assert 3 <= step < 100_000 and (tmp_path / checkpoints.step_dir_name(step) / "trainer.pt").is_file()
+
+
+# --------------------------------------------------------------------------- memory, dtype, loading
+
+def test_memory_estimates_match_what_autograd_keeps():
+    cfg = GPTConfig(vocab_size=300, block_size=32, n_layer=2, n_head=2, n_embd=64)
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    x = torch.randint(300, (4, 32))
+    for dtype in ("float32", "bfloat16"):
+        est = estimate_memory(cfg, 4, dtype)
+        assert est["parameters"] == 4 * model.num_params() and est["optimizer"] == 2 * est["gradients"]
+        kept = saved_activation_bytes(model, x, x, dtype)
+        assert est["activations"] == pytest.approx(kept, rel=0.1), dtype
+    assert estimate_memory(cfg, 8)["activations"] > 1.9 * estimate_memory(cfg, 4)["activations"]
+
+
+def test_dtype_auto_is_honest():
+    assert resolve_dtype("auto", "cpu", 128) == "float32"  # bfloat16 is slower on CPU at this width
+    assert resolve_dtype("bfloat16", "cpu", 128) == "bfloat16"
+    with pytest.raises(CourseError, match="float16 training needs a CUDA GPU"):
+        resolve_dtype("float16", "cpu", 128)
+    with pytest.raises(CourseError, match="unknown dtype"):
+        resolve_dtype("fp8", "cpu", 128)
+
+
+def test_bfloat16_and_activation_checkpointing_train(data, tmp_path):
+    summary = train(replace(SMALL, dtype="bfloat16", activation_checkpointing=True, max_steps=4), data, tmp_path,
+                    **QUIET)
+    assert summary["dtype"] == "bfloat16" and summary["steps"] == 4
+    losses = [r["loss"] for r in read_log(tmp_path) if "loss" in r]
+    assert all(l == l for l in losses) and losses[-1] < losses[0]
+
+
+def test_load_pretrained_reads_our_runs(reference):
+    out, _ = reference
+    model, encoding, meta = load_pretrained(out)  # the run folder: its best checkpoint
+    best = json.loads((out / "best.json").read_text())
+    assert meta["step"] == best["step"] and encoding.n_vocab == 50257 and not model.training
+    with pytest.raises(CourseError, match="neither"):
+        load_pretrained(out / "nothing-here")
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process_on_the_whole_batch(data, tmp_path):
+    from ch04_pretrain.ddp_check import ACCUM, check
+    r = check(2, data, tmp_path)
+    assert r["max_update"] > 1e-3  # the step did move the weights
+    assert r["max_difference"] < 1e-5
+    assert set(r["exchanges_at_micro_batch"]) == {ACCUM - 1}  # gradients exchanged on the last micro-batch only
+    assert r["train_steps"] == 3
+    state = torch.load(r["run"] / "step_000003" / "trainer.pt", weights_only=True)
+    assert len(state["ranks"]) == 2 and not torch.equal(state["ranks"][0]["data"], state["ranks"][1]["data"])
+    with pytest.raises(CourseError, match="written by 2 process"):
+        train(TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=2, grad_accum=4, max_steps=4,
+                            eval_interval=2, eval_iters=2, log_interval=1, dtype="float32", warmup=1),
+              data, r["run"], resume=True, **QUIET)
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_cli_train_plot_evaluate(data, tmp_path, capsys):
+    from ch04_pretrain.cli import main
+    main(["train", "--data", str(data), "--out", str(tmp_path), "--n-layer", "1", "--n-embd", "32", "--n-head",
+          "2", "--block-size", "16", "--batch-size", "2", "--max-steps", "3", "--eval-interval", "3",
+          "--eval-iters", "1", "--dtype", "float32", "--peak-flops", "1e11", "--no-progress"])
+    out = capsys.readouterr().out
+    assert "3 steps, val loss" in out and "MFU" in out
+    main(["plot", str(tmp_path)])
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    main(["evaluate", str(tmp_path), "--data", str(data), "--iters", "2", "--batch-size", "2", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "val loss" in out and "perplexity" in out
+    proc = subprocess.run([sys.executable, "-m", "ch04_pretrain", "train", "--data", str(tmp_path / "missing")],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
