@@ -1,0 +1,5 @@
+from ch01_bigram import run_cli
+
+from .cli import main
+
+run_cli(main)

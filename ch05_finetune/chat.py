@@ -1,0 +1,88 @@
+"""Chatting with an instruction-tuned checkpoint: history within the context window, streamed answers.
+
+Each turn is framed by the checkpoint's template; earlier turns (with their
+answers and <|endoftext|>) go in front of the new one. When the conversation
+no longer fits in the context window, the oldest turns are dropped first;
+a single message that is too long on its own is cut from the left, and the
+template frame is always kept.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from ch01_bigram import CourseError
+from ch03_gpt import GPT, stream
+
+from .template import PromptTemplate
+from .vocab import Codec
+
+
+def chat_prompt(codec: Codec, template: PromptTemplate, history: list[tuple[str, str]], message: str,
+                max_tokens: int) -> tuple[list[int], int, bool]:
+    """Token ids for `message` after as much recent `history` as fits; (ids, turns dropped, message cut)."""
+    ids, cut = template.encode(codec, message, max_tokens=max_tokens)
+    kept = 0
+    for user, reply in reversed(history):
+        turn = template.encode(codec, user)[0] + codec.encode(reply) + [codec.eot]
+        if len(turn) + len(ids) > max_tokens:
+            break
+        ids = turn + ids
+        kept += 1
+    return ids, len(history) - kept, cut
+
+
+def reply(model: GPT, codec: Codec, template: PromptTemplate, history: list[tuple[str, str]], message: str,
+          max_new_tokens: int = 32, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+          generator: torch.Generator | None = None, out=sys.stdout, err=sys.stderr) -> str:
+    """Stream the answer to `message` to `out` and return it."""
+    if not message.strip():
+        raise CourseError("the prompt is empty; type a message")
+    max_new_tokens = min(max_new_tokens, model.config.block_size - 8)
+    ids, dropped, cut = chat_prompt(codec, template, history, message, model.config.block_size - max_new_tokens)
+    if cut:
+        print(f"warning: the message is longer than the context of {model.config.block_size} tokens; "
+              f"kept its end", file=err)
+    if codec.unknown_count(ids):
+        print(f"warning: {codec.unknown_count(ids)} token(s) of the prompt are unknown to this model", file=err)
+    decode = codec.stream_decoder()
+    pieces = []
+    device = next(model.parameters()).device
+    for token in stream(model, torch.tensor([ids], device=device), max_new_tokens, temperature=temperature,
+                        top_k=top_k, top_p=top_p, stop_token=codec.eot, generator=generator):
+        if token.item() == codec.eot:
+            break
+        pieces.append(decode(token.item()))
+        out.write(pieces[-1])
+        out.flush()
+    out.write("\n")
+    return "".join(pieces).strip()
+
+
+def chat_loop(model: GPT, codec: Codec, template: PromptTemplate, lines, out=sys.stdout, err=sys.stderr,
+              interactive: bool = False, **sampling) -> int:
+    """Answer each line of `lines` (bytes), keeping the history; ends at EOF (Ctrl-D). Returns turns answered."""
+    history: list[tuple[str, str]] = []
+    while True:
+        if interactive:
+            out.write("you> ")
+            out.flush()
+        raw = lines.readline()
+        if not raw:  # EOF: Ctrl-D on a terminal, or the end of piped input
+            if interactive:
+                out.write("\n")
+            return len(history)
+        try:
+            message = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            print(f"error: that line is not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                  f"type it again", file=err)
+            continue
+        if not message.strip():
+            continue
+        if interactive:
+            out.write("model> ")
+        answer = reply(model, codec, template, history, message, out=out, err=err, **sampling)
+        history.append((message, answer))

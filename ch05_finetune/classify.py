@@ -1,0 +1,253 @@
+"""Classification fine-tuning: a GPT with a classifier for a head, read at the last real token.
+
+The language-model head scores every token of the vocabulary at every
+position. For classification we swap it for a small `Linear(n_embd, classes)`
+and read it at the last real token of each text: in a causal model that is
+the only position that has seen the whole text. Batches are right-padded, so
+the padding comes after that token and cannot change it.
+
+What to train is a choice: the new head must be trained; the rest can stay
+as pretrained (`trainable_blocks=0`), or the last N blocks and the final
+LayerNorm can adapt too, or everything (`"all"`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ch01_bigram import CourseError
+from ch03_gpt import GPT, GPTConfig, atomic_path, read_json, write_json
+
+from .labelled import LabelledData
+from .loop import FitConfig, FitHistory, fit
+from .vocab import Codec
+
+
+# --------------------------------------------------------------------------- #
+# Model
+# --------------------------------------------------------------------------- #
+
+def add_classifier_head(model: GPT, num_classes: int) -> GPT:
+    """Replace the output head (n_embd -> vocabulary) by a classifier (n_embd -> classes), in place."""
+    if num_classes < 2:
+        raise CourseError(f"a classifier needs at least 2 classes, got {num_classes}")
+    torch.manual_seed(0)  # the same head for the same model, whatever ran before
+    model.lm_head = nn.Linear(model.config.n_embd, num_classes)  # unties it from the token embedding
+    return model
+
+
+def choose_trainable(model: GPT, trainable_blocks: int | str = 2) -> None:
+    """Freeze everything, then unfreeze the head, the final LayerNorm and the last N blocks ("all": all)."""
+    n_layer = len(model.transformer.h)
+    if trainable_blocks == "all":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return
+    n = int(trainable_blocks)
+    if not 0 <= n <= n_layer:
+        raise CourseError(f"trainable blocks must be between 0 and {n_layer} (or 'all'), got {n}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in [model.lm_head, model.transformer.ln_f, *model.transformer.h[n_layer - n:]]:
+        for p in module.parameters():
+            p.requires_grad_(True)
+
+
+def encode_texts(codec: Codec, texts: list[str], max_len: int) -> list[list[int]]:
+    """Token ids of each text, cut from the left to `max_len` so the true last token stays."""
+    out = []
+    for i, text in enumerate(texts):
+        ids = codec.encode(text)
+        if not ids:
+            raise CourseError(f"text {i} is empty")
+        out.append(ids[-max_len:])
+    return out
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest: ids (B, T) and the true lengths (B,)."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+def class_logits(model: GPT, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T) ids -> (B, classes) logits, read at each row's last real token."""
+    logits, _ = model(ids)                                   # (B, T, classes)
+    return logits[torch.arange(len(ids)), lengths - 1]       # (B, classes)
+
+
+@torch.no_grad()
+def predict(model: GPT, seqs: list[list[int]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
+    model.eval()
+    preds = []
+    for b in range(0, len(seqs), batch_size):
+        ids, lengths = pad_batch(seqs[b:b + batch_size], pad_id)
+        preds.append(class_logits(model, ids, lengths).argmax(-1))
+    return torch.cat(preds)
+
+
+# --------------------------------------------------------------------------- #
+# Metrics
+# --------------------------------------------------------------------------- #
+
+def confusion_matrix(pred: torch.Tensor, true: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """cm[i, j] = how many examples of class i were predicted as class j."""
+    return torch.bincount(true * num_classes + pred, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
+def scores(pred, true, num_classes: int) -> dict:
+    """Accuracy, precision, recall and F1 (of class 1 for two classes, else averaged over classes)."""
+    pred, true = torch.as_tensor(pred), torch.as_tensor(true)
+    cm = confusion_matrix(pred, true, num_classes).double()
+    tp = cm.diagonal()
+    precision = torch.where(cm.sum(0) > 0, tp / cm.sum(0).clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(cm.sum(1) > 0, tp / cm.sum(1).clamp(min=1), torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
+                     torch.zeros_like(tp))
+    pick = (lambda v: v[1].item()) if num_classes == 2 else (lambda v: v.mean().item())
+    return {"accuracy": (tp.sum() / cm.sum()).item(), "precision": pick(precision), "recall": pick(recall),
+            "f1": pick(f1), "confusion": cm.long().tolist()}
+
+
+def plot_confusion(cm, label_names: list[str], title: str = "confusion matrix"):
+    import matplotlib.pyplot as plt
+
+    cm = torch.as_tensor(cm)
+    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(label_names)), label_names)
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- #
+# Baselines
+# --------------------------------------------------------------------------- #
+
+def majority_baseline(train_labels: list[int], test_labels: list[int], num_classes: int) -> dict:
+    """Always predict the most common training class."""
+    guess = max(range(num_classes), key=train_labels.count)
+    return scores([guess] * len(test_labels), test_labels, num_classes)
+
+
+class BagOfWords(nn.Module):
+    """Logistic regression on token counts: one weight per (token, class), blind to order."""
+
+    def __init__(self, vocab_size: int, num_classes: int):
+        super().__init__()
+        self.weights = nn.EmbeddingBag(vocab_size, num_classes, mode="sum")  # sums the rows of a text's tokens
+        nn.init.zeros_(self.weights.weight)
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, flat_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        return self.weights(flat_ids, offsets) + self.bias  # (B, classes)
+
+
+def _flat(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    offsets = torch.tensor([0] + [len(s) for s in seqs[:-1]]).cumsum(0)
+    return torch.tensor([i for s in seqs for i in s]), offsets
+
+
+def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, vocab_size: int, num_classes: int,
+                          steps: int = 300, lr: float = 0.1, weight_decay: float = 1e-3, seed: int = 1337) -> dict:
+    """Fit `BagOfWords` on the training set (full batch, AdamW) and score it on the test set."""
+    torch.manual_seed(seed)
+    model = BagOfWords(vocab_size, num_classes)
+    x, off = _flat(train_seqs)
+    y = torch.tensor(train_labels)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x, off), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        tx, toff = _flat(test_seqs)
+        pred = model(tx, toff).argmax(-1)
+        train_acc = (model(x, off).argmax(-1) == y).float().mean().item()
+    return {**scores(pred, test_labels, num_classes), "train_accuracy": train_acc}
+
+
+# --------------------------------------------------------------------------- #
+# Fine-tuning
+# --------------------------------------------------------------------------- #
+
+def finetune_classifier(model: GPT, codec: Codec, train: LabelledData, val: LabelledData, cfg: FitConfig,
+                        trainable_blocks: int | str = "all", lora_rank: int = 0, max_len: int | None = None,
+                        progress: bool = True, log=print) -> FitHistory:
+    """Give `model` a classifier head, choose what trains, and fit it; val accuracy is recorded per epoch
+    (epoch 0: before any training). With `lora_rank` > 0, LoRA adapters and the head train instead."""
+    from .lora import apply_lora
+
+    max_len = min(max_len or model.config.block_size, model.config.block_size)
+    num_classes = len(train.label_names)
+    add_classifier_head(model, num_classes)
+    if lora_rank:
+        apply_lora(model, lora_rank, train_also=("lm_head",))
+    else:
+        choose_trainable(model, trainable_blocks)
+    train_seqs = encode_texts(codec, train.texts, max_len)
+    val_seqs = encode_texts(codec, val.texts, max_len)
+    examples = list(zip(train_seqs, train.labels))
+
+    def loss_fn(batch):
+        ids, lengths = pad_batch([s for s, _ in batch], codec.eot)
+        return F.cross_entropy(class_logits(model, ids, lengths), torch.tensor([y for _, y in batch]))
+
+    def evaluate():
+        pred = predict(model, val_seqs, codec.eot)
+        train_pred = predict(model, train_seqs[:len(val_seqs)], codec.eot)
+        return {"train_accuracy": (train_pred == torch.tensor(train.labels[:len(val_seqs)])).float().mean().item(),
+                "val_accuracy": (pred == torch.tensor(val.labels)).float().mean().item()}
+
+    return fit(model, examples, loss_fn, cfg, evaluate, progress, log)
+
+
+def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData) -> dict:
+    seqs = encode_texts(codec, data.texts, model.config.block_size)
+    return scores(predict(model, seqs, codec.eot), data.labels, len(data.label_names))
+
+
+# --------------------------------------------------------------------------- #
+# Saving and loading (the head is not tied to the embedding, so it is stored)
+# --------------------------------------------------------------------------- #
+
+def save_classifier(model: GPT, codec: Codec, label_names: list[str], directory: str | Path, meta: dict | None = None):
+    directory = Path(directory)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    write_json(directory / "config.json", {"model": model.config.to_dict(), "tokenizer": codec.to_meta(),
+                                           "finetune": {"type": "classify", "labels": list(label_names)},
+                                           **(meta or {})})
+    return directory
+
+
+def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Codec, list[str]]:
+    directory = Path(directory)
+    meta = read_json(directory / "config.json")
+    finetune = meta.get("finetune", {})
+    if finetune.get("type") != "classify":
+        raise CourseError(f"{directory} is not a classifier checkpoint (finetune type {finetune.get('type')!r})")
+    model = add_classifier_head(GPT(GPTConfig.from_dict(meta["model"])), len(finetune["labels"]))
+    try:
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+    except (RuntimeError, OSError) as e:
+        raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer")), finetune["labels"]

@@ -1,0 +1,276 @@
+"""Command line of Chapter 5: classify | instruct | chat | evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+from ch01_bigram import CourseError, check_positive, pick_device, set_seed
+from ch03_gpt import check_sampling, load_checkpoint, read_json, save_checkpoint
+
+from .classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier,
+                       load_classifier, majority_baseline, plot_confusion, save_classifier)
+from .instruct import exact_match, finetune_instructions, load_instructions, split_instructions
+from .labelled import DATASETS, load_labelled, split_balanced
+from .lora import merge_lora
+from .loop import FitConfig, trainable_parameters
+from .measure import measure
+from .pretrained import TINY, load_start
+from .template import TEMPLATES, PromptTemplate, get_template
+from .vocab import Codec
+
+SOURCES = f"'{TINY}' (a small GPT pretrained here on the built-in world, cached in runs/ch05/tiny), a checkpoint " \
+          f"directory from Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (needs Chapter 4's loader and network)"
+
+
+def _common(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+    p.add_argument("--from", dest="source", default=TINY, metavar="MODEL", help=f"starting point: {SOURCES}")
+    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training split (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=batch, help="examples per step (default: %(default)s)")
+    p.add_argument("--lora-rank", type=int, default=0, metavar="R",
+                   help="train LoRA adapters of rank R on the attention and MLP projections instead of the "
+                        "weights (0: no LoRA, the default)")
+    p.add_argument("--seed", type=int, default=1337, help="seed of the split, the shuffling and the head")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ch05_finetune",
+        description="Chapter 5: fine-tune a pretrained GPT into a classifier or an instruction follower.",
+        epilog="examples:\n"
+               "  python -m ch05_finetune classify                     # built-in reviews, tiny model\n"
+               "  python -m ch05_finetune classify --data sms_spam --from gpt2 --sha256 HASH\n"
+               "  python -m ch05_finetune instruct --out runs/ch05/instruct\n"
+               "  python -m ch05_finetune chat --checkpoint runs/ch05/instruct\n"
+               "  python -m ch05_finetune evaluate --checkpoint runs/ch05/classify",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{classify,instruct,chat,evaluate}")
+
+    c = sub.add_parser("classify", help="fine-tune a classifier; print baselines, accuracy by epoch, test scores",
+                       description="Replace the model's output head by a classifier read at the last real token, "
+                                   "fine-tune it, and compare it with a majority-class guess and a bag-of-words "
+                                   "logistic regression on the same test split.")
+    c.add_argument("--data", default="builtin", metavar="NAME_OR_PATH",
+                   help=f"'builtin' (generated reviews where word order and negation decide), a dataset name "
+                        f"({', '.join(DATASETS)}; downloaded and checked against a sha256), or a file: .tsv "
+                        f"(label<TAB>text), .csv (text,label columns), .jsonl (text and label), .parquet, .zip")
+    c.add_argument("--trainable", default="all", metavar="N|all",
+                   help="train the last N transformer blocks, the final LayerNorm and the head; 'all' trains "
+                        "every weight (default: %(default)s)")
+    c.add_argument("--max-len", type=int, help="tokens per text, cut from the left (default: the context size)")
+    c.add_argument("--no-balance", action="store_true", help="keep the class sizes as they are (default: cut "
+                   "the larger classes down to the smallest, so that guessing scores 1 / classes)")
+    c.add_argument("--out", default="runs/ch05/classify", help="checkpoint directory (default: %(default)s)")
+    c.add_argument("--plot", metavar="PNG", help="save the test confusion matrix as a picture")
+    c.add_argument("--data-dir", metavar="DIR", help="directory that already holds a downloaded dataset")
+    c.add_argument("--sha256", help="expected sha256 of the dataset's file, for an entry the course has not pinned")
+    c.add_argument("--trust-unverified", action="store_true",
+                   help="use a local copy of an unpinned dataset without checking its hash (prints the hash)")
+    _common(c, epochs=5, lr=3e-3, batch=32)
+
+    i = sub.add_parser("instruct", help="instruction-tune; print exact match before and after, save responses",
+                       description="Fine-tune on instruction/input/output examples framed by a prompt template, "
+                                   "with the loss masked on padding (and on the prompt, unless --no-mask-prompt).")
+    i.add_argument("--data", default="builtin", metavar="NAME_OR_PATH",
+                   help="'builtin' (questions about the built-in world with exact answers, sums, words backwards) "
+                        "or an Alpaca-style .json list / .jsonl of {instruction, input, output}")
+    i.add_argument("--template", default="compact", choices=list(TEMPLATES),
+                   help="prompt frame: compact (### Instruction/Input/Response) or alpaca (the same with "
+                        "Alpaca's preamble)")
+    i.add_argument("--no-mask-prompt", action="store_true", help="also train on the prompt tokens")
+    i.add_argument("--out", default="runs/ch05/instruct", help="checkpoint directory (default: %(default)s)")
+    i.add_argument("--responses", metavar="JSON", help="where to save test responses beside the expected answers "
+                   "(default: OUT/responses.json)")
+    _common(i, epochs=10, lr=5e-3, batch=16)
+
+    h = sub.add_parser("chat", help="talk to an instruction-tuned checkpoint (Ctrl-D to leave)",
+                       description="Read messages from the terminal (or piped stdin, one per line) and stream "
+                                   "the answers; the conversation is kept as far as the context window allows. "
+                                   "Ctrl-D (end of input) leaves.")
+    h.add_argument("--checkpoint", required=True, help="checkpoint directory saved by `instruct`")
+    h.add_argument("--prompt", help="answer this one message and exit (for scripts)")
+    h.add_argument("--max-new-tokens", type=int, default=32, help="longest answer in tokens (default: %(default)s)")
+    h.add_argument("--temperature", type=float, default=0.0, help="0: always the most likely token (default)")
+    h.add_argument("--top-k", type=int, help="sample only among the k most likely tokens")
+    h.add_argument("--top-p", type=float, help="sample only from the smallest set of tokens with probability p")
+    h.add_argument("--seed", type=int, default=1337)
+    h.add_argument("--device", default="auto")
+
+    e = sub.add_parser("evaluate", help="score a saved classifier or instruction-tuned checkpoint",
+                       description="A classifier checkpoint: accuracy, precision, recall, F1 and the confusion "
+                                   "matrix on the test split of --data. An instruction-tuned one: exact match "
+                                   "on the test split, responses saved as JSON.")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", default="builtin", help="as for classify / instruct (default: builtin)")
+    e.add_argument("--seed", type=int, default=1337, help="the seed the split was made with")
+    e.add_argument("--responses", metavar="JSON", help="instruct checkpoints: where to save the responses")
+    e.add_argument("--plot", metavar="PNG", help="classifiers: save the confusion matrix")
+    e.add_argument("--data-dir", metavar="DIR")
+    e.add_argument("--sha256")
+    e.add_argument("--trust-unverified", action="store_true")
+    e.add_argument("--device", default="auto")
+    return parser
+
+
+def _fit_config(args) -> FitConfig:
+    for name in ("epochs", "batch_size"):
+        check_positive(name.replace("_", " "), getattr(args, name))
+    check_positive("learning rate", args.lr)
+    if args.lora_rank < 0:
+        raise CourseError(f"LoRA rank must be >= 0, got {args.lora_rank}")
+    return FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+
+
+def _fmt(s: dict) -> str:
+    return f"accuracy {s['accuracy']:.3f}, precision {s['precision']:.3f}, recall {s['recall']:.3f}, F1 {s['f1']:.3f}"
+
+
+def cmd_classify(args) -> None:
+    cfg = _fit_config(args)
+    trainable = args.trainable if args.trainable == "all" else _int(args.trainable, "--trainable")
+    device = pick_device(args.device)
+    data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
+                         progress=not args.no_progress)
+    train, val, test = split_balanced(data, args.seed, balance=not args.no_balance)
+    model, codec, _ = load_start(args.source, device, progress=not args.no_progress)
+    max_len = min(args.max_len or model.config.block_size, model.config.block_size)
+    print(f"data: {args.data}, {len(data):,} examples; split train {len(train):,} / val {len(val):,} / "
+          f"test {len(test):,}; classes {', '.join(data.label_names)}")
+    k = len(data.label_names)
+    tr_seqs, te_seqs = encode_texts(codec, train.texts, max_len), encode_texts(codec, test.texts, max_len)
+    print(f"majority class:  {_fmt(majority_baseline(train.labels, test.labels, k))}")
+    print(f"bag of words:    {_fmt(bag_of_words_baseline(tr_seqs, train.labels, te_seqs, test.labels, codec.vocab_size, k))}")
+    set_seed(args.seed)
+    history, cost = measure(lambda: finetune_classifier(model, codec, train, val, cfg, trainable, args.lora_rank,
+                                                        max_len, progress=not args.no_progress), device)
+    result = evaluate_classifier(model, codec, test)
+    print(f"fine-tuned GPT:  {_fmt(result)}  ({trainable_parameters(model):,} trainable parameters, "
+          f"{cost['seconds']:.1f} s)")
+    print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
+    if args.lora_rank:
+        merge_lora(model)
+    save_classifier(model, codec, data.label_names, args.out, {"data": args.data, "seed": args.seed,
+                                                              "test": {k: v for k, v in result.items()}})
+    print(f"saved {args.out}")
+    if args.plot:
+        plot_confusion(result["confusion"], data.label_names).savefig(args.plot, dpi=120)
+        print(f"saved {args.plot}")
+
+
+def _int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise CourseError(f"{option} must be a number of blocks or 'all', got {text!r}") from None
+
+
+def cmd_instruct(args) -> None:
+    cfg = _fit_config(args)
+    device = pick_device(args.device)
+    template = get_template(args.template)
+    examples = load_instructions(args.data, seed=args.seed)
+    train, val, test = split_instructions(examples, args.seed)
+    model, codec, meta = load_start(args.source, device, progress=not args.no_progress)
+    print(f"data: {args.data}, {len(examples):,} examples; split train {len(train):,} / val {len(val):,} / "
+          f"test {len(test):,}; prompt {'masked' if not args.no_mask_prompt else 'trained on too'}")
+    before = exact_match(model, codec, template, test)
+    print(f"exact match before: {before['exact_match']:.3f}")
+    if args.lora_rank:
+        from .lora import apply_lora
+        apply_lora(model, args.lora_rank)
+    set_seed(args.seed)
+    history, cost = measure(lambda: finetune_instructions(model, codec, template, train, val, cfg,
+                                                          not args.no_mask_prompt, progress=not args.no_progress),
+                            device)
+    if args.lora_rank:
+        merge_lora(model)
+    out = Path(args.out)
+    responses = Path(args.responses) if args.responses else out / "responses.json"
+    after = exact_match(model, codec, template, test, out_path=responses)
+    print(f"exact match after:  {after['exact_match']:.3f} ({cost['seconds']:.1f} s of training); by task: " +
+          ", ".join(f"{t} {v:.2f}" for t, v in after["by_task"].items()))
+    print(f"val loss (answer tokens): {history.epochs[0]['val_loss']:.3f} -> {history.epochs[-1]['val_loss']:.3f}")
+    save_checkpoint(model, out, {"tokenizer": codec.to_meta(), "finetune": {
+        "type": "instruct", "template": template.to_meta(), "data": args.data, "mask_prompt": not args.no_mask_prompt,
+        "lora_rank": args.lora_rank, "seed": args.seed, "exact_match": after["exact_match"]}})
+    print(f"saved {out} and {responses}")
+
+
+def _load_for_chat(path: str, device: str, err=sys.stderr):
+    model, meta = load_checkpoint(path, device=device)
+    codec = Codec.from_meta(meta.get("tokenizer"))
+    finetune = meta.get("finetune") or {}
+    if finetune.get("type") != "instruct":
+        print(f"warning: {path} is not instruction-tuned (config.json has no finetune type 'instruct'); "
+              f"it will probably continue your text rather than answer it", file=err)
+        return model, codec, TEMPLATES["compact"]
+    return model, codec, PromptTemplate.from_meta(finetune["template"])
+
+
+def cmd_chat(args) -> None:
+    from .chat import chat_loop, reply
+
+    check_positive("max new tokens", args.max_new_tokens)
+    if args.prompt is not None:
+        try:
+            args.prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CourseError("--prompt is not valid UTF-8 text") from None
+        if not args.prompt.strip():
+            raise CourseError("the prompt is empty; give a message with --prompt")
+    device = pick_device(args.device)
+    model, codec, template = _load_for_chat(args.checkpoint, device)
+    check_sampling(model.config.vocab_size, args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                    top_p=args.top_p, generator=gen)
+    if args.prompt is not None:
+        reply(model, codec, template, [], args.prompt, **sampling)
+        return
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"chatting with {args.checkpoint}; Ctrl-D to leave")
+    chat_loop(model, codec, template, sys.stdin.buffer, interactive=interactive, **sampling)
+
+
+def cmd_evaluate(args) -> None:
+    device = pick_device(args.device)
+    meta = read_json(Path(args.checkpoint) / "config.json")
+    kind = (meta.get("finetune") or {}).get("type")
+    if kind == "classify":
+        model, codec, labels = load_classifier(args.checkpoint, device)
+        data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed)
+        if len(data.label_names) != len(labels):
+            raise CourseError(f"the checkpoint knows {len(labels)} classes ({', '.join(labels)}), "
+                              f"the data has {len(data.label_names)}")
+        test = split_balanced(data, args.seed)[2] if args.data == meta.get("data") else data
+        result = evaluate_classifier(model, codec, test)
+        print(f"{args.checkpoint} on {args.data} ({len(test):,} examples): {_fmt(result)}")
+        print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
+        if args.plot:
+            plot_confusion(result["confusion"], labels).savefig(args.plot, dpi=120)
+            print(f"saved {args.plot}")
+    elif kind == "instruct":
+        model, codec, template = _load_for_chat(args.checkpoint, device)
+        examples = load_instructions(args.data, seed=args.seed)
+        test = split_instructions(examples, args.seed)[2]
+        out = Path(args.responses) if args.responses else Path(args.checkpoint) / "responses.json"
+        result = exact_match(model, codec, template, test, out_path=out)
+        print(f"{args.checkpoint} on {args.data} ({len(test):,} test examples): exact match "
+              f"{result['exact_match']:.3f}; by task: " + ", ".join(f"{t} {v:.2f}" for t, v in result["by_task"].items()))
+        print(f"saved {out}")
+    else:
+        raise CourseError(f"{args.checkpoint} is not a fine-tuned checkpoint of this chapter "
+                          f"(config.json finetune type {kind!r})")
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    {"classify": cmd_classify, "instruct": cmd_instruct, "chat": cmd_chat, "evaluate": cmd_evaluate}[args.command](args)

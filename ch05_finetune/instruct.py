@@ -1,0 +1,194 @@
+"""Instruction fine-tuning: teach a pretrained model to answer after "### Response:" and stop.
+
+Each example becomes one sequence: prompt (the template around instruction
+and input), then the answer, then <|endoftext|>. Training is next-token
+prediction on that sequence, with two kinds of positions masked out of the
+loss (their target set to IGNORE):
+
+* padding, always: a batch is padded to its longest sequence;
+* the prompt, optionally: the model then learns only to answer, not to
+  reproduce questions. `mask_prompt=False` trains on both, for comparison.
+
+Evaluation: val loss on the answers, and exact match of greedy answers on
+the test split, saved as JSON next to the expected answers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ch01_bigram import CourseError
+from ch03_gpt import GPT, generate, write_json
+
+from .builtin import Instruction, generate_instructions
+from .loop import FitConfig, FitHistory, fit
+from .pretrained import hidden_states
+from .template import PromptTemplate
+from .vocab import Codec
+
+IGNORE = -100  # cross_entropy's ignore_index: a target that adds nothing to the loss
+BUILTIN = "builtin"
+
+
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+
+def read_alpaca(path: str | Path) -> list[Instruction]:
+    """Alpaca-style data: a JSON list of {"instruction", "input" (optional), "output"}, or JSONL of the same."""
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"instruction file not found: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise CourseError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x})") from None
+    if path.suffix.lower() == ".jsonl":
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append((f"line {n}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise CourseError(f"{path}, line {n}: malformed JSON ({e.msg} at column {e.colno})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CourseError(f"{path}, line {e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(data, list):
+            raise CourseError(f"{path}: expected a JSON list of objects with instruction, input and output")
+        items = [(f"item {i}", obj) for i, obj in enumerate(data)]
+    out = []
+    for where, obj in items:
+        if not isinstance(obj, dict):
+            raise CourseError(f"{path}, {where}: expected an object with instruction, input and output")
+        for key in ("instruction", "output"):
+            if not isinstance(obj.get(key), str) or not obj[key].strip():
+                raise CourseError(f"{path}, {where}: missing or empty {key!r}")
+        out.append(Instruction(obj["instruction"], obj.get("input") or "", obj["output"], obj.get("task", "custom")))
+    if not out:
+        raise CourseError(f"{path} has no examples")
+    return out
+
+
+def load_instructions(source: str, n_builtin: int = 1400, seed: int = 1337) -> list[Instruction]:
+    return generate_instructions(n_builtin, seed) if source == BUILTIN else read_alpaca(source)
+
+
+def split_instructions(examples: list, seed: int = 1337, fractions=(0.8, 0.1, 0.1)) -> tuple[list, list, list]:
+    if len(examples) < 3:
+        raise CourseError(f"need at least 3 examples for train/val/test splits, got {len(examples)}")
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_train = max(1, int(len(order) * fractions[0]))
+    n_val = max(1, int(len(order) * fractions[1]))
+    parts = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]
+    return tuple([examples[i] for i in part] for part in parts)
+
+
+@dataclass
+class Encoded:
+    prompt: list[int]
+    answer: list[int]   # ends with <|endoftext|>
+
+
+def encode_example(codec: Codec, template: PromptTemplate, ex: Instruction, block_size: int) -> Encoded:
+    answer = codec.encode(ex.output) + [codec.eot]
+    prompt, _ = template.encode(codec, ex.instruction, ex.input, max_tokens=block_size + 1 - len(answer))
+    return Encoded(prompt, answer)
+
+
+def collate(batch: list[Encoded], pad_id: int, mask_prompt: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (B, T) and targets (B, T): targets are the inputs shifted by one, IGNORE where masked."""
+    T = max(len(e.prompt) + len(e.answer) for e in batch) - 1
+    ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
+    targets = torch.full((len(batch), T), IGNORE, dtype=torch.long)
+    for i, e in enumerate(batch):
+        seq = torch.tensor(e.prompt + e.answer)
+        n = len(seq) - 1
+        ids[i, :n] = seq[:-1]
+        targets[i, :n] = seq[1:]
+        if mask_prompt:
+            targets[i, :len(e.prompt) - 1] = IGNORE  # keep the target at the last prompt token: the answer's first
+    return ids, targets
+
+
+def lm_loss(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss over the unmasked positions only.
+
+    The output head is applied to those positions alone: masked positions
+    cost nothing, and they cannot contribute to the gradient.
+    """
+    h = hidden_states(model, ids)              # (B, T, C)
+    keep = targets != IGNORE                   # (B, T)
+    logits = model.lm_head(h[keep])            # (N, V), N = unmasked positions
+    return F.cross_entropy(logits, targets[keep])
+
+
+# --------------------------------------------------------------------------- #
+# Training and evaluation
+# --------------------------------------------------------------------------- #
+
+@torch.no_grad()
+def answer_loss(model: GPT, encoded: list[Encoded], pad_id: int, batch_size: int = 64) -> float:
+    """Mean loss per answer token (prompts masked), the same figure whatever the training masked."""
+    model.eval()
+    total = count = 0.0
+    for b in range(0, len(encoded), batch_size):
+        ids, targets = collate(encoded[b:b + batch_size], pad_id, mask_prompt=True)
+        n = (targets != IGNORE).sum().item()
+        total += lm_loss(model, ids, targets).item() * n
+        count += n
+    return total / count
+
+
+def finetune_instructions(model: GPT, codec: Codec, template: PromptTemplate, train: list[Instruction],
+                          val: list[Instruction], cfg: FitConfig, mask_prompt: bool = True,
+                          progress: bool = True, log=print) -> FitHistory:
+    block = model.config.block_size
+    train_enc = [encode_example(codec, template, ex, block) for ex in train]
+    val_enc = [encode_example(codec, template, ex, block) for ex in val]
+
+    def loss_fn(batch):
+        return lm_loss(model, *collate(batch, codec.eot, mask_prompt))
+
+    return fit(model, train_enc, loss_fn, cfg, lambda: {"val_loss": answer_loss(model, val_enc, codec.eot)},
+               progress, log)
+
+
+def respond(model: GPT, codec: Codec, template: PromptTemplate, instruction: str, input: str = "",
+            max_new_tokens: int = 16) -> str:
+    """The model's greedy answer, up to <|endoftext|>."""
+    prompt, _ = template.encode(codec, instruction, input, max_tokens=model.config.block_size - max_new_tokens)
+    device = next(model.parameters()).device
+    out = generate(model, torch.tensor([prompt], device=device), max_new_tokens, temperature=0.0,
+                   stop_token=codec.eot)[0, len(prompt):].tolist()
+    if codec.eot in out:
+        out = out[:out.index(codec.eot)]
+    return codec.decode(out).strip()
+
+
+def exact_match(model: GPT, codec: Codec, template: PromptTemplate, examples: list[Instruction],
+                max_new_tokens: int = 8, out_path: str | Path | None = None) -> dict:
+    """Share of greedy answers equal to the expected output (after stripping spaces), overall and by task.
+    With `out_path`, every response is saved as JSON beside its expected answer."""
+    records, by_task = [], defaultdict(list)
+    for ex in examples:
+        response = respond(model, codec, template, ex.instruction, ex.input, max_new_tokens)
+        correct = response == ex.output.strip()
+        by_task[ex.task].append(correct)
+        records.append({**ex.to_dict(), "response": response, "correct": correct})
+    if out_path is not None:
+        write_json(out_path, records)
+    return {"exact_match": sum(r["correct"] for r in records) / len(records),
+            "by_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())}, "responses": records}

@@ -1,0 +1,94 @@
+"""The fine-tuning loop shared by classification and instruction tuning.
+
+Unlike pretraining (random windows of one long token stream, Chapter 1's
+`train`), fine-tuning walks over a list of examples in shuffled batches, epoch
+by epoch, and evaluates after each epoch. Only parameters with
+`requires_grad` are given to the optimizer: freezing a parameter is how we
+choose what fine-tuning may change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ch01_bigram import check_positive
+from ch03_gpt import configure_optimizer, cosine_lr
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0   # fine-tuning moves little from a good start; decay would pull it to zero
+    warmup: int = 20
+    grad_clip: float = 1.0
+    seed: int = 1337
+
+
+@dataclass
+class FitHistory:
+    step_losses: list[float] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)  # one evaluation per epoch, epoch 0 = before training
+    train_seconds: float = 0.0
+
+
+def trainable_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.Tensor], cfg: FitConfig,
+        evaluate: Callable[[], dict] | None = None, progress: bool = True, log=print) -> FitHistory:
+    """Train `model` on `examples` with `loss_fn(batch_of_examples) -> loss`, evaluating after each epoch."""
+    for name in ("epochs", "batch_size"):
+        check_positive(name.replace("_", " "), getattr(cfg, name))
+    check_positive("learning rate", cfg.lr)
+    optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps_per_epoch = (len(examples) + cfg.batch_size - 1) // cfg.batch_size
+    total = cfg.epochs * steps_per_epoch
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = FitHistory()
+
+    def record(epoch: int) -> None:
+        if evaluate is None:
+            return
+        model.eval()
+        with torch.no_grad():
+            result = {"epoch": epoch, **evaluate()}
+        history.epochs.append(result)
+        if log:
+            log(f"epoch {epoch}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()
+                                                if k != "epoch" and isinstance(v, float)))
+
+    record(0)
+    step = 0
+    bar = tqdm(total=total, desc="fine-tuning", disable=not progress)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(len(examples), generator=gen).tolist()
+        for b in range(steps_per_epoch):
+            batch = [examples[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(step, cfg.lr, cfg.lr / 10, cfg.warmup, total)
+            loss = loss_fn(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            history.step_losses.append(loss.item())
+            step += 1
+            bar.update()
+            bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
+        history.train_seconds += time.perf_counter() - start
+        record(epoch)
+    bar.close()
+    model.eval()
+    return history

@@ -1,0 +1,122 @@
+"""Where fine-tuning starts: a pretrained GPT and its tokenizer.
+
+Three kinds of starting point:
+
+* `tiny`: a small GPT (4 layers, 64 wide, 0.2M parameters besides its
+  embeddings) pretrained here on Chapter 1's stories and unlabelled reviews,
+  in about half a minute on a CPU, and cached under runs/. It uses a trimmed
+  GPT-2 vocabulary (see vocab.py). It is what the notebook and tests use.
+* a checkpoint directory from Chapter 3/4 (model.safetensors + config.json
+  with a GPT-2 tokenizer);
+* OpenAI's GPT-2 ("gpt2", "gpt2-medium", ...), through Chapter 4's loader,
+  when it is available and the weights can be downloaded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ch01_bigram import CourseError, TrainConfig, generate_corpus, set_seed, train
+from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint, read_json, save_checkpoint
+
+from .builtin import generate_reviews
+from .vocab import Codec, builtin_token_ids
+
+TINY = "tiny"
+DEFAULT_TINY_DIR = Path("runs/ch05/tiny")
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """The tiny practice model and its pretraining run."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64
+    block_size: int = 64    # the longest built-in instruction example is 51 tokens
+    steps: int = 400
+    batch_size: int = 32
+    lr: float = 3e-3
+    corpus_bytes: int = 400_000
+    seed: int = 1337
+
+
+def hidden_states(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """GPT.forward up to, not including, the output head: (B, T) ids -> (B, T, C) features.
+
+    Fine-tuning reads these at a few positions only (the last token for a
+    classifier, the response tokens for instructions), which is much cheaper
+    than scoring every position against the whole vocabulary.
+    """
+    tr = model.transformer
+    pos = torch.arange(idx.shape[1], device=idx.device)
+    x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
+    for block in tr.h:
+        x = block(x)
+    return tr.ln_f(x)
+
+
+def pretraining_text(recipe: TinyRecipe) -> list[str]:
+    """Stories and (unlabelled) reviews: the kind of text the tiny model will later be fine-tuned on."""
+    stories = generate_corpus(recipe.seed, recipe.corpus_bytes).split("\n\n")
+    reviews = [r.text for r in generate_reviews(len(stories), recipe.seed + 1)]
+    return [doc for pair in zip(stories, reviews) for doc in pair]
+
+
+def pretrain_tiny(out_dir: str | Path = DEFAULT_TINY_DIR, recipe: TinyRecipe = TinyRecipe(),
+                  progress: bool = True, log=print) -> Path:
+    """Pretrain the tiny model and save it to `out_dir`; reuse it if the same recipe is already there."""
+    out_dir = Path(out_dir)
+    config = out_dir / "config.json"
+    if config.is_file() and read_json(config).get("pretrain") == asdict(recipe):
+        return out_dir
+    codec = Codec(list(builtin_token_ids()))
+    ids = []
+    for doc in pretraining_text(recipe):
+        ids += codec.encode(doc) + [codec.eot]
+    data = torch.tensor(ids, dtype=torch.long)
+    n_val = len(data) // 20
+    cfg = GPTConfig(vocab_size=codec.vocab_size, block_size=recipe.block_size, n_layer=recipe.n_layer,
+                    n_head=recipe.n_head, n_embd=recipe.n_embd)
+    set_seed(recipe.seed)
+    model = GPT(cfg)
+    optimizer = configure_optimizer(model, recipe.lr)
+    train_cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=recipe.block_size,
+                            lr=recipe.lr, eval_interval=recipe.steps, eval_iters=10, seed=recipe.seed)
+    start = time.perf_counter()
+    history = train(model, data[:-n_val], data[-n_val:], train_cfg, progress=progress, log=None,
+                    optimizer=optimizer, grad_clip=1.0,
+                    lr_schedule=lambda s: cosine_lr(s, recipe.lr, recipe.lr / 10, 50, recipe.steps))
+    if log:
+        log(f"pretrained the tiny model ({model.num_params():,} parameters) on {len(data):,} tokens for "
+            f"{recipe.steps} steps in {time.perf_counter() - start:.1f} s: val loss {history.val[-1]:.2f}")
+    save_checkpoint(model, out_dir, {"tokenizer": codec.to_meta(), "pretrain": asdict(recipe),
+                                     "val_loss": history.val[-1]})
+    return out_dir
+
+
+def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = DEFAULT_TINY_DIR,
+               progress: bool = True, log=print) -> tuple[GPT, Codec, dict]:
+    """The model, tokenizer and metadata to fine-tune from `source` (see the module docstring)."""
+    if str(source) == TINY:
+        source = pretrain_tiny(tiny_dir, progress=progress, log=log)
+    path = Path(source)
+    if path.is_dir():
+        meta = read_json(path / "config.json")
+        codec = Codec.from_meta(meta.get("tokenizer"))
+        model, meta = load_checkpoint(path, device=device)
+        if model.config.vocab_size != codec.vocab_size:
+            raise CourseError(f"{path}: the model has {model.config.vocab_size} token ids but its tokenizer "
+                              f"{codec.vocab_size}")
+        return model, codec, meta
+    try:
+        from ch04_pretrain.gpt2_weights import load_pretrained
+    except ImportError:
+        raise CourseError(f"{source!r} is not a checkpoint directory, and this copy of the course has no "
+                          f"Chapter 4 GPT-2 loader (ch04_pretrain/gpt2_weights.py) to fetch OpenAI's weights") from None
+    model, _encoding, meta = load_pretrained(str(source), device=device)
+    return model, Codec(), meta

@@ -1,0 +1,102 @@
+"""GPT-2's byte-pair encoding for fine-tuning, whole or trimmed to the tokens a small model uses.
+
+OpenAI's GPT-2 reads and writes all 50,257 tokens. Our tiny practice model
+lives in the built-in world, which uses a few hundred of them; scoring every
+position against 50,257 outputs would make its training about a hundred times
+slower on a CPU for nothing. So the tiny model keeps only the GPT-2 ids that
+the built-in data uses (`builtin_token_ids`), numbered 0..K-1, plus one
+"unknown" id for everything else. The text is still cut by GPT-2's BPE; only
+the numbering differs. A checkpoint records which kind it was in config.json:
+{"type": "gpt2"} or {"type": "gpt2-subset", "ids": [...]}.
+"""
+
+from __future__ import annotations
+
+import codecs
+from functools import lru_cache
+
+from ch01_bigram import CourseError, generate_corpus
+from ch04_pretrain.bpe import EOT, VOCAB_SIZE, gpt2_encoding
+
+from .builtin import BACKWARD_WORDS, generate_instructions, generate_reviews
+
+UNKNOWN_TEXT = "\ufffd"  # how an unknown token prints: the replacement character
+
+
+class Codec:
+    """encode/decode between text and model ids; `keep` = the GPT-2 ids a trimmed model knows."""
+
+    def __init__(self, keep: list[int] | None = None):
+        self.encoding = gpt2_encoding()
+        self.keep = None if keep is None else sorted(set(keep) | {EOT})
+        if self.keep is not None:
+            if self.keep[0] < 0 or self.keep[-1] >= VOCAB_SIZE:
+                raise CourseError(f"token ids must be in 0..{VOCAB_SIZE - 1}")
+            self.local = {g: i for i, g in enumerate(self.keep)}
+            self.unknown = len(self.keep)
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE if self.keep is None else len(self.keep) + 1
+
+    @property
+    def eot(self) -> int:
+        """<|endoftext|>: ends a response, and pads batches."""
+        return EOT if self.keep is None else self.local[EOT]
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.encoding.encode_ordinary(text)  # special-token text in user input stays plain text
+        if self.keep is None:
+            return ids
+        return [self.local.get(i, self.unknown) for i in ids]
+
+    def unknown_count(self, ids: list[int]) -> int:
+        return 0 if self.keep is None else sum(i == self.unknown for i in ids)
+
+    def token_bytes(self, i: int) -> bytes:
+        if self.keep is not None:
+            if i == self.unknown:
+                return UNKNOWN_TEXT.encode()
+            i = self.keep[i]
+        return self.encoding.decode_single_token_bytes(i)
+
+    def decode(self, ids) -> str:
+        return b"".join(self.token_bytes(int(i)) for i in ids).decode("utf-8", errors="replace")
+
+    def stream_decoder(self):
+        """A function id -> text that holds back the bytes of a character split across tokens."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return lambda i: decoder.decode(self.token_bytes(int(i)))
+
+    def to_meta(self) -> dict:
+        return {"type": "gpt2"} if self.keep is None else {"type": "gpt2-subset", "ids": self.keep}
+
+    @classmethod
+    def from_meta(cls, meta: dict | None) -> Codec:
+        kind = (meta or {}).get("type")
+        if kind == "gpt2":
+            return cls()
+        if kind == "gpt2-subset":
+            return cls(meta["ids"])
+        raise CourseError(f"fine-tuning needs a GPT-2 BPE checkpoint; this one has tokenizer {kind!r} "
+                          f"(character-level models from Chapter 3 cannot be fine-tuned here)")
+
+
+@lru_cache(maxsize=2)
+def builtin_token_ids(seed: int = 1337) -> tuple[int, ...]:
+    """Every GPT-2 id in the built-in stories, reviews and instructions (and the prompt templates)."""
+    from .template import TEMPLATES
+
+    enc = gpt2_encoding()
+    texts = [generate_corpus(seed, 300_000)]
+    texts += [r.text for r in generate_reviews(3000, seed)]
+    for ex in generate_instructions(700, seed):
+        texts += [ex.instruction, ex.output, " " + ex.output]
+    texts += [" ".join(str(i) for i in range(100)), " ".join(BACKWARD_WORDS), " ".join(w[::-1] for w in BACKWARD_WORDS)]
+    texts += [w[::-1] for w in BACKWARD_WORDS] + [str(i) for i in range(100)]
+    for t in TEMPLATES.values():
+        texts += t.pieces()
+    ids = set()
+    for text in texts:
+        ids.update(enc.encode_ordinary(text))
+    return tuple(sorted(ids | {EOT}))
