@@ -8,8 +8,8 @@ Three kinds of starting point:
   GPT-2 vocabulary (see vocab.py). It is what the notebook and tests use.
 * a checkpoint directory from Chapter 3/4 (model.safetensors + config.json
   with a GPT-2 tokenizer);
-* OpenAI's GPT-2 ("gpt2", "gpt2-medium", ...), through Chapter 4's loader,
-  when it is available and the weights can be downloaded.
+* OpenAI's GPT-2 ("gpt2", "gpt2-medium", ...), through Chapter 4's
+  `load_pretrained`, which downloads the weights once (needs network).
 """
 
 from __future__ import annotations
@@ -105,18 +105,17 @@ def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = D
     if str(source) == TINY:
         source = pretrain_tiny(tiny_dir, progress=progress, log=log)
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir() and (path / "config.json").is_file():
         meta = read_json(path / "config.json")
-        codec = Codec.from_meta(meta.get("tokenizer"))
-        model, meta = load_checkpoint(path, device=device)
-        if model.config.vocab_size != codec.vocab_size:
-            raise CourseError(f"{path}: the model has {model.config.vocab_size} token ids but its tokenizer "
-                              f"{codec.vocab_size}")
-        return model, codec, meta
-    try:
-        from ch04_pretrain.gpt2_weights import load_pretrained
-    except ImportError:
-        raise CourseError(f"{source!r} is not a checkpoint directory, and this copy of the course has no "
-                          f"Chapter 4 GPT-2 loader (ch04_pretrain/gpt2_weights.py) to fetch OpenAI's weights") from None
-    model, _encoding, meta = load_pretrained(str(source), device=device)
-    return model, Codec(), meta
+        if (meta.get("tokenizer") or {}).get("type") == "gpt2-subset":  # ours: Chapter 4 does not know it
+            codec = Codec.from_meta(meta["tokenizer"])
+            model, meta = load_checkpoint(path, device=device)
+            if model.config.vocab_size != codec.vocab_size:
+                raise CourseError(f"{path}: the model has {model.config.vocab_size} token ids but its "
+                                  f"tokenizer {codec.vocab_size}")
+            return model, codec, meta
+    # Everything else (OpenAI's GPT-2 by name, Chapter 3/4 checkpoints and runs) is Chapter 4's job.
+    from ch04_pretrain.gpt2_weights import load_pretrained
+
+    model, _encoding, meta = load_pretrained(source, device=device)
+    return model, Codec.from_meta(meta.get("tokenizer")), meta
