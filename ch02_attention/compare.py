@@ -4,8 +4,15 @@ trained with the same loop, steps, batch, learning rate and seed.
 Two measures:
 
 * validation loss (how well each model predicts the next character);
-* `long_range_score` of long samples (does a story keep the name and the
-  object it introduced?), Chapter 1's checker for the built-in stories.
+* `long_range_score` of samples (once a story has introduced "a girl named
+  Mia" who "had a red ball", do its later names, objects and pronouns agree?),
+  Chapter 1's checker for the built-in stories.
+
+The scored samples are drawn at a temperature below 1, and the attention model
+writes them with a context a quarter shorter than its training window: the
+last positions of the window are the ones it predicts worst (see
+`loss_by_position`), and without the cut every new character would come from
+the very last one.
 """
 
 from __future__ import annotations
@@ -14,16 +21,19 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ch01_bigram import (
     BigramLanguageModel,
     CharData,
     CharTokenizer,
+    CourseError,
     History,
     LongRangeScore,
     TrainConfig,
     check_positive,
     generate,
+    get_batch,
     long_range_score,
     set_seed,
     train,
@@ -32,6 +42,12 @@ from ch01_bigram import (
 from .attention import AttentionLanguageModel
 
 SCORE_PROMPT = "Once upon a time"
+SCORE_TEMPERATURE = 0.8
+
+
+def default_sample_context(block_size: int) -> int:
+    """The attention model's context when it writes the scored samples: 3/4 of its window."""
+    return max(1, block_size * 3 // 4)
 
 
 @dataclass
@@ -49,11 +65,12 @@ class Comparison:
     def summary(self, decimals: int = 3) -> str:
         """The comparison as a few aligned lines of figures rounded to `decimals`."""
         d = decimals
-        lines = [f"{'model':<10} {'val loss':>8} {'stories':>7} {'names':>6} {'objects':>7} {'score':>6}"]
+        lines = [f"{'model':<10} {'val loss':>8} {'stories':>7} {'mentions':>8} {'names':>6} {'objects':>7} "
+                 f"{'pronouns':>8} {'score':>6}"]
         for name, hist, sc in (("bigram", self.bigram, self.bigram_score),
                                ("attention", self.attention, self.attention_score)):
-            lines.append(f"{name:<10} {hist.val[-1]:>8.{d}f} {sc.stories:>7d} {sc.names:>6.2f} "
-                         f"{sc.objects:>7.2f} {sc.score:>6.{d}f}")
+            lines.append(f"{name:<10} {hist.val[-1]:>8.{d}f} {sc.stories:>7d} {sc.mentions:>8d} {sc.names:>6.2f} "
+                         f"{sc.objects:>7.2f} {sc.pronouns:>8.2f} {sc.score:>6.{d}f}")
         return "\n".join(lines)
 
 
@@ -78,12 +95,23 @@ def score_samples(samples: list[str]) -> LongRangeScore:
 
 
 def compare_with_bigram(data: CharData, cfg: TrainConfig, n_embd: int = 64, n_head: int = 8, dropout: float = 0.0,
-                        streams: int = 8, length: int = 2000, prompt: str = SCORE_PROMPT,
-                        temperature: float = 1.0, fused: bool = True, device: str = "cpu",
-                        progress: bool = True, log=print) -> Comparison:
-    """Train a bigram and an attention model with the same `cfg`, then score both."""
+                        streams: int = 64, length: int = 600, prompt: str = SCORE_PROMPT,
+                        temperature: float = SCORE_TEMPERATURE, sample_context: int | None = None,
+                        fused: bool = True, device: str = "cpu", progress: bool = True, log=print) -> Comparison:
+    """Train a bigram and an attention model with the same `cfg`, then score samples of both.
+
+    Both models are sampled with the same prompt, temperature, seed, number and
+    length of streams. `sample_context` is how many characters the attention
+    model sees while sampling (default: `default_sample_context(cfg.block_size)`);
+    the bigram only ever needs one.
+    """
     tok = data.tokenizer
     tok.encode(prompt)  # refuse a prompt the corpus cannot spell before training anything
+    if sample_context is None:
+        sample_context = default_sample_context(cfg.block_size)
+    check_positive("sample context", sample_context)
+    if sample_context > cfg.block_size:
+        raise CourseError(f"sample context {sample_context} is longer than the block size {cfg.block_size}")
     results = {}
     for name in ("bigram", "attention"):
         set_seed(cfg.seed)  # the same initial draw of the generator for both models
@@ -93,7 +121,7 @@ def compare_with_bigram(data: CharData, cfg: TrainConfig, n_embd: int = 64, n_he
         else:
             model = AttentionLanguageModel(tok.vocab_size, n_embd, n_head, cfg.block_size, dropout,
                                            fused=fused).to(device)
-            context = cfg.block_size
+            context = sample_context
         if log:
             log(f"--- {name}: {sum(p.numel() for p in model.parameters()):,} parameters ---")
         history = train(model, data.train, data.val, cfg, device, progress=progress, log=log)
@@ -101,6 +129,27 @@ def compare_with_bigram(data: CharData, cfg: TrainConfig, n_embd: int = 64, n_he
         results[name] = (model, history, samples)
     (bm, bh, bs), (am, ah, as_) = results["bigram"], results["attention"]
     return Comparison(cfg, bh, ah, score_samples(bs), score_samples(as_), bs, as_, am, bm)
+
+
+@torch.no_grad()
+def loss_by_position(model: nn.Module, data: torch.Tensor, block_size: int, batch_size: int = 256,
+                     batches: int = 4, seed: int = 0) -> torch.Tensor:
+    """(block_size,) mean loss at each position of the window, over random windows of `data`.
+
+    `estimate_loss` averages over all positions; `generate` with a full context
+    predicts from the last one only, so this curve tells which one that is worth.
+    """
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    total = torch.zeros(block_size)
+    for _ in range(batches):
+        x, y = get_batch(data, batch_size, block_size, gen, str(device))  # (B, T), (B, T)
+        logits, _ = model(x)  # (B, T, V)
+        total += F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=0).cpu()
+    model.train(was_training)
+    return total / batches
 
 
 def plot_losses(comparison: Comparison, path=None):
