@@ -19,6 +19,7 @@ transposed; everything else is copied as is.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -128,14 +129,36 @@ def download_gpt2(name: str) -> tuple[Path, dict]:
     except ImportError:
         raise CourseError("loading OpenAI's weights needs huggingface_hub: pip install huggingface_hub") from None
     repo = f"{HUB_ORG}/{name}"
+    files = ("config.json", "model.safetensors")
     try:
-        paths = [hf_hub_download(repo, f) for f in ("config.json", "model.safetensors")]
+        paths = [hf_hub_download(repo, f, local_files_only=True) for f in files]  # the cache first: no network
+        return Path(paths[1]), json.loads(Path(paths[0]).read_text())
+    except LocalEntryNotFoundError:
+        pass
+    if not _hub_reachable():
+        raise CourseError(f"{repo} is not in the Hugging Face cache and huggingface.co cannot be reached; connect "
+                          f"to the network once, or pass the path of a downloaded model.safetensors")
+    try:
+        paths = [hf_hub_download(repo, f) for f in files]
     except LocalEntryNotFoundError:
         raise CourseError(f"{repo} is not in the Hugging Face cache and the Hub cannot be reached; connect to the "
                           f"network once, or pass the path of a downloaded model.safetensors") from None
     except Exception as e:  # network errors come in many types; the message says what happened
         raise CourseError(f"cannot download {repo}: {type(e).__name__}: {e}") from None
     return Path(paths[1]), json.loads(Path(paths[0]).read_text())
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick check before downloading: offline, the Hub client would retry for half a minute before failing."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def resolve_run(directory: Path) -> Path:
