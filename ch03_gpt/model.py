@@ -185,18 +185,24 @@ class GPT(nn.Module):
         after the cached ones.
         """
         B, T = idx.shape
+        x = self.hidden_states(idx, cache)  # (B, T, C)
+        if targets is None:
+            return self.lm_head(x), None
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T), ignore_index=-100)
+        return logits, loss
+
+    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Everything before the output head: (B, T) ids -> (B, T, C) features after the final LayerNorm.
+        Chapter 5's classifier reads these at one position instead of scoring the whole vocabulary."""
+        T = idx.shape[1]
         start = cache.length if cache is not None else 0
         check_length(start + T, self.config.block_size)
         pos = torch.arange(start, start + T, device=idx.device)                # (T,)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
             x = block(x, cache, i)
-        x = self.transformer.ln_f(x)
-        if targets is None:
-            return self.lm_head(x), None
-        logits = self.lm_head(x)  # (B, T, V)
-        loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T), ignore_index=-100)
-        return logits, loss
+        return self.transformer.ln_f(x)
 
     # ----------------------------------------------------------------- sizes
 

@@ -46,18 +46,13 @@ class TinyRecipe:
 
 
 def hidden_states(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """GPT.forward up to, not including, the output head: (B, T) ids -> (B, T, C) features.
+    """GPT's features before the output head: (B, T) ids -> (B, T, C).
 
     Fine-tuning reads these at a few positions only (the last token for a
     classifier, the response tokens for instructions), which is much cheaper
     than scoring every position against the whole vocabulary.
     """
-    tr = model.transformer
-    pos = torch.arange(idx.shape[1], device=idx.device)
-    x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
-    for block in tr.h:
-        x = block(x)
-    return tr.ln_f(x)
+    return model.hidden_states(idx)
 
 
 def pretraining_text(recipe: TinyRecipe) -> list[str]:
