@@ -10,7 +10,7 @@ Two measures:
 
 The scored samples are drawn at a temperature below 1, and the attention model
 writes them with a context a quarter shorter than its training window: the
-last positions of the window are the ones it predicts worst (see
+window's last position is among those it predicts worst (see
 `loss_by_position`), and without the cut every new character would come from
 the very last one.
 """
