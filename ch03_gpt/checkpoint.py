@@ -84,20 +84,24 @@ def config_difference(a: GPTConfig, b: GPTConfig) -> str:
     return ", ".join(f"{k} {da[k]} != {db[k]}" for k in da if da[k] != db[k])
 
 
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], source: str) -> None:
+    """Refuse a state dict with missing, unexpected or misshapen tensors, naming them and `source`."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CourseError(f"{source} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, shape in expected.items():
+        if tuple(state[k].shape) != tuple(shape):
+            raise CourseError(f"{source}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(shape)}")
+
+
 def load_weights(model: GPT, path: str | Path) -> None:
     """Load a safetensors file into `model`; refuse missing, unexpected or misshapen tensors by name."""
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CourseError(f"cannot read weights from {path}: {e}") from None
-    expected = model_state(model)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CourseError(f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise CourseError(f"{path}: {k} has shape {tuple(v.shape)}, the model expects {tuple(expected[k].shape)}")
+    check_state(state, {k: tuple(v.shape) for k, v in model_state(model).items()}, str(path))
     model.load_state_dict(state, strict=False)  # strict=False: lm_head.weight is tied, not stored
 
 

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 from ch01_bigram.errors import CourseError
 from ch03_gpt import GPT, GPT2_CONFIGS, GPTConfig, load_checkpoint
+from ch03_gpt.checkpoint import check_state
 
 from .bpe import VOCAB_SIZE, gpt2_encoding
 
@@ -55,14 +56,7 @@ def hf_to_ours(state: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torc
     if head is not None and "transformer.wte.weight" in ours and not torch.equal(head, ours["transformer.wte.weight"]):
         raise CourseError("lm_head.weight differs from wte.weight; Chapter 3's GPT ties them, so it cannot hold "
                           "this checkpoint")
-    expected = _expected_shapes(cfg)
-    missing = sorted(set(expected) - set(ours))
-    unexpected = sorted(set(ours) - set(expected))
-    if missing or unexpected:
-        raise CourseError(f"not a GPT-2 state dict of this size: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for k, shape in expected.items():
-        if tuple(ours[k].shape) != tuple(shape):
-            raise CourseError(f"{k} has shape {tuple(ours[k].shape)}, GPT-2 of this config expects {tuple(shape)}")
+    check_state(ours, _expected_shapes(cfg), "the GPT-2 state dict")
     return ours
 
 
