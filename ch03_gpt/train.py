@@ -68,10 +68,11 @@ class Recipe:
 
 
 # The published laptop-CPU recipe (val loss about 1.88 on Tiny Shakespeare) and this chapter's
-# faster one, which reaches the same loss in under half the time on a 2-core CPU (see README).
+# faster one: twice the batch, four times the learning rate, a third of the steps, and bfloat16
+# autocast, which CPUs with AMX or AVX-512 BF16 run faster (elsewhere use --dtype float32). See README.
 RECIPES = {
     "baseline": Recipe(),
-    "fast": Recipe(steps=500, batch_size=48, lr=4e-3, min_lr=4e-4, warmup=25),
+    "fast": Recipe(steps=700, batch_size=24, lr=4e-3, min_lr=4e-4, warmup=35, dtype="bfloat16"),
 }
 
 
