@@ -9,9 +9,6 @@ crash leaves either the old checkpoint or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,35 +16,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ch01_bigram import CourseError
+from ch01_bigram.files import atomic_path
 
 from .model import GPT, GPTConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; on success fsync it and rename it to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        except OSError:
-            pass  # some platforms cannot fsync a directory
-        finally:
-            os.close(dir_fd)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_json(path: str | Path, obj) -> None:

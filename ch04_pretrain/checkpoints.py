@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ch01_bigram.errors import CourseError
+from ch01_bigram.files import fsync_dir
 from ch03_gpt import atomic_path, read_json, save_checkpoint, write_json
 
 TRAINER = "trainer.pt"
@@ -90,16 +91,6 @@ def safe_torch_load(path: str | Path) -> dict:
 
 # --------------------------------------------------------------------------- saving
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, meta: dict,
                              trainer_state: dict, val_loss: float | None = None, keep: int = 2) -> Path:
     """Write checkpoint `step` atomically, point latest.json (and best.json if it improved) at it, prune old ones.
@@ -118,7 +109,7 @@ def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Mod
         with atomic_path(tmp / TRAINER) as path:
             torch.save(trainer_state, path)
         os.replace(tmp, final)
-        _fsync_dir(run_dir)
+        fsync_dir(run_dir)
     if val_loss is not None:
         best = read_json(run_dir / BEST) if (run_dir / BEST).is_file() else None
         if best is None or val_loss < best["val_loss"]:

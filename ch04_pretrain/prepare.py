@@ -45,6 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ch01_bigram.errors import CourseError, check_positive
+from ch01_bigram.files import fsync_dir, write_bytes_atomically
 
 from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding
 from .sources import Document, SourceOptions, check_source, describe, iter_documents
@@ -101,26 +102,6 @@ def read_manifest(out: str | Path) -> dict:
     if manifest.get("format") != FORMAT:
         raise CourseError(f"{path} is not a manifest of this chapter ({FORMAT!r})")
     return manifest
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _sync_dir(path.parent)
-
-
-def _sync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX; Windows cannot open a folder and does not need it)."""
-    if os.name == "posix":
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _summarize(manifest: dict) -> None:
@@ -211,7 +192,7 @@ class _ShardWriter:
                  "skipped": self.skipped}
         for split, part in self.parts.items():
             entry[split] = part.commit()
-        _sync_dir(out)
+        fsync_dir(out)
         return entry
 
     def abort(self) -> None:
@@ -418,4 +399,4 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
 
 def _save(path: Path, manifest: dict) -> None:
     _summarize(manifest)
-    _write_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
+    write_bytes_atomically(path, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))

@@ -3,7 +3,6 @@
 import copy
 import functools
 import http.server
-import io
 import json
 import threading
 import zipfile

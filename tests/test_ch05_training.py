@@ -1,7 +1,6 @@
 """Chapter 5 end to end on the built-in data: fine-tuning beats the baselines, instruction tuning raises
 exact match, chat and the CLI. One tiny model is pretrained for the whole module (about 15 s)."""
 
-import copy
 import os
 import subprocess
 import sys

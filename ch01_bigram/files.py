@@ -1,0 +1,52 @@
+"""Files that are either whole or absent.
+
+A file is written under a temporary name beside its destination, flushed to
+disk, and renamed over the destination; the rename is atomic, so a crash at
+any moment leaves the old file or the new one, never half of one. Syncing the
+folder afterwards makes the rename itself survive a power cut. Chapter 3's
+checkpoints and Chapter 4's shards, manifests and training state all go
+through here. (No torch: Chapter 4's light tools import this.)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename) to disk; a no-op where the platform cannot (Windows)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse to sync a folder
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; when the block succeeds, fsync it and rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes_atomically(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
