@@ -1,0 +1,157 @@
+"""The chapters' exercises: the instructor solutions pass every check, the untouched stubs fail every one.
+
+A chapter adds its exercises by adding one entry to CHAPTERS:
+(its checks' module, the students' stubs module, the solutions module).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+
+from ch01_bigram.exercise_kit import NOT_IMPLEMENTED, ExerciseChecks, main, run_checks
+
+CHAPTERS = {
+    "ch01": ("ch01_bigram.exercise_checks", "ch01_bigram.exercises", "ch01_bigram.solutions.exercises"),
+}
+
+
+def _checks(chapter):
+    return importlib.import_module(CHAPTERS[chapter][0]).CHECKS
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_chapter_has_at_least_four_exercises(chapter):
+    assert len(_checks(chapter)) >= 4
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_solutions_pass_every_check(chapter):
+    out = io.StringIO()
+    summary = run_checks(_checks(chapter), importlib.import_module(CHAPTERS[chapter][2]), out=out)
+    assert summary.all_passed, out.getvalue()
+    assert out.getvalue().count("PASS ") == len(_checks(chapter))
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_untouched_stubs_fail_every_check_as_not_implemented(chapter):
+    out = io.StringIO()
+    summary = run_checks(_checks(chapter), importlib.import_module(CHAPTERS[chapter][1]), out=out)
+    assert summary.passed == [], out.getvalue()
+    lines = out.getvalue().splitlines()[:-1]
+    assert len(lines) == len(_checks(chapter))
+    assert all(line.startswith("FAIL ") and line.endswith(f"({NOT_IMPLEMENTED})") for line in lines), lines
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_stubs_module_names_every_exercise(chapter):
+    doc = importlib.import_module(CHAPTERS[chapter][1]).__doc__ or ""
+    assert "--check" in doc
+    assert [name for name in _checks(chapter).names if name not in doc] == []
+
+
+# --- the checks bite: a typical mistake in each Chapter 1 exercise fails it ---------------------
+
+def _solutions_with(**overrides):
+    solutions = importlib.import_module("ch01_bigram.solutions.exercises")
+    module = types.ModuleType("mutant")
+    module.__dict__.update({k: v for k, v in vars(solutions).items() if not k.startswith("__")})
+    module.__dict__.update(overrides)
+    return module
+
+
+def _off_by_one_get_batch(data, batch_size, block_size, generator=None):
+    starts = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)  # misses the last start
+    x = torch.stack([data[i:i + block_size] for i in starts])
+    y = torch.stack([data[i + 1:i + block_size + 1] for i in starts])
+    return x, y
+
+
+def _unshifted_get_batch(data, batch_size, block_size, generator=None):
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[i:i + block_size] for i in starts])
+    return x, x.clone()
+
+
+def _first_position_generate(model, idx, max_new_tokens, temperature=1.0, generator=None):
+    for _ in range(max_new_tokens):
+        logits, _ = model(idx)
+        probs = torch.softmax(logits[:, 0, :] / temperature, dim=-1)
+        idx = torch.cat((idx, torch.multinomial(probs, 1, generator=generator)), dim=1)
+    return idx
+
+
+def _no_temperature_generate(model, idx, max_new_tokens, temperature=1.0, generator=None):
+    for _ in range(max_new_tokens):
+        logits, _ = model(idx)
+        idx = torch.cat((idx, torch.multinomial(torch.softmax(logits[:, -1], -1), 1, generator=generator)), dim=1)
+    return idx
+
+
+@torch.no_grad()
+def _training_mode_estimate_loss(model, splits, batch_size, block_size, eval_iters=200, generator=None):
+    from ch01_bigram.bigram import get_batch
+    return {name: sum(model(*get_batch(data, batch_size, block_size, generator))[1].item()
+                      for _ in range(eval_iters)) / eval_iters for name, data in splits.items()}
+
+
+@pytest.mark.parametrize("exercise, override", [
+    ("get_batch", {"get_batch": _off_by_one_get_batch}),
+    ("get_batch", {"get_batch": _unshifted_get_batch}),
+    ("generate", {"generate": _first_position_generate}),
+    ("generate", {"generate": _no_temperature_generate}),
+    ("estimate_loss", {"estimate_loss": _training_mode_estimate_loss}),
+])
+def test_a_typical_mistake_fails_its_check(exercise, override):
+    summary = run_checks(_checks("ch01"), _solutions_with(**override), out=None)
+    assert summary.failed == [exercise]
+
+
+# --- the kit itself -----------------------------------------------------------------------------
+
+def test_kit_reports_one_line_per_exercise_and_exit_status(monkeypatch, capsys):
+    checks = ExerciseChecks()
+
+    @checks.exercise("good", hint="unused")
+    def _good(module):
+        assert module.value == 1
+
+    @checks.exercise("wrong", hint="value should be 2")
+    def _wrong(module):
+        assert module.value == 2, f"value is {module.value}"
+
+    @checks.exercise("crash", hint="look up the right key")
+    def _crash(module):
+        {}["missing"]
+
+    monkeypatch.setitem(sys.modules, "kit_demo", types.SimpleNamespace(value=1))
+    assert main(["--check"], checks, "kit_demo", "kit_demo") == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "PASS good",
+        "FAIL wrong: value should be 2 (value is 1)",
+        "FAIL crash: look up the right key (KeyError: 'missing')",
+        "1/3 exercises pass",
+    ]
+    assert main(["good"], checks, "kit_demo", "kit_demo") == 0
+    with pytest.raises(ValueError, match="two exercises are named"):
+        checks.exercise("good", hint="again")
+
+
+def test_command_line_exit_statuses():
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "ch01_bigram.exercises", *args],
+                              check=False, capture_output=True, text=True, timeout=60)
+
+    solved = run("--solutions")
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert "5/5 exercises pass" in solved.stdout
+    stubs = run("--check", "tokenizer")
+    assert stubs.returncode == 1
+    assert stubs.stdout.startswith("FAIL tokenizer: ") and f"({NOT_IMPLEMENTED})" in stubs.stdout
+    assert run("--check", "no_such_exercise").returncode == 2
