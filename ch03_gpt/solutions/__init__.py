@@ -1,0 +1,1 @@
+"""Instructor solutions to the chapters' exercises (kept apart from the students' stubs)."""
