@@ -19,6 +19,10 @@ from ch01_bigram.exercise_kit import NOT_IMPLEMENTED, ExerciseChecks, main, run_
 
 CHAPTERS = {
     "ch01": ("ch01_bigram.exercise_checks", "ch01_bigram.exercises", "ch01_bigram.solutions.exercises"),
+    "ch02": ("ch02_attention.exercise_checks", "ch02_attention.exercises", "ch02_attention.solutions.exercises"),
+    "ch03": ("ch03_gpt.exercise_checks", "ch03_gpt.exercises", "ch03_gpt.solutions.exercises"),
+    "ch04": ("ch04_pretrain.exercise_checks", "ch04_pretrain.exercises", "ch04_pretrain.solutions.exercises"),
+    "ch05": ("ch05_finetune.exercise_checks", "ch05_finetune.exercises", "ch05_finetune.solutions.exercises"),
 }
 
 
