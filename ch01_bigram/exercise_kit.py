@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -153,5 +154,9 @@ def main(argv: Sequence[str] | None, checks: Sequence[Check], student_module: st
     if unknown:
         parser.error(f"no exercise named {', '.join(unknown)}; choose from {', '.join(c.name for c in checks)}")
     module = importlib.import_module(solutions_module if args.solutions else student_module)
-    summary = run_checks(checks, module, args.names, out=sys.stdout)
+    try:
+        summary = run_checks(checks, module, args.names, out=sys.stdout)
+    except BrokenPipeError:  # `... --check | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0 if summary.all_passed else 1
