@@ -90,16 +90,24 @@ def reset_peak_memory(device: str) -> None:
             pass  # elsewhere the peak counts from the start of the process
 
 
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory field of Linux's /proc/self/status (VmHWM: peak, VmRSS: now) in bytes; None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_memory_bytes(device: str) -> int:
     """CUDA: the most memory tensors held at once. CPU: the process's peak resident set size."""
     if str(device).startswith("cuda"):
         return torch.cuda.max_memory_allocated(device)
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024  # bytes on macOS, KiB on Linux
 
@@ -107,10 +115,4 @@ def peak_memory_bytes(device: str) -> int:
 def current_memory_bytes(device: str) -> int:
     if str(device).startswith("cuda"):
         return torch.cuda.memory_allocated(device)
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_status_bytes("VmRSS") or 0

@@ -7,7 +7,7 @@ from .instruct import IGNORE, collate, exact_match, finetune_instructions, lm_lo
 from .labelled import DATASETS, LabelledData, load_labelled, read_labelled, split_balanced
 from .lora import LoRALinear, apply_lora, merge_lora
 from .loop import FitConfig, fit, trainable_parameters
-from .pretrained import TinyRecipe, hidden_states, load_start, pretrain_tiny
+from .pretrained import TinyRecipe, load_start, pretrain_tiny
 from .template import TEMPLATES, PromptTemplate
 from .vocab import Codec
 
@@ -15,7 +15,7 @@ __all__ = [
     "DATASETS", "IGNORE", "TEMPLATES", "Codec", "FitConfig", "Instruction", "LabelledData", "LoRALinear",
     "PromptTemplate", "Review", "TinyRecipe", "add_classifier_head", "apply_lora", "bag_of_words_baseline",
     "choose_trainable", "class_logits", "collate", "evaluate_classifier", "exact_match", "finetune_classifier",
-    "finetune_instructions", "fit", "generate_instructions", "generate_reviews", "hidden_states", "lm_loss",
+    "finetune_instructions", "fit", "generate_instructions", "generate_reviews", "lm_loss",
     "load_labelled", "load_start", "majority_baseline", "merge_lora", "pretrain_tiny", "read_alpaca",
     "read_labelled", "scores", "split_balanced", "trainable_parameters",
 ]

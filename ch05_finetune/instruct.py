@@ -28,8 +28,8 @@ from ch01_bigram import CourseError
 from ch03_gpt import GPT, generate, write_json
 
 from .builtin import Instruction, generate_instructions
+from .labelled import decode_utf8, json_lines
 from .loop import FitConfig, FitHistory, fit
-from .pretrained import hidden_states
 from .template import PromptTemplate
 from .vocab import Codec
 
@@ -46,20 +46,9 @@ def read_alpaca(path: str | Path) -> list[Instruction]:
     path = Path(path)
     if not path.is_file():
         raise CourseError(f"instruction file not found: {path}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise CourseError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x})") from None
+    text = decode_utf8(path.read_bytes(), str(path))
     if path.suffix.lower() == ".jsonl":
-        items = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append((f"line {n}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise CourseError(f"{path}, line {n}: malformed JSON ({e.msg} at column {e.colno})") from None
+        items = [(f"line {n}", obj) for n, obj in json_lines(text, str(path))]
     else:
         try:
             data = json.loads(text)
@@ -129,7 +118,7 @@ def lm_loss(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     The output head is applied to those positions alone: masked positions
     cost nothing, and they cannot contribute to the gradient.
     """
-    h = hidden_states(model, ids)              # (B, T, C)
+    h = model.hidden_states(ids)               # (B, T, C): the head runs only where the loss needs it
     keep = targets != IGNORE                   # (B, T)
     logits = model.lm_head(h[keep])            # (N, V), N = unmasked positions
     return F.cross_entropy(logits, targets[keep])

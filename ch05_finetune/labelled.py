@@ -83,12 +83,24 @@ def from_rows(rows: list[tuple[str, object, object]], source: str, labels: list[
     return LabelledData([t for _, t in clean], [index[label] for label, _ in clean], list(names))
 
 
-def _decode(raw: bytes, source: str) -> str:
+def decode_utf8(raw: bytes, source: str) -> str:
+    """A file's bytes as text, or a CourseError naming the line of the first byte that is not UTF-8."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         raise CourseError(f"{source}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x})") from None
+
+
+def json_lines(text: str, source: str):
+    """(line number, parsed object) for each non-blank line of JSONL text; a malformed line is named."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CourseError(f"{source}, line {n}: malformed JSON ({e.msg} at column {e.colno})") from None
 
 
 def parse_tsv(text: str, source: str, labels=None) -> LabelledData:
@@ -116,13 +128,7 @@ def parse_csv(text: str, source: str, labels=None) -> LabelledData:
 
 def parse_jsonl(text: str, source: str, labels=None) -> LabelledData:
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CourseError(f"{source}, line {n}: malformed JSON ({e.msg} at column {e.colno})") from None
+    for n, obj in json_lines(text, source):
         if not isinstance(obj, dict):
             raise CourseError(f"{source}, line {n}: expected an object with text and label")
         rows.append((f"line {n}", obj.get("label"), obj.get("text")))
@@ -171,7 +177,7 @@ def read_labelled(path: str | Path, labels: list[str] | None = None, member: str
         fmt = FORMATS.get(Path(member).suffix.lower(), "tsv")
     if fmt == "parquet":
         return parse_parquet(raw, source, labels)
-    text = _decode(raw, source)
+    text = decode_utf8(raw, source)
     return {"tsv": parse_tsv, "csv": parse_csv, "jsonl": parse_jsonl}[fmt](text, source, labels)
 
 

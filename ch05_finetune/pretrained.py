@@ -45,16 +45,6 @@ class TinyRecipe:
     seed: int = 1337
 
 
-def hidden_states(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """GPT's features before the output head: (B, T) ids -> (B, T, C).
-
-    Fine-tuning reads these at a few positions only (the last token for a
-    classifier, the response tokens for instructions), which is much cheaper
-    than scoring every position against the whole vocabulary.
-    """
-    return model.hidden_states(idx)
-
-
 def pretraining_text(recipe: TinyRecipe) -> list[str]:
     """Stories and (unlabelled) reviews: the kind of text the tiny model will later be fine-tuned on."""
     stories = generate_corpus(recipe.seed, recipe.corpus_bytes).split("\n\n")
