@@ -30,7 +30,7 @@ def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] 
     try:
         main(argv)
     except CourseError as e:
-        print(f"error: {e}", file=sys.stderr)
+        sys.stderr.write(f"error: {e}\n")  # one write, so lines from parallel processes do not run together
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

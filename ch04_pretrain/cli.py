@@ -154,6 +154,7 @@ def run_train(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / f"ch04-{args.preset}"
     summary = trainer.train(settings, args.data, out, device=args.device, resume=args.resume,
                             peak_flops=args.peak_flops, progress=not args.no_progress)
+    trainer.leave_distributed()
     if summary["world_size"] > 1 and summary["best"] is None:
         return  # other ranks stay quiet
     best = summary["best"]

@@ -89,6 +89,10 @@ def _worker(rank: int, world_size: int, port: int, out: str, data_dir: str | Non
                             log=lambda *a: None)
             if rank == 0:
                 Path(f"{out}/train_steps.txt").write_text(str(summary["steps"]))
+        # Leave together: a process that tears down its gloo connections while its peer is still
+        # sending can abort (SIGABRT) instead of exiting cleanly.
+        del ddp
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -79,6 +79,17 @@ def init_distributed(device: str) -> tuple[Dist, str]:
     return info, device
 
 
+def leave_distributed() -> None:
+    """Wait for every process (rank 0 may still be writing a checkpoint), then close the process group.
+
+    Exiting with the group open, or closing it while a peer still sends, can end a gloo
+    process with SIGABRT instead of a clean exit.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def average_across(values: list[float], info: Dist, device: str) -> list[float]:
     """The mean of each value over all processes (the values themselves when there is one process)."""
     if not info.enabled:
