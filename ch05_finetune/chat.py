@@ -10,14 +10,31 @@ template frame is always kept.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 
 from ch01_bigram import CourseError
-from ch03_gpt import GPT, stream
+from ch03_gpt import GPT, load_checkpoint, stream
 
-from .template import PromptTemplate
+from .template import TEMPLATES, PromptTemplate
 from .vocab import Codec
+
+
+def load_chat_model(path: str | Path, device: str = "cpu", err=sys.stderr) -> tuple[GPT, Codec, PromptTemplate]:
+    """An instruction-tuned checkpoint with its tokenizer and the template it was tuned with.
+
+    Any other checkpoint loads too, with a warning and the compact template: it will
+    probably continue the message rather than answer it.
+    """
+    model, meta = load_checkpoint(path, device=device)
+    codec = Codec.from_meta(meta.get("tokenizer"))
+    finetune = meta.get("finetune") or {}
+    if finetune.get("type") != "instruct":
+        print(f"warning: {path} is not instruction-tuned (config.json has no finetune type 'instruct'); "
+              f"it will probably continue your text rather than answer it", file=err)
+        return model, codec, TEMPLATES["compact"]
+    return model, codec, PromptTemplate.from_meta(finetune["template"])
 
 
 def chat_prompt(codec: Codec, template: PromptTemplate, history: list[tuple[str, str]], message: str,

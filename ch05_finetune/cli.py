@@ -9,18 +9,17 @@ from pathlib import Path
 import torch
 
 from ch01_bigram import CourseError, check_positive, pick_device, set_seed
-from ch03_gpt import check_sampling, load_checkpoint, read_json, save_checkpoint
+from ch03_gpt import check_sampling, read_json
 
 from .classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier,
                        load_classifier, majority_baseline, plot_confusion, save_classifier)
-from .instruct import exact_match, finetune_instructions, load_instructions, split_instructions
+from .instruct import exact_match, instruction_tune, load_instructions, split_instructions
 from .labelled import DATASETS, load_labelled, split_balanced
 from .lora import merge_lora
 from .loop import FitConfig, trainable_parameters
 from .measure import measure
 from .pretrained import TINY, load_start
-from .template import TEMPLATES, PromptTemplate, get_template
-from .vocab import Codec
+from .template import TEMPLATES, get_template
 
 SOURCES = f"'{TINY}' (a small GPT pretrained here on the built-in world, cached in runs/ch05/tiny), a checkpoint " \
           f"directory from Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (needs Chapter 4's loader and network)"
@@ -175,46 +174,21 @@ def cmd_instruct(args) -> None:
     device = pick_device(args.device)
     template = get_template(args.template)
     examples = load_instructions(args.data, seed=args.seed)
-    train, val, test = split_instructions(examples, args.seed)
+    splits = split_instructions(examples, args.seed)
     model, codec, meta = load_start(args.source, device, progress=not args.no_progress)
-    print(f"data: {args.data}, {len(examples):,} examples; split train {len(train):,} / val {len(val):,} / "
-          f"test {len(test):,}; prompt {'masked' if not args.no_mask_prompt else 'trained on too'}")
-    before = exact_match(model, codec, template, test)
-    print(f"exact match before: {before['exact_match']:.3f}")
-    if args.lora_rank:
-        from .lora import apply_lora
-        apply_lora(model, args.lora_rank)
-    set_seed(args.seed)
-    history, cost = measure(lambda: finetune_instructions(model, codec, template, train, val, cfg,
-                                                          not args.no_mask_prompt, progress=not args.no_progress),
-                            device)
-    if args.lora_rank:
-        merge_lora(model)
-    out = Path(args.out)
-    responses = Path(args.responses) if args.responses else out / "responses.json"
-    after = exact_match(model, codec, template, test, out_path=responses)
-    print(f"exact match after:  {after['exact_match']:.3f} ({cost['seconds']:.1f} s of training); by task: " +
+    print(f"data: {args.data}, {len(examples):,} examples; split train {len(splits[0]):,} / val {len(splits[1]):,} / "
+          f"test {len(splits[2]):,}; prompt {'masked' if not args.no_mask_prompt else 'trained on too'}")
+    run = instruction_tune(model, codec, template, splits, cfg, args.out, args.data, not args.no_mask_prompt,
+                           args.lora_rank, args.responses, progress=not args.no_progress)
+    after, epochs = run["after"], run["history"].epochs
+    print(f"exact match after:  {after['exact_match']:.3f} ({run['cost']['seconds']:.1f} s of training); by task: " +
           ", ".join(f"{t} {v:.2f}" for t, v in after["by_task"].items()))
-    print(f"val loss (answer tokens): {history.epochs[0]['val_loss']:.3f} -> {history.epochs[-1]['val_loss']:.3f}")
-    save_checkpoint(model, out, {"tokenizer": codec.to_meta(), "finetune": {
-        "type": "instruct", "template": template.to_meta(), "data": args.data, "mask_prompt": not args.no_mask_prompt,
-        "lora_rank": args.lora_rank, "seed": args.seed, "exact_match": after["exact_match"]}})
-    print(f"saved {out} and {responses}")
-
-
-def _load_for_chat(path: str, device: str, err=sys.stderr):
-    model, meta = load_checkpoint(path, device=device)
-    codec = Codec.from_meta(meta.get("tokenizer"))
-    finetune = meta.get("finetune") or {}
-    if finetune.get("type") != "instruct":
-        print(f"warning: {path} is not instruction-tuned (config.json has no finetune type 'instruct'); "
-              f"it will probably continue your text rather than answer it", file=err)
-        return model, codec, TEMPLATES["compact"]
-    return model, codec, PromptTemplate.from_meta(finetune["template"])
+    print(f"val loss (answer tokens): {epochs[0]['val_loss']:.3f} -> {epochs[-1]['val_loss']:.3f}")
+    print(f"saved {args.out} and {run['responses']}")
 
 
 def cmd_chat(args) -> None:
-    from .chat import chat_loop, reply
+    from .chat import chat_loop, load_chat_model, reply
 
     check_positive("max new tokens", args.max_new_tokens)
     if args.prompt is not None:
@@ -225,7 +199,7 @@ def cmd_chat(args) -> None:
         if not args.prompt.strip():
             raise CourseError("the prompt is empty; give a message with --prompt")
     device = pick_device(args.device)
-    model, codec, template = _load_for_chat(args.checkpoint, device)
+    model, codec, template = load_chat_model(args.checkpoint, device)
     check_sampling(model.config.vocab_size, args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
@@ -257,7 +231,9 @@ def cmd_evaluate(args) -> None:
             plot_confusion(result["confusion"], labels).savefig(args.plot, dpi=120)
             print(f"saved {args.plot}")
     elif kind == "instruct":
-        model, codec, template = _load_for_chat(args.checkpoint, device)
+        from .chat import load_chat_model
+
+        model, codec, template = load_chat_model(args.checkpoint, device)
         examples = load_instructions(args.data, seed=args.seed)
         test = split_instructions(examples, args.seed)[2]
         out = Path(args.responses) if args.responses else Path(args.checkpoint) / "responses.json"

@@ -24,12 +24,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError
-from ch03_gpt import GPT, generate, write_json
+from ch01_bigram import CourseError, set_seed
+from ch03_gpt import GPT, generate, save_checkpoint, write_json
 
 from .builtin import Instruction, generate_instructions
 from .labelled import decode_utf8, json_lines
 from .loop import FitConfig, FitHistory, fit
+from .measure import measure
 from .template import PromptTemplate
 from .vocab import Codec
 
@@ -181,3 +182,37 @@ def exact_match(model: GPT, codec: Codec, template: PromptTemplate, examples: li
         write_json(out_path, records)
     return {"exact_match": sum(r["correct"] for r in records) / len(records),
             "by_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())}, "responses": records}
+
+
+def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits: tuple[list, list, list],
+                     cfg: FitConfig, out: str | Path, data_name: str, mask_prompt: bool = True, lora_rank: int = 0,
+                     responses: str | Path | None = None, progress: bool = True, log=print) -> dict:
+    """The whole instruction-tuning run: score, fine-tune, score again, save.
+
+    Exact match on the test split before and after; fine-tuning on train
+    (LoRA adapters of `lora_rank`, merged afterwards, when it is above 0); the
+    test responses saved as JSON (default OUT/responses.json) and the model as a
+    checkpoint whose config.json records the template, so `chat` frames
+    messages the same way. Returns the scores, the loss history and the cost.
+    """
+    train_split, val_split, test_split = splits
+    before = exact_match(model, codec, template, test_split)
+    if log:
+        log(f"exact match before: {before['exact_match']:.3f}")
+    if lora_rank:
+        from .lora import apply_lora
+        apply_lora(model, lora_rank)
+    set_seed(cfg.seed)
+    device = str(next(model.parameters()).device)
+    history, cost = measure(lambda: finetune_instructions(model, codec, template, train_split, val_split, cfg,
+                                                          mask_prompt, progress=progress, log=log), device)
+    if lora_rank:
+        from .lora import merge_lora
+        merge_lora(model)
+    out = Path(out)
+    responses = Path(responses) if responses else out / "responses.json"
+    after = exact_match(model, codec, template, test_split, out_path=responses)
+    save_checkpoint(model, out, {"tokenizer": codec.to_meta(), "finetune": {
+        "type": "instruct", "template": template.to_meta(), "data": data_name, "mask_prompt": mask_prompt,
+        "lora_rank": lora_rank, "seed": cfg.seed, "exact_match": after["exact_match"]}})
+    return {"before": before, "after": after, "history": history, "cost": cost, "responses": responses}
