@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from ch01_bigram import run_cli
+from ch01_bigram import CourseError, run_cli
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -126,7 +126,11 @@ def kv_cache(new_tokens: int, repeats: int) -> None:
     print(f"  speed-up:   {without / with_cache:.1f}x; identical tokens: {torch.equal(outputs[True], outputs[False])}")
 
 
-def recipes(names: list[str], corpus: str, data_dir: str | None, threads: int | None) -> None:
+def recipes(names: list[str], corpus: str, data_dir: str | None, threads: int | None,
+            seeds: list[int] | None = None) -> None:
+    """Train each recipe (with its own seed, or with each of `seeds`); print best val loss and time of each."""
+    from dataclasses import replace
+
     from ch01_bigram import load_text, prepare_char_data
 
     from .train import RECIPES, train_gpt
@@ -138,12 +142,19 @@ def recipes(names: list[str], corpus: str, data_dir: str | None, threads: int | 
     print(f"{corpus}: 4 layers, 4 heads, 128 wide, block 64; {torch.get_num_threads()} threads")
     rows = {}
     for name in names:
-        r = RECIPES[name]
-        _, _, summary = train_gpt(data, cfg, r, None, progress=False, log=None)
-        rows[name] = summary
-        print(f"  {name:9s} {r.steps:5d} steps, batch {r.batch_size:3d}, lr {r.lr:g}, {r.dtype:8s}: best val loss "
-              f"{summary['best_val_loss']:.4f} at step {summary['best_step']}; training {summary['train_time_s']:.1f} s "
-              f"({summary['wall_time_s']:.1f} s with evaluation)", flush=True)
+        runs = []
+        for seed in seeds or [RECIPES[name].seed]:
+            r = replace(RECIPES[name], seed=seed)
+            _, _, summary = train_gpt(data, cfg, r, None, progress=False, log=None)
+            runs.append(summary)
+            print(f"  {name:9s} {r.steps:5d} steps, batch {r.batch_size:3d}, lr {r.lr:g}, {r.dtype:8s}, seed {seed}: "
+                  f"best val loss {summary['best_val_loss']:.4f} at step {summary['best_step']}; training "
+                  f"{summary['train_time_s']:.1f} s ({summary['wall_time_s']:.1f} s with evaluation)", flush=True)
+        if len(runs) > 1:
+            losses = torch.tensor([s["best_val_loss"] for s in runs])
+            print(f"  {name:9s} over {len(runs)} seeds: best val loss {losses.mean():.4f} +- {losses.std():.4f} "
+                  f"(min {losses.min():.4f}, max {losses.max():.4f})", flush=True)
+        rows[name] = {"train_time_s": sum(s["train_time_s"] for s in runs) / len(runs)}
     if "baseline" in rows and len(rows) > 1:
         for name, summary in rows.items():
             if name != "baseline":
@@ -169,11 +180,17 @@ def main(argv=None) -> None:
     p.add_argument("--corpus", default="tinyshakespeare")
     p.add_argument("--data-dir")
     p.add_argument("--threads", type=int)
+    p.add_argument("--seeds", help="comma-separated seeds: train each recipe once per seed and report the spread "
+                                   "(default: each recipe's own seed)")
     args = parser.parse_args(argv)
     if args.command == "speed":
         speed(args.size, args.dtypes.split(","), args.rounds, args.steps, args.threads)
     elif args.command == "recipes":
-        recipes(args.recipes.split(","), args.corpus, args.data_dir, args.threads)
+        try:
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+        except ValueError:
+            raise CourseError(f"--seeds must be whole numbers separated by commas, got {args.seeds!r}") from None
+        recipes(args.recipes.split(","), args.corpus, args.data_dir, args.threads, seeds)
     else:
         kv_cache(args.new_tokens, args.repeats)
 
