@@ -154,12 +154,13 @@ def recipes(names: list[str], corpus: str, data_dir: str | None, threads: int | 
             losses = torch.tensor([s["best_val_loss"] for s in runs])
             print(f"  {name:9s} over {len(runs)} seeds: best val loss {losses.mean():.4f} +- {losses.std():.4f} "
                   f"(min {losses.min():.4f}, max {losses.max():.4f})", flush=True)
-        rows[name] = {"train_time_s": sum(s["train_time_s"] for s in runs) / len(runs)}
+        rows[name] = {key: sum(s[key] for s in runs) / len(runs) for key in ("train_time_s", "wall_time_s")}
     if "baseline" in rows and len(rows) > 1:
+        base = rows["baseline"]
         for name, summary in rows.items():
             if name != "baseline":
-                ratio = summary["train_time_s"] / rows["baseline"]["train_time_s"]
-                print(f"  {name} / baseline training time: {ratio:.2f}")
+                print(f"  {name} / baseline: wall time {summary['wall_time_s'] / base['wall_time_s']:.2f}, "
+                      f"training time {summary['train_time_s'] / base['train_time_s']:.2f}")
 
 
 def main(argv=None) -> None:

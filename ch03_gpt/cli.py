@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_corpus_args(t)
     t.add_argument("--out", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
     t.add_argument("--recipe", choices=RECIPES, default="baseline",
-                   help="baseline: the published laptop-CPU settings (2,000 steps, batch 12, lr 1e-3); "
-                        "fast: this chapter's recipe that reaches the same loss in under half the time")
+                   help="published: the published laptop-CPU settings (2,000 steps, batch 12, lr 1e-3); "
+                        "baseline: the same with lr 2e-3 (val loss about 1.81 on Tiny Shakespeare); "
+                        "fast: this chapter's recipe, under 1.89 in under half the baseline's time")
     m = t.add_argument_group("model (default: 4 layers, 4 heads, 128 wide, block 64)")
     m.add_argument("--n-layer", type=int, default=4)
     m.add_argument("--n-head", type=int, default=4)

@@ -67,12 +67,16 @@ class Recipe:
     seed: int = 1337
 
 
-# The published laptop-CPU recipe (val loss about 1.88 on Tiny Shakespeare) and this chapter's
-# faster one: twice the batch, four times the learning rate, a third of the steps, and bfloat16
-# autocast, which CPUs with AMX or AVX-512 BF16 run faster (elsewhere use --dtype float32). See README.
+# Three recipes for the small model (4 layers, 128 wide, block 64) on Tiny Shakespeare; see README.
+# `published`: the published laptop-CPU recipe (val loss about 1.88 there; 1.90 +- 0.02 over three
+# seeds here). `baseline`: the same 2,000 steps of 12 windows with twice its learning rate (1.81).
+# `fast`: twice the batch, 4e-3, 800 steps, bfloat16 autocast (which CPUs with AMX or AVX-512 BF16
+# run faster; elsewhere use --dtype float32), and one evaluation at the end instead of one every
+# 250 steps: under 1.89 in under half the baseline's wall time.
 RECIPES = {
-    "baseline": Recipe(),
-    "fast": Recipe(steps=700, batch_size=24, lr=4e-3, min_lr=4e-4, warmup=35, dtype="bfloat16"),
+    "published": Recipe(),
+    "baseline": Recipe(lr=2e-3, min_lr=2e-4),
+    "fast": Recipe(steps=800, batch_size=24, lr=4e-3, min_lr=4e-4, warmup=40, dtype="bfloat16", eval_interval=800),
 }
 
 
