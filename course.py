@@ -422,7 +422,10 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     plan = Plan.quick() if args.quick else Plan()
     start = time.perf_counter()
-    records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress)
+    from tqdm.auto import tqdm
+
+    # tqdm.write prints above a live progress bar instead of being overdrawn by it.
+    records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress, log=tqdm.write)
     print("\n" + summary_table(records))
     print(f"\nthis run took {_duration(time.perf_counter() - start)}; the summary is in {args.out / 'summary.json'}")
     print(f"talk to the tuned model: python -m ch05_finetune chat --checkpoint {args.out / 'instruct'}")
