@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -416,6 +417,12 @@ def main(argv=None) -> None:
         check_positive("threads", args.threads)
     if args.out.exists() and not args.out.is_dir():
         raise CourseError(f"--out {args.out} is a file, not a folder")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CourseError(f"cannot create --out {args.out}: {e.strerror}") from None
+    if not os.access(args.out, os.W_OK):
+        raise CourseError(f"--out {args.out} is not writable")
     import torch
 
     if args.threads is not None:
