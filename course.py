@@ -179,18 +179,18 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
 
         from ch01_bigram import BigramLanguageModel, initial_loss, prepare_char_data, sample_text, set_seed, train
 
-        data = prepare_char_data(corpus.read_text(), cfg.block_size)
+        data = prepare_char_data(corpus.read_text(encoding="utf-8"), cfg.block_size)
         set_seed(cfg.seed)
         model = BigramLanguageModel(data.tokenizer.vocab_size).to(device)
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a 60 x 60 table: one thread is fastest (see Chapter 1's cli)
+        torch.set_num_threads(1)  # a vocabulary-squared table: one thread is fastest (see Chapter 1's cli)
         try:
             history = train(model, data.train, data.val, cfg, device, progress, log=None)
         finally:
             torch.set_num_threads(threads)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, folder / "model.safetensors")
         sample = sample_text(model, data.tokenizer, "\n", 300, seed=cfg.seed, device=device)
-        (folder / "sample.txt").write_text(sample)
+        (folder / "sample.txt").write_text(sample, encoding="utf-8")
         start = initial_loss(data.tokenizer.vocab_size)
         return (f"val loss {history.val[-1]:.3f} (ln {data.tokenizer.vocab_size} = {start:.2f} before training)",
                 {"val_loss": history.val[-1], "initial_loss": start}, f"{folder}/")
@@ -212,7 +212,7 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
         from ch01_bigram import long_range_score, prepare_char_data
         from ch03_gpt import GPTConfig, generate, load_checkpoint, train_gpt
 
-        text = corpus.read_text()
+        text = corpus.read_text(encoding="utf-8")
         data = prepare_char_data(text, plan.gpt_shape["block_size"])
         cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, **plan.gpt_shape)
         _model, _history, summary = train_gpt(data, cfg, recipe, folder, device, progress, log=None)
@@ -221,7 +221,7 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
         gen = torch.Generator(device=device).manual_seed(plan.seed)
         ids = generate(best, prompt, plan.gpt_sample_chars, temperature=0.8, generator=gen)[0].tolist()
         sample = data.tokenizer.decode(ids)
-        (folder / "sample.txt").write_text(sample)
+        (folder / "sample.txt").write_text(sample, encoding="utf-8")
         score = long_range_score(sample)
         # How often a sampled story's later names and pronouns agree with its start (chance: 1/32 and 1/2).
         return (f"val loss {summary['best_val_loss']:.3f}; samples keep names {score.names:.0%} (chance 3%), "
