@@ -107,8 +107,8 @@ def _normal(obj) -> object:
 class Runner:
     """Runs stages in order, each in its own folder, reusing one whose settings (and all before it) match."""
 
-    def __init__(self, out: Path, progress: bool = True, log=print):
-        self.out, self.progress, self.log = out, progress, log
+    def __init__(self, out: Path, log=print):
+        self.out, self.log = out, log
         self.key: dict = {}  # the settings of every stage so far: a stage's work depends on all of them
         self.records: list[StageRecord] = []
         self.ran = False     # once a stage has run again, everything after it runs again too
@@ -140,15 +140,15 @@ class Runner:
 
 def _read(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None  # missing, or cut short by a kill: the stage is simply not done
+        return None  # missing, or damaged by a kill or by hand: the stage is simply not done
 
 
 def _write(path: Path, obj) -> None:
-    from ch01_bigram.files import write_bytes_atomically
+    from ch03_gpt import write_json  # atomic: a kill leaves the old file or the new one, never half of one
 
-    write_bytes_atomically(path, (json.dumps(obj, indent=1) + "\n").encode())
+    write_json(path, obj)
 
 
 # --------------------------------------------------------------------------- the stages
@@ -347,7 +347,7 @@ def run_course(out: str | Path = DEFAULT_OUT, plan: Plan = Plan(), device: str =
             elif path.exists():
                 path.unlink()
     device = pick_device(None if device == "auto" else device)
-    runner = Runner(out, progress, log)
+    runner = Runner(out, log)
 
     def run(name, chapter, title, spec):
         settings, work = spec

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ch03_gpt",
         description="Chapter 3: train a character-level GPT and sample from it.",
         epilog="examples:\n"
-               "  python -m ch03_gpt train                              # built-in corpus, published CPU recipe\n"
+               "  python -m ch03_gpt train                              # built-in corpus, baseline recipe\n"
                "  python -m ch03_gpt train --corpus tinyshakespeare --recipe fast\n"
                "  python -m ch03_gpt sample --checkpoint runs/ch03 --prompt 'ROMEO:'",
         formatter_class=argparse.RawDescriptionHelpFormatter)
