@@ -107,8 +107,12 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0, progress:
     return dest
 
 
-def find_or_download(remote: RemoteFile, data_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """A verified local copy of `remote`: from `data_dir`, `$COURSE_DATA_DIR`, the cache, or the network."""
+def find_local(remote: RemoteFile, data_dir: str | Path | None = None) -> Path | None:
+    """A verified local copy of `remote` in `data_dir`, `$COURSE_DATA_DIR` or the cache; None if there is none.
+
+    A copy under the expected name whose checksum differs is an error, not a miss:
+    it is probably a different file, and silently downloading another would hide that.
+    """
     dirs = [Path(d) for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
     for d in dirs:
         for name in (remote.filename, *remote.aliases):
@@ -123,7 +127,13 @@ def find_or_download(remote: RemoteFile, data_dir: str | Path | None = None, pro
     cached = cache_dir() / remote.filename
     if cached.is_file() and sha256_of(cached) == remote.sha256:
         return cached
-    return download(remote.url, cached, remote.sha256, progress=progress)
+    return None
+
+
+def find_or_download(remote: RemoteFile, data_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """A verified local copy of `remote`: from `data_dir`, `$COURSE_DATA_DIR`, the cache, or the network."""
+    return find_local(remote, data_dir) or download(remote.url, cache_dir() / remote.filename, remote.sha256,
+                                                     progress=progress)
 
 
 def read_text_file(path: str | Path) -> str:
