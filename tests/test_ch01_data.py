@@ -234,6 +234,17 @@ def test_corrupt_cached_copy_is_downloaded_again(server, remote, tmp_path):
     assert cached.read_bytes() == PAYLOAD and len(server.requests) == 1
 
 
+def test_find_local_never_goes_online(server, remote, tmp_path):
+    from ch01_bigram.data import find_local
+
+    assert find_local(remote) is None                      # nothing local: a miss, not a download
+    cached = tmp_path / "xdg-cache" / "gpt-course" / "tiny.txt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PAYLOAD)
+    assert find_local(remote) == cached
+    assert server.requests == []
+
+
 def test_offline_without_any_copy(tmp_path):
     remote = RemoteFile(url=f"http://127.0.0.1:{closed_port()}/x.txt", sha256=PAYLOAD_SHA, filename="x.txt")
     with pytest.raises(CourseError, match="offline.*--data-dir DIR or set COURSE_DATA_DIR=DIR"):
