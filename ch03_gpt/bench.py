@@ -1,6 +1,7 @@
 """Chapter 3 benchmarks: training speed against Hugging Face's GPT-2, and the KV cache.
 
-    python -m ch03_gpt.bench speed       # tokens/s: ours vs transformers' GPT2LMHeadModel, float32 and bfloat16
+    python -m ch03_gpt.bench speed       # tokens/s: ours (eager and compiled) vs transformers' GPT2LMHeadModel,
+                                         # float32 and bfloat16, and the floor set by the matrix products
     python -m ch03_gpt.bench kv-cache    # 500 new tokens from a 10M-parameter model, with and without the cache
     python -m ch03_gpt.bench recipes     # Tiny Shakespeare: the published CPU recipe against this chapter's fast one
 
@@ -17,7 +18,7 @@ import time
 
 import torch
 
-from ch01_bigram import CourseError, run_cli
+from ch01_bigram import CourseError, check_positive, run_cli
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -61,7 +62,38 @@ def time_steps(step, n: int) -> float:
     return time.perf_counter() - start
 
 
-def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | None) -> None:
+def linear_products(cfg: GPTConfig, tokens: int):
+    """The matrix products the Linear layers do in one training step, on operands of the same shapes and layouts.
+
+    Per Linear (in -> out) over `tokens` rows: the forward product (tokens, in) @ (in, out), and the
+    backward's two, the input's gradient (tokens, out) @ (out, in) and the weight's (out, tokens) @
+    (tokens, in). No float32 implementation of this model can skip them, and PyTorch's CPU kernel
+    already runs them near the CPU's peak, so their time alone is the floor under any step.
+    Returns a function that runs them once each, and their (M, K, N) shapes.
+    """
+    C, V = cfg.n_embd, cfg.vocab_size
+    layers = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * cfg.n_layer + [(C, V)]  # (in, out); lm_head last
+    gen = torch.Generator().manual_seed(0)
+    operands = []
+    for n_in, n_out in layers:
+        x, dy, w = (torch.randn(*shape, generator=gen) for shape in ((tokens, n_in), (tokens, n_out), (n_out, n_in)))
+        operands += [(x, w.t()), (dy, w), (dy.t(), x)]  # forward, input's gradient, weight's gradient
+
+    def products():
+        for a, b in operands:
+            torch.mm(a, b)
+    return products, [(a.shape[0], a.shape[1], b.shape[1]) for a, b in operands]
+
+
+def big_product_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """The float32 rate of one large square matrix product: as near to the CPU's peak as PyTorch gets."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = min(time_steps(lambda: torch.mm(a, b), 1) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | None, compile: bool) -> None:
     if threads:
         torch.set_num_threads(threads)
     s = SIZES[size]
@@ -81,12 +113,25 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
             torch.manual_seed(0)
             model = GPT(GPTConfig(**{**cfg.to_dict(), "activation": activation}))
             contenders[name] = make_step(model, configure_optimizer(model, 1e-3), x, y, dtype, False)
+        if compile:
+            torch.manual_seed(0)
+            model = GPT(cfg)
+            # Chapter 2's spelled-out attention: the compiler fuses its scaling, mask and softmax
+            # with their neighbours, while the fused attention kernel is a black box to it.
+            for block in model.transformer.h:
+                block.attn.fused = False
+            contenders["ours, torch.compile"] = make_step(torch.compile(model), configure_optimizer(model, 1e-3),
+                                                          x, y, dtype, False)
         for name, activation in (("transformers", "gelu_new"), ("transformers, exact GELU", "gelu")):
             torch.manual_seed(0)
             model = hf_model(cfg, activation)
             contenders[name] = make_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), x, y, dtype, True)
-        for fn in contenders.values():  # warm-up: allocator, kernels, autocast caches
+        if dtype is None:
+            contenders["Linear layers' products alone"], shapes = linear_products(cfg, B * T)
+        start = time.perf_counter()
+        for fn in contenders.values():  # warm-up: allocator, kernels, autocast caches, compilation
             time_steps(fn, 3)
+        print(f"  {dtype_name}: warm-up (compilation included) {time.perf_counter() - start:.0f} s")
         rates = {name: [] for name in contenders}
         for _ in range(rounds):  # alternate, so that a busy machine slows every contender alike
             for name, fn in contenders.items():
@@ -95,10 +140,22 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
         results[dtype_name] = med
         print(f"  {dtype_name} (median of {rounds} rounds of {steps} steps):")
         for name, rate in med.items():
-            print(f"    {name:26s} {rate:9,.0f} tokens/s")
-        print(f"    ours / transformers (each with its default activation): {med['ours'] / med['transformers']:.2f}x")
+            print(f"    {name:30s} {rate:9,.0f} tokens/s")
+        hf = med["transformers"]
+        print(f"    ours / transformers (each with its default activation): {med['ours'] / hf:.2f}x")
+        if compile:
+            print(f"    ours with torch.compile / transformers: {med['ours, torch.compile'] / hf:.2f}x")
         print(f"    like for like, exact GELU: {med['ours'] / med['transformers, exact GELU']:.2f}x; "
-              f"tanh GELU: {med['ours, tanh GELU'] / med['transformers']:.2f}x")
+              f"tanh GELU: {med['ours, tanh GELU'] / hf:.2f}x")
+        floor = med.get("Linear layers' products alone")
+        if floor:
+            flops = 2 * sum(M * K * N for M, K, N in shapes)  # per step
+            print(f"    the products alone run at {flops * floor / (B * T) / 1e9:.0f} GFLOP/s, against "
+                  f"{big_product_gflops():.0f} GFLOP/s for one 1024 x 1024 x 1024 product")
+            step_ms, floor_ms = 1e3 * B * T / med["ours"], 1e3 * B * T / floor
+            print(f"    the Linear layers' matrix products take {floor_ms:.1f} ms of our {step_ms:.1f} ms step "
+                  f"({floor_ms / step_ms:.0%}); with everything else free, a step would be {floor / hf:.2f}x "
+                  f"transformers', and 1.5x leaves {1e3 * B * T / (1.5 * hf) - floor_ms:.1f} ms for the rest")
     if "float32" in results and "bfloat16" in results:
         r = results["bfloat16"]["ours"] / results["float32"]["ours"]
         print(f"  bfloat16 / float32 (ours): {r:.2f}x")
@@ -173,6 +230,8 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=20, help="steps per timed round")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time our model under torch.compile (adds a compile of about half a minute)")
     p = sub.add_parser("kv-cache", help="generation time with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
     p.add_argument("--repeats", type=int, default=1)
@@ -185,14 +244,35 @@ def main(argv=None) -> None:
                                    "(default: each recipe's own seed)")
     args = parser.parse_args(argv)
     if args.command == "speed":
-        speed(args.size, args.dtypes.split(","), args.rounds, args.steps, args.threads)
+        dtypes = args.dtypes.split(",")
+        unknown = [d for d in dtypes if d not in DTYPES]
+        if unknown:
+            raise CourseError(f"unknown dtype {unknown[0]!r} in --dtypes; choose from {', '.join(DTYPES)}")
+        for name in ("rounds", "steps"):
+            check_positive(f"--{name}", getattr(args, name))
+        if args.threads is not None:
+            check_positive("--threads", args.threads)
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise CourseError("speed compares against transformers, which is not installed: "
+                              "pip install -r requirements-dev.txt") from None
+        speed(args.size, dtypes, args.rounds, args.steps, args.threads, args.compile)
     elif args.command == "recipes":
+        from .train import RECIPES
+        unknown = [r for r in args.recipes.split(",") if r not in RECIPES]
+        if unknown:
+            raise CourseError(f"unknown recipe {unknown[0]!r} in --recipes; choose from {', '.join(RECIPES)}")
+        if args.threads is not None:
+            check_positive("--threads", args.threads)
         try:
             seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
         except ValueError:
             raise CourseError(f"--seeds must be whole numbers separated by commas, got {args.seeds!r}") from None
         recipes(args.recipes.split(","), args.corpus, args.data_dir, args.threads, seeds)
     else:
+        check_positive("--new-tokens", args.new_tokens)
+        check_positive("--repeats", args.repeats)
         kv_cache(args.new_tokens, args.repeats)
 
 

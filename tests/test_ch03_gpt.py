@@ -265,3 +265,63 @@ def test_cli_refuses_a_mismatched_checkpoint(char_checkpoint, tmp_path):
     assert r.returncode == 2 and "missing" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("sample", "--checkpoint", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_speed_floor_times_exactly_the_products_a_training_step_does():
+    """The benchmark's floor (the Linear layers' matrix products alone) must be the step's own products:
+    the same (M, K, N) shapes, each as often, as torch's profiler records in a real forward and backward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from ch03_gpt.bench import linear_products
+
+    cfg = GPTConfig(vocab_size=65, block_size=8, n_layer=2, n_head=2, n_embd=32)
+    model = GPT(cfg)
+    idx = torch.randint(0, 65, (3, 8))
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        _, loss = model(idx, idx)
+        loss.backward()
+    recorded = []
+    for event in prof.events():
+        if event.name == "aten::addmm":    # bias, (M, K), (K, N)
+            (M, K), (_, N) = event.input_shapes[1], event.input_shapes[2]
+        elif event.name == "aten::mm":     # (M, K), (K, N)
+            (M, K), (_, N) = event.input_shapes[0], event.input_shapes[1]
+        else:
+            continue
+        recorded.append((M, K, N))
+    run, shapes = linear_products(cfg, tokens=3 * 8)
+    assert len(shapes) == 3 * (4 * cfg.n_layer + 1)  # forward, input and weight gradients, of every Linear
+    assert sorted(shapes) == sorted(recorded)
+    run()  # and the products run
+
+
+def test_bench_speed_prints_every_contender_and_the_floor(capsys):
+    pytest.importorskip("transformers")
+    from ch03_gpt import bench
+
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["speed", "--dtypes", "float32", "--rounds", "1", "--steps", "1", "--no-compile", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    for name in ("ours ", "ours, tanh GELU", "transformers ", "transformers, exact GELU",
+                 "Linear layers' products alone"):
+        assert name in out
+    assert "ours / transformers" in out and "with everything else free" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["speed", "--dtypes", "float64"], "unknown dtype 'float64'"),
+    (["speed", "--rounds", "0"], "--rounds must be positive"),
+    (["speed", "--threads", "-1"], "--threads must be positive"),
+    (["kv-cache", "--new-tokens", "-1"], "--new-tokens must be positive"),
+    (["kv-cache", "--repeats", "0"], "--repeats must be positive"),
+    (["recipes", "--recipes", "nope"], "unknown recipe 'nope'"),
+    (["recipes", "--seeds", "a,b"], "--seeds must be whole numbers"),
+])
+def test_bench_bad_input_is_refused_before_any_work(args, message):
+    r = subprocess.run([sys.executable, "-m", "ch03_gpt.bench", *args], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 2 and r.stdout == ""  # refused before printing (or downloading) anything
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
