@@ -27,8 +27,9 @@ def cpu_has_fast_bf16() -> bool:
     """True when the CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX), read from /proc/cpuinfo."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: trust torch's own report
-        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+    except OSError:  # not Linux: ask torch (private helpers; absent in some releases, then assume not)
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

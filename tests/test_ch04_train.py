@@ -264,6 +264,23 @@ def test_memory_estimates_match_what_autograd_keeps():
     assert estimate_memory(cfg, 8)["activations"] > 1.9 * estimate_memory(cfg, 4)["activations"]
 
 
+def test_bf16_probe_without_proc_cpuinfo_agrees_with_the_cpu_flags(monkeypatch):
+    """Off Linux there is no /proc/cpuinfo; the fallback (torch's own probes) must give the same answer."""
+    from pathlib import Path
+
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo here to compare the fallback with")
+    expected = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert cpu_has_fast_bf16() == expected
+
+    def unreadable(self, *args, **kwargs):
+        raise OSError("no such file")
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    assert cpu_has_fast_bf16() == expected
+
+
 def test_dtype_auto_is_honest():
     assert resolve_dtype("auto", "cpu", 64) == "float32"  # too narrow for bfloat16 to pay on a CPU
     # From 128 wide, bfloat16 wherever the CPU multiplies it in hardware (it was 1.29x faster here).
