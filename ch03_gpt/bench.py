@@ -13,6 +13,7 @@ needed for `speed` only (it is a test/benchmark dependency of the course).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -85,12 +86,30 @@ def linear_products(cfg: GPTConfig, tokens: int):
     return products, [(a.shape[0], a.shape[1], b.shape[1]) for a, b in operands]
 
 
-def big_product_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """The float32 rate of one large square matrix product: as near to the CPU's peak as PyTorch gets."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = min(time_steps(lambda: torch.mm(a, b), 1) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+def synchronize(device: str) -> None:
+    """Wait for a GPU's queued work, so that a timer measures it (CPU work is done when the call returns)."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+@functools.cache
+def matmul_peak_flops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
+                      seconds: float = 0.3) -> float:
+    """FLOP/s of a size x size matrix product (2 size^3 FLOPs each), best of repeated runs for about `seconds`:
+    the best case for the hardware, so as near to its peak as PyTorch gets. Chapter 4 divides by it for MFU."""
+    size = size or (8192 if str(device).startswith("cuda") else 2048)
+    a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
+    b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
+    a @ b  # warm-up: the first product pays for allocation and kernel selection
+    synchronize(device)
+    best, spent = float("inf"), 0.0
+    while spent < seconds or best == float("inf"):
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        took = time.perf_counter() - start
+        best, spent = min(best, took), spent + took
+    return 2 * size**3 / best
 
 
 def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | None, compile: bool) -> None:
@@ -151,7 +170,7 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
         if floor:
             flops = 2 * sum(M * K * N for M, K, N in shapes)  # per step
             print(f"    the products alone run at {flops * floor / (B * T) / 1e9:.0f} GFLOP/s, against "
-                  f"{big_product_gflops():.0f} GFLOP/s for one 1024 x 1024 x 1024 product")
+                  f"{matmul_peak_flops(size=1024) / 1e9:.0f} GFLOP/s for one 1024 x 1024 x 1024 product")
             step_ms, floor_ms = 1e3 * B * T / med["ours"], 1e3 * B * T / floor
             print(f"    the Linear layers' matrix products take {floor_ms:.1f} ms of our {step_ms:.1f} ms step "
                   f"({floor_ms / step_ms:.0%}); with everything else free, a step would be {floor / hf:.2f}x "

@@ -185,10 +185,9 @@ class GPT(nn.Module):
         after the cached ones.
         """
         B, T = idx.shape
-        x = self.hidden_states(idx, cache)  # (B, T, C)
+        logits = self.lm_head(self.hidden_states(idx, cache))  # (B, T, C) -> (B, T, V)
         if targets is None:
-            return self.lm_head(x), None
-        logits = self.lm_head(x)  # (B, T, V)
+            return logits, None
         loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T), ignore_index=-100)
         return logits, loss
 

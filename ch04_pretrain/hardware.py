@@ -9,15 +9,14 @@ the best case for the hardware, in the format the training uses.
 
 from __future__ import annotations
 
-import functools
 import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from ch01_bigram.errors import CourseError
+from ch03_gpt.bench import matmul_peak_flops  # noqa: F401  (measured first in Chapter 3's speed benchmark)
 
 DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BF16_MIN_WIDTH_CPU = 128  # below this bfloat16 is untested on CPU; from 128 wide it was faster here (1.29x, 1.87x at 384)
@@ -52,30 +51,6 @@ def resolve_dtype(name: str, device: str, n_embd: int) -> str:
     if str(device) == "cpu" and cpu_has_fast_bf16() and n_embd >= BF16_MIN_WIDTH_CPU:
         return "bfloat16"
     return "float32"
-
-
-def synchronize(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-@functools.lru_cache(maxsize=None)
-def matmul_peak_flops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
-                      seconds: float = 0.3) -> float:
-    """FLOP/s of a size x size matrix product (2 size^3 FLOPs each), best of repeated runs for about `seconds`."""
-    size = size or (8192 if str(device).startswith("cuda") else 2048)
-    a = torch.randn(size, size, device=device, dtype=DTYPE_NAMES[dtype])
-    b = torch.randn(size, size, device=device, dtype=DTYPE_NAMES[dtype])
-    a @ b  # warm-up: the first product pays for allocation and kernel selection
-    synchronize(device)
-    best, spent = float("inf"), 0.0
-    while spent < seconds or best == float("inf"):
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        took = time.perf_counter() - start
-        best, spent = min(best, took), spent + took
-    return 2 * size**3 / best
 
 
 # --------------------------------------------------------------------------- peak memory
