@@ -76,8 +76,7 @@ class Plan:
         plan = Plan()
         return replace(plan, corpus_bytes=60_000, bigram_steps=200, bigram_eval_iters=10,
                        gpt_shape={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32},
-                       gpt_recipe=replace(plan.gpt_recipe, steps=40, eval_interval=20, eval_iters=5,
-                                          dtype="float32"),
+                       gpt_recipe=replace(plan.gpt_recipe, steps=40, eval_interval=20, eval_iters=5),
                        gpt_sample_chars=300,
                        pretraining=replace(plan.pretraining, n_layer=1, n_head=2, n_embd=32, block_size=64,
                                            max_steps=20, eval_interval=10, eval_iters=2, log_interval=5,
@@ -199,12 +198,7 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
 
 
 def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
-    from ch04_pretrain.hardware import resolve_dtype
-
-    # The fast recipe trains in bfloat16 where the CPU multiplies it in hardware; elsewhere float32 is faster.
     recipe = plan.gpt_recipe
-    if recipe.dtype == "bfloat16" and resolve_dtype("auto", device, plan.gpt_shape["n_embd"]) == "float32":
-        recipe = replace(recipe, dtype="float32")
 
     def work(folder: Path):
         import torch
@@ -227,7 +221,7 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
         return (f"val loss {summary['best_val_loss']:.3f}; samples keep names {score.names:.0%} (chance 3%), "
                 f"pronouns {score.pronouns:.0%} (chance 50%)",
                 {"val_loss": summary["best_val_loss"], "parameters": best.num_params(),
-                 "names_kept": score.names, "pronouns_kept": score.pronouns, "dtype": recipe.dtype},
+                 "names_kept": score.names, "pronouns_kept": score.pronouns, "dtype": summary["dtype"]},
                 f"{folder}/")
 
     return {"shape": plan.gpt_shape, "recipe": asdict(recipe)}, work
@@ -429,10 +423,10 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     plan = Plan.quick() if args.quick else Plan()
     start = time.perf_counter()
-    from tqdm.auto import tqdm
+    from coursekit.progress import progress_write
 
-    # tqdm.write prints above a live progress bar instead of being overdrawn by it.
-    records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress, log=tqdm.write)
+    # Stage messages print above a live progress bar instead of being overdrawn by it.
+    records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress, log=progress_write)
     print("\n" + summary_table(records))
     print(f"\nthis run took {_duration(time.perf_counter() - start)}; the summary is in {args.out / 'summary.json'}")
     print(f"talk to the tuned model: python -m ch05_finetune chat --checkpoint {args.out / 'instruct'}")

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .errors import CourseError, check_positive
+from coursekit.errors import CourseError, check_positive
+from coursekit.progress import progress_bar
 
 
 # --------------------------------------------------------------------------- #
@@ -202,7 +202,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
     splits = {"train": train_data, "val": val_data}
     history = History()
     model.train()
-    bar = tqdm(range(cfg.steps), desc="training", disable=not progress)
+    bar = progress_bar(range(cfg.steps), desc="training", unit="step", disable=not progress)
     for step in bar:
         if step % cfg.eval_interval == 0:
             _record(history, step, model, splits, cfg, eval_gen, device, log, autocast, on_eval)

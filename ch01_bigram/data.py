@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from coursekit.progress import progress_bar
 
 from .corpus import DEFAULT_SEED, generate_corpus
 from .errors import CourseError
@@ -81,7 +81,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0, progress:
                 have = 0
             total = response.headers.get("Content-Length")
             total = int(total) + have if total is not None else None
-            with open(part, "ab" if have else "wb") as out, tqdm(
+            with open(part, "ab" if have else "wb") as out, progress_bar(
                 total=total, initial=have, unit="B", unit_scale=True,
                 desc=f"downloading {dest.name}", disable=not progress,
             ) as bar:

@@ -20,10 +20,11 @@ import time
 import torch
 
 from ch01_bigram import CourseError, check_positive, run_cli
+from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops, synchronize
 
 from .generate import generate
 from .model import GPT, GPTConfig
-from .train import DTYPES, configure_optimizer
+from .train import configure_optimizer
 
 SIZES = {
     "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12),
@@ -86,32 +87,6 @@ def linear_products(cfg: GPTConfig, tokens: int):
     return products, [(a.shape[0], a.shape[1], b.shape[1]) for a, b in operands]
 
 
-def synchronize(device: str) -> None:
-    """Wait for a GPU's queued work, so that a timer measures it (CPU work is done when the call returns)."""
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-@functools.cache
-def matmul_peak_flops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
-                      seconds: float = 0.3) -> float:
-    """FLOP/s of a size x size matrix product (2 size^3 FLOPs each), best of repeated runs for about `seconds`:
-    the best case for the hardware, so as near to its peak as PyTorch gets. Chapter 4 divides by it for MFU."""
-    size = size or (8192 if str(device).startswith("cuda") else 2048)
-    a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
-    b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
-    a @ b  # warm-up: the first product pays for allocation and kernel selection
-    synchronize(device)
-    best, spent = float("inf"), 0.0
-    while spent < seconds or best == float("inf"):
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        took = time.perf_counter() - start
-        best, spent = min(best, took), spent + took
-    return 2 * size**3 / best
-
-
 def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | None, compile: bool) -> None:
     if threads:
         torch.set_num_threads(threads)
@@ -126,7 +101,7 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
           f"{torch.get_num_threads()} threads; torch {torch.__version__}")
     results = {}
     for dtype_name in dtypes:
-        dtype = DTYPES[dtype_name]
+        dtype = None if dtype_name == "float32" else DTYPE_NAMES[dtype_name]
         contenders = {}
         for name, activation in (("ours", "gelu"), ("ours, tanh GELU", "gelu_tanh")):
             torch.manual_seed(0)
@@ -264,9 +239,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.command == "speed":
         dtypes = args.dtypes.split(",")
-        unknown = [d for d in dtypes if d not in DTYPES]
+        unknown = [d for d in dtypes if d not in ("float32", "bfloat16")]
         if unknown:
-            raise CourseError(f"unknown dtype {unknown[0]!r} in --dtypes; choose from {', '.join(DTYPES)}")
+            raise CourseError(f"unknown dtype {unknown[0]!r} in --dtypes; choose from float32, bfloat16")
         for name in ("rounds", "steps"):
             check_positive(f"--{name}", getattr(args, name))
         if args.threads is not None:

@@ -10,11 +10,12 @@ import torch
 
 from ch01_bigram import CharTokenizer, CourseError, check_positive, load_text, pick_device, prepare_char_data
 from ch01_bigram.cli import add_corpus_args
+from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
 
 from .checkpoint import load_checkpoint
 from .generate import check_sampling, stream
 from .model import GPTConfig
-from .train import DTYPES, RECIPES, train_gpt
+from .train import RECIPES, train_gpt
 
 DEFAULT_OUT = "runs/ch03"
 
@@ -66,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ("warmup", int, "warm-up steps"), ("eval-interval", int, "evaluate every N steps"),
                             ("eval-iters", int, "batches per loss estimate"), ("seed", int, "random seed")]:
         o.add_argument(f"--{name}", type=typ, help=text)
-    o.add_argument("--dtype", choices=list(DTYPES), help="bfloat16 autocast: faster on CPUs with AVX-512 BF16 "
-                   "or AMX (here 1.0-1.2x at 128 wide, 1.9x at 384 wide); elsewhere use float32")
+    o.add_argument("--dtype", choices=DTYPE_CHOICES, help="number format (default auto: bfloat16 autocast on CPUs "
+                   "with AVX-512 BF16 or AMX and on recent GPUs, float16 on older GPUs, float32 otherwise)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.add_argument("--sample-length", type=int, default=300, help="characters to print after training (0: none)")
@@ -105,7 +106,8 @@ def cmd_train(args) -> None:
     cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                     n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=not args.no_bias)
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary {cfg.vocab_size}); device {device}; "
-          f"recipe {args.recipe}: {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}, {recipe.dtype}")
+          f"recipe {args.recipe}: {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}, "
+          f"{resolve_dtype(recipe.dtype, device, cfg.n_embd)}")
     model, history, summary = train_gpt(data, cfg, recipe, args.out, device, progress=not args.no_progress)
     print(f"{model.num_params() / 1e6:.2f}M parameters; {summary['wall_time_s']:.1f} s in all, "
           f"{summary['train_time_s']:.1f} s of it training (the rest: evaluation and checkpoints); "

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import CharData, CourseError, History, TrainConfig, check_positive, set_seed, train
+from ch01_bigram import CharData, History, TrainConfig, check_positive, set_seed, train
+from coursekit.hardware import DTYPE_NAMES, resolve_dtype
 
 from .checkpoint import save_checkpoint
 from .model import GPT, GPTConfig
@@ -47,9 +48,6 @@ def configure_optimizer(model: torch.nn.Module, lr: float, weight_decay: float =
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
-DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
-
-
 @dataclass
 class Recipe:
     """Everything that decides a character-level run, besides the model's shape."""
@@ -61,7 +59,7 @@ class Recipe:
     warmup: int = 100
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    dtype: str = "float32"
+    dtype: str = "auto"             # coursekit.hardware.resolve_dtype: bfloat16 where the hardware runs it faster
     eval_interval: int = 250
     eval_iters: int = 200
     seed: int = 1337
@@ -70,13 +68,13 @@ class Recipe:
 # Three recipes for the small model (4 layers, 128 wide, block 64) on Tiny Shakespeare; see README.
 # `published`: the published laptop-CPU recipe (val loss about 1.88 there; 1.90 +- 0.02 over three
 # seeds here). `baseline`: the same 2,000 steps of 12 windows with twice its learning rate (1.81).
-# `fast`: twice the batch, 4e-3, 800 steps, bfloat16 autocast (which CPUs with AMX or AVX-512 BF16
-# run faster; elsewhere use --dtype float32), and one evaluation at the end instead of one every
-# 250 steps: under 1.89 in under half the baseline's wall time.
+# `fast`: twice the batch, 4e-3, 800 steps and one evaluation at the end instead of one every
+# 250 steps: under 1.89 in under half the baseline's wall time. Every recipe trains in the number
+# format `auto` picks: bfloat16 on CPUs with AVX-512 BF16 or AMX, float32 on others.
 RECIPES = {
     "published": Recipe(),
     "baseline": Recipe(lr=2e-3, min_lr=2e-4),
-    "fast": Recipe(steps=800, batch_size=24, lr=4e-3, min_lr=4e-4, warmup=40, dtype="bfloat16", eval_interval=800),
+    "fast": Recipe(steps=800, batch_size=24, lr=4e-3, min_lr=4e-4, warmup=40, eval_interval=800),
 }
 
 
@@ -85,13 +83,13 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     """Train a GPT on character data; save the best model by val loss to `out_dir` (if given).
 
     Returns the model as it ended, the loss history, and a summary with the
+    number format it trained in (`recipe.dtype` resolved for `device`), the
     best val loss (the figure to report: the last one can be worse), its step,
     the wall time, and the time spent training alone (recipes are compared on
     that, since how often one evaluates is a separate choice).
     """
     check_positive("steps", recipe.steps)
-    if recipe.dtype not in DTYPES:
-        raise CourseError(f"unknown dtype {recipe.dtype!r}; choose float32 or bfloat16")
+    dtype = resolve_dtype(recipe.dtype, device, model_cfg.n_embd)
     set_seed(recipe.seed)
     model = GPT(model_cfg).to(device)
     optimizer = configure_optimizer(model, recipe.lr, recipe.weight_decay, device=device)
@@ -110,8 +108,9 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     start = time.perf_counter()
     history = train(model, data.train, data.val, cfg, device, progress, log, optimizer=optimizer,
                     lr_schedule=lambda s: cosine_lr(s, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps),
-                    autocast_dtype=DTYPES[recipe.dtype], grad_clip=recipe.grad_clip, on_eval=keep_best)
+                    autocast_dtype=None if dtype == "float32" else DTYPE_NAMES[dtype], grad_clip=recipe.grad_clip,
+                    on_eval=keep_best)
     wall = time.perf_counter() - start
-    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall,
+    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall, "dtype": dtype,
                "train_time_s": wall - history.eval_seconds}  # without loss estimates and checkpointing
     return model, history, summary

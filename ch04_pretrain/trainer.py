@@ -37,6 +37,7 @@ from torch.utils.checkpoint import checkpoint as recompute
 from ch01_bigram import pick_device, set_seed
 from ch01_bigram.errors import CourseError
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_weights
+from coursekit.progress import progress_bar
 
 from .checkpoints import (find_checkpoint, load_training_state, save_training_checkpoint, set_rng_state,
                           rng_state, settings_difference)
@@ -357,8 +358,8 @@ def _trainer_state(step: int, optimizer, scaler, data_rng: torch.Generator, devi
 
 
 def _progress(enabled: bool, start: int, total: int):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=start, disable=not enabled, unit="step", dynamic_ncols=True)
+    return progress_bar(total=total, initial=start, disable=not enabled, desc="pretraining", unit="step",
+                        dynamic_ncols=True)
 
 
 def _resume(out_dir: Path, settings: TrainSettings, model: GPT, optimizer, scaler, data_rng: torch.Generator,

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from ch01_bigram import check_positive
 from ch03_gpt import configure_optimizer, cosine_lr
+from coursekit.progress import progress_bar
 
 
 @dataclass
@@ -68,7 +68,7 @@ def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.
 
     record(0)
     step = 0
-    bar = tqdm(total=total, desc="fine-tuning", disable=not progress)
+    bar = progress_bar(total=total, desc="fine-tuning", unit="step", disable=not progress)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         start = time.perf_counter()

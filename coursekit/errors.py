@@ -1,0 +1,41 @@
+"""One kind of error for bad input, and the one place that turns it into exit status 2.
+
+Every chapter raises `CourseError` for problems a user can fix (a missing file,
+a bad option value). Its message is one line that names the problem. The
+command-line entry points run through `run_cli`, which prints that line and
+exits with status 2, the status argparse uses for bad arguments, with no
+traceback. Programming errors are not caught: they should show a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+
+class CourseError(ValueError):
+    """A problem with the user's input, explained in one line."""
+
+
+def check_positive(name: str, value: int) -> int:
+    """Raise `CourseError` unless `value` > 0 (for sizes and counts from the user)."""
+    if value <= 0:
+        raise CourseError(f"{name} must be positive, got {value}")
+    return value
+
+
+def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+    """Call `main(argv)`; report a `CourseError` as `error: ...` on stderr and exit 2."""
+    try:
+        main(argv)
+    except CourseError as e:
+        sys.stderr.write(f"error: {e}\n")  # one write, so lines from parallel processes do not run together
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`python -m ch01_bigram | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

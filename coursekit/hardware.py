@@ -1,0 +1,83 @@
+"""What the machine can do: which number format trains fastest, and its matrix-product peak.
+
+The one number-format policy of the course is `resolve_dtype`: every CLI,
+recipe, preset, notebook and the main job default to `auto` and come here.
+
+- CUDA: bfloat16 where the GPU has it (Ampere and later), else float16 with a gradient scaler.
+- CPU: bfloat16 only where the CPU multiplies bfloat16 matrices in hardware
+  (AVX-512 BF16 or AMX) and the model is wide enough for that to pay; a CPU
+  without them emulates bfloat16 and runs it several times slower than float32.
+- Anything else (Apple's MPS, narrow models): float32.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from .errors import CourseError
+
+# The one table of number formats: name -> torch dtype. float32 means "no autocast".
+DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
+# Below this width bfloat16 does not pay on a CPU: the products are too small for the
+# hardware's bfloat16 units to beat float32 kernels (measured in Chapter 3's MEASUREMENTS.md).
+BF16_MIN_WIDTH_CPU = 128
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: ask torch's own probes (private helpers; absent in some releases, then no)
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str, device: str, n_embd: int) -> str:
+    """'auto' -> the format that trains fastest on `device` for a model `n_embd` wide; other names are checked."""
+    if name not in DTYPE_CHOICES:
+        raise CourseError(f"unknown dtype {name!r}; choose {', '.join(DTYPE_CHOICES)}")
+    cuda = str(device).startswith("cuda")
+    if name == "float16" and not cuda:
+        raise CourseError("float16 training needs a CUDA GPU (it relies on a gradient scaler); use bfloat16 on CPU")
+    if name != "auto":
+        return name
+    if cuda:
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if str(device) == "cpu" and cpu_has_fast_bf16() and n_embd >= BF16_MIN_WIDTH_CPU:
+        return "bfloat16"
+    return "float32"
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that a timer measures it; a no-op on the CPU."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_flops(device: str = "cpu", dtype: str = "float32", size: int | None = None,
+                      seconds: float = 0.3) -> float:
+    """FLOP/s of a size x size matrix product (2 size^3 FLOPs each), best of repeated runs for about `seconds`:
+    the best case for the hardware, so as near to its peak as PyTorch gets. MFU divides by it.
+
+    The operands are filled from a generator of their own: measuring must not move the global
+    random state, or a resumed training run would draw different dropout masks from then on.
+    """
+    size = size or (8192 if str(device).startswith("cuda") else 2048)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+    b = torch.rand(size, size, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+    a @ b  # warm-up: the first product pays for allocation and kernel selection
+    synchronize(device)
+    best, spent = float("inf"), 0.0
+    while spent < seconds or best == float("inf"):
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        took = time.perf_counter() - start
+        best, spent = min(best, took), spent + took
+    return 2 * size**3 / best
