@@ -10,6 +10,7 @@ import torch
 
 from ch01_bigram import CourseError, check_positive, pick_device, set_seed
 from ch03_gpt import check_sampling, read_json
+from coursekit.hardware import DTYPE_CHOICES
 
 from .classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier,
                        load_classifier, majority_baseline, plot_confusion, save_classifier)
@@ -35,6 +36,9 @@ def _common(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> N
                         "weights (0: no LoRA, the default)")
     p.add_argument("--seed", type=int, default=1337, help="seed of the split, the shuffling and the head")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                   help="number format (default auto: bfloat16 autocast where the hardware runs it faster and the "
+                        "model is wide enough, float16 on older GPUs, float32 otherwise)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -123,7 +127,7 @@ def _fit_config(args) -> FitConfig:
     check_positive("learning rate", args.lr)
     if args.lora_rank < 0:
         raise CourseError(f"LoRA rank must be >= 0, got {args.lora_rank}")
-    return FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    return FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype)
 
 
 def _fmt(s: dict) -> str:

@@ -17,6 +17,7 @@ import torch
 
 from ch01_bigram import check_positive
 from ch03_gpt import configure_optimizer, cosine_lr
+from coursekit.hardware import DTYPE_NAMES, resolve_dtype
 from coursekit.progress import progress_bar
 
 
@@ -29,6 +30,7 @@ class FitConfig:
     warmup: int = 20
     grad_clip: float = 1.0
     seed: int = 1337
+    dtype: str = "auto"          # coursekit.hardware.resolve_dtype, for the model's width and device
 
 
 @dataclass
@@ -36,6 +38,7 @@ class FitHistory:
     step_losses: list[float] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)  # one evaluation per epoch, epoch 0 = before training
     train_seconds: float = 0.0
+    dtype: str = "float32"         # the number format training ran in
 
 
 def trainable_parameters(model: torch.nn.Module) -> int:
@@ -50,10 +53,16 @@ def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.
     check_positive("learning rate", cfg.lr)
     optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay)
     params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device if params else torch.device("cpu")
+    width = getattr(getattr(model, "config", None), "n_embd", 0)
+    dtype = resolve_dtype(cfg.dtype, str(device), width)
+    # Products in bfloat16/float16 where that is faster; weights, gradients and AdamW stay float32.
+    autocast = torch.autocast(device.type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
+    scaler = torch.amp.GradScaler("cuda") if dtype == "float16" else None  # float16 gradients underflow without
     steps_per_epoch = (len(examples) + cfg.batch_size - 1) // cfg.batch_size
     total = cfg.epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(cfg.seed)
-    history = FitHistory()
+    history = FitHistory(dtype=dtype)
 
     def record(epoch: int) -> None:
         if evaluate is None:
@@ -77,12 +86,21 @@ def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.
             batch = [examples[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(step, cfg.lr, cfg.lr / 10, cfg.warmup, total)
-            loss = loss_fn(batch)
+            with autocast:
+                loss = loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            else:
+                loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             history.step_losses.append(loss.item())
             step += 1
             bar.update()

@@ -214,11 +214,16 @@ def test_initial_loss_of_a_fresh_model_is_near_ln_vocab(corpus_data):
     assert initial_loss(51) < mean < initial_loss(51) + 1.0
 
 
-def test_model_learns_on_builtin_corpus(corpus_data):
+# A trained figure must hold on any CPU; a second seed moves the trajectory about as much as another CPU does.
+SEEDS = [1337, 7919]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_model_learns_on_builtin_corpus(corpus_data, seed):
     d = corpus_data
-    set_seed(1337)
+    set_seed(seed)
     model = BigramLanguageModel(d.tokenizer.vocab_size)
-    cfg = TrainConfig(steps=400, eval_interval=400, eval_iters=50)
+    cfg = TrainConfig(steps=400, eval_interval=400, eval_iters=50, seed=seed)
     history = train(model, d.train, d.val, cfg, progress=False, log=None)
     assert history.eval_steps == [0, 400]
     assert len(history.step_losses) == 400
@@ -444,15 +449,16 @@ def test_checker_needs_a_later_mention():
 # The published figure on Tiny Shakespeare
 # --------------------------------------------------------------------------- #
 
-def test_tinyshakespeare_bigram_reaches_published_val_loss(shakespeare_dir):
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tinyshakespeare_bigram_reaches_published_val_loss(shakespeare_dir, seed):
     # The lecture's setting: block 8, batch 32, 3,000 steps, AdamW lr 1e-2, first 90% train.
     text = load_text("tinyshakespeare", data_dir=shakespeare_dir)
     assert len(text) == 1_115_394
     d = prepare_char_data(text, block_size=8)
     assert d.tokenizer.vocab_size == 65
-    set_seed(1337)
+    set_seed(seed)
     model = BigramLanguageModel(d.tokenizer.vocab_size)
-    cfg = TrainConfig(steps=3000, batch_size=32, block_size=8, lr=1e-2, eval_interval=3000, eval_iters=200)
+    cfg = TrainConfig(steps=3000, batch_size=32, block_size=8, lr=1e-2, eval_interval=3000, eval_iters=200, seed=seed)
     history = train(model, d.train, d.val, cfg, progress=False, log=None)
     assert history.val[-1] == pytest.approx(2.49, abs=0.05)  # measured 2.49
 
