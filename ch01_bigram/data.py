@@ -145,7 +145,8 @@ def read_text_file(path: str | Path) -> str:
         raise CourseError(f"corpus path is a directory, not a text file: {path}")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig drops a byte-order mark, which some editors put first and which is not text.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise CourseError(f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
     if not text:

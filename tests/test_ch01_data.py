@@ -270,3 +270,23 @@ def test_tinyshakespeare_record_matches_the_reference_copy(shakespeare_dir):
     assert data_mod.sha256_of(shakespeare_dir / "tinyshakespeare.txt") == data_mod.TINYSHAKESPEARE.sha256
     assert data_mod.TINYSHAKESPEARE.filename == "tinyshakespeare.txt"
     assert "input.txt" in data_mod.TINYSHAKESPEARE.aliases
+
+
+def test_a_byte_order_mark_is_not_a_character(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffhello".encode("utf-8"))
+    assert load_text(str(path)) == "hello"
+
+
+def test_atomic_files_get_the_users_umask_not_mkstemps_private_mode(tmp_path):
+    import os
+    import stat
+
+    from ch01_bigram.files import write_bytes_atomically
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomically(tmp_path / "a.json", b"{}")
+        (tmp_path / "b.txt").write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode)
