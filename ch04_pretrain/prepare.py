@@ -77,6 +77,11 @@ class SplitRule:
     min_val_docs: int = 100
 
     def is_val(self, index: int) -> bool:
+        start, end, val = self.block_of(index)
+        return index == val
+
+    def block_of(self, index: int) -> tuple[int, int, int]:
+        """(first document, end, validation document) of the block holding document `index`."""
         small_span = self.small_block * self.min_val_docs
         if index < small_span:
             number, start, size = index // self.small_block, index - index % self.small_block, self.small_block
@@ -84,7 +89,7 @@ class SplitRule:
             j = (index - small_span) // self.block
             number, start, size = self.min_val_docs + j, small_span + j * self.block, self.block
         digest = hashlib.blake2b(f"{self.seed}/{number}".encode(), digest_size=8).digest()
-        return index - start == int.from_bytes(digest, "little") % size
+        return start, start + size, start + int.from_bytes(digest, "little") % size
 
 
 # --------------------------------------------------------------------------- #
@@ -215,6 +220,7 @@ def _batches(docs: Iterator[Document], first: int, docs_per_shard: int, split: S
              max_docs: int | None) -> Iterator[_Batch]:
     """Group documents into batches for the workers; a batch never spans two shards."""
     batch, size, index = None, 0, first
+    block_end = val_index = -1
     try:
         for doc in docs:
             if max_docs is not None and index >= max_docs:
@@ -225,8 +231,10 @@ def _batches(docs: Iterator[Document], first: int, docs_per_shard: int, split: S
                 batch = None
             if batch is None:
                 batch, size = _Batch(shard, [], []), 0
+            if index >= block_end:  # split.is_val(index), with one hash per block instead of one per document
+                _, block_end, val_index = split.block_of(index)
             batch.docs.append(doc)
-            batch.is_val.append(split.is_val(index))
+            batch.is_val.append(index == val_index)
             size += len(doc) if doc is not None else 0
             index += 1
     except (CourseError, OSError):
@@ -244,7 +252,7 @@ def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str)
     if workers == 0:
         encoding = gpt2_encoding()
         for batch in batches:
-            yield batch, encode_documents(batch.docs, batch.is_val, encoding, EOT)
+            yield batch, _as_arrays(encode_documents(batch.docs, batch.is_val, encoding, EOT))
         return
     context = multiprocessing.get_context(start_method)
     # ProcessPoolExecutor rather than multiprocessing.Pool: if a worker dies (killed for memory, say), it
@@ -258,14 +266,20 @@ def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str)
                 pending.append((batch, pool.submit(encode_documents, batch.docs, batch.is_val)))
                 if len(pending) >= 2 * workers + 2:  # back-pressure: the reader may not run ahead of the workers
                     batch, future = pending.popleft()
-                    yield batch, future.result()
+                    yield batch, _as_arrays(future.result())
         except (CourseError, OSError) as e:  # a reading error: first write the batches read before it
             error = e
         while pending:
             batch, future = pending.popleft()
-            yield batch, future.result()
+            yield batch, _as_arrays(future.result())
         if error is not None:
             raise error
+
+
+def _as_arrays(encoded):
+    """A worker's (train bytes, val bytes, lengths) as numpy arrays, without copying."""
+    train, val, lengths = encoded
+    return np.frombuffer(train, dtype="<u2"), np.frombuffer(val, dtype="<u2"), np.frombuffer(lengths, dtype=np.int64)
 
 
 def _truncate(batch: _Batch, encoded, tokens_wanted: int):

@@ -19,6 +19,7 @@ A folder is read recursively, in sorted order of paths.
 
 from __future__ import annotations
 
+import itertools
 import json
 import lzma
 import tarfile
@@ -78,9 +79,7 @@ def check_source(source: str) -> None:
 
 
 def _skip(docs: Iterator[Document], n: int) -> Iterator[Document]:
-    for i, doc in enumerate(docs):
-        if i >= n:
-            yield doc
+    return itertools.islice(docs, n, None)  # not a generator of our own: no Python call per document
 
 
 # --------------------------------------------------------------------------- #

@@ -77,6 +77,41 @@ def test_output_does_not_depend_on_workers_or_start_method(tmp_path):
     assert folder_bytes(tmp_path / "inline") == folder_bytes(tmp_path / "spawn")
 
 
+def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
+    """Many small batches in flight at once, several shards: 0, 1 and 3 workers write the same bytes."""
+    import ch04_pretrain.prepare as P
+    monkeypatch.setattr(P, "BATCH_DOCS", 7)  # about 20 batches, so results arrive out of order
+    folders = []
+    for workers in (0, 1, 3):
+        prepare("builtin", tmp_path / str(workers), options=SMALL, docs_per_shard=45, workers=workers, progress=False)
+        folders.append(folder_bytes(tmp_path / str(workers)))
+    assert len(folders[0]) == 2 * 4 + 1  # four shards of train and val, and the manifest
+    assert folders[0] == folders[1] == folders[2]
+
+
+def test_worker_function_matches_encode_ordinary():
+    """The worker's uint16 bytes are encode_ordinary's ids, <|endoftext|> first; bad bytes are skipped, not fatal."""
+    from ch04_pretrain.workers import encode_documents
+    enc = gpt2_encoding()
+    docs = ["Once upon a time.", b"caf\xc3\xa9 <|endoftext|> inside", None, b"bad \xff", "surrogate \ud800 here", "x"]
+    is_val = [False, True, False, False, False, True]
+    train, val, lengths = encode_documents(docs, is_val, enc, EOT)
+    texts = ["Once upon a time.", "caf\u00e9 <|endoftext|> inside", None, None, "surrogate \ud800 here", "x"]
+    ids = [None if t is None else [EOT, *enc.encode_ordinary(t)] for t in texts]
+    assert list(lengths) == [-1 if i is None else len(i) for i in ids]
+    for got, want_val in ((train, False), (val, True)):
+        want = [t for i, v in zip(ids, is_val) if i is not None and v == want_val for t in i]
+        assert np.frombuffer(got, dtype="<u2").tolist() == want
+    # "<|endoftext|>" inside a document is plain text: the only EOT ids are the ones put before each document.
+    assert np.frombuffer(val, dtype="<u2").tolist().count(EOT) == 2
+
+    class Wide:  # a tokenizer with ids beyond 16 bits must fail loudly, not wrap around
+        def encode_ordinary(self, text):
+            return [5, 70_000]
+    with pytest.raises(OverflowError, match="token id 70000 does not fit in uint16"):
+        encode_documents(["a"], [False], Wide(), EOT)
+
+
 def test_max_docs_and_max_tokens_stop_at_a_document(tmp_path):
     m = prepare("builtin", tmp_path / "docs", options=SMALL, max_docs=25, docs_per_shard=10, workers=0,
                 progress=False)
