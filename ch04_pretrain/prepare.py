@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ch01_bigram.errors import CourseError, check_positive
 from ch01_bigram.files import fsync_dir, write_bytes_atomically
+from coursekit.progress import progress_bar
 
 from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding
 from .sources import Document, SourceOptions, check_source, describe, iter_documents
@@ -370,7 +370,7 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
     if max_tokens is not None and tokens >= max_tokens:
         docs = iter(())  # stopped after its last shard was saved but before it was marked complete
-    bar = tqdm(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
+    bar = progress_bar(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
                dynamic_ncols=True)
     writer: _ShardWriter | None = None
     start, new_tokens = time.perf_counter(), 0

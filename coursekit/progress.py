@@ -42,7 +42,7 @@ class LogProgress:
                  unit: str = "it", file=None, seconds: float = LOG_SECONDS, **_ignored):
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
-        self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
+        self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit.strip()
         self.file = file if file is not None else sys.stderr
         self.seconds = seconds
         self.n = self.start_n = self.shown_n = initial

@@ -35,7 +35,7 @@ def test_progress_without_a_total_and_with_postfix():
     with progress_bar(total=None, desc="preparing", unit=" docs", file=out) as bar:
         bar.update(7)
         bar.set_postfix_str("1,000 tokens/s")
-    assert out.getvalue().startswith("preparing: 7  docs [") and "1,000 tokens/s" in out.getvalue()
+    assert out.getvalue().startswith("preparing: 7 docs [") and "1,000 tokens/s" in out.getvalue()
 
 
 def test_progress_disabled_still_iterates_silently():
