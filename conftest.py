@@ -45,8 +45,8 @@ NEEDS_TINYSHAKESPEARE = {"ch03_gpt/gpt.ipynb"}
 
 
 def pytest_collection_modifyitems(config, items):
-    from ch01_bigram import CourseError
     from ch01_bigram.data import TINYSHAKESPEARE, find_local
+    from coursekit import CourseError
 
     try:
         if find_local(TINYSHAKESPEARE) is not None:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ch01_bigram import CourseError, check_positive, run_cli
+from coursekit import CourseError, check_positive, run_cli
 
 DEFAULT_OUT = Path("runs/course")
 DONE = "done.json"        # written last, when a stage has finished
@@ -145,7 +145,7 @@ def _read(path: Path) -> dict | None:
 
 
 def _write(path: Path, obj) -> None:
-    from ch03_gpt import write_json  # atomic: a kill leaves the old file or the new one, never half of one
+    from coursekit import write_json
 
     write_json(path, obj)
 
@@ -155,7 +155,7 @@ def _write(path: Path, obj) -> None:
 def corpus_stage(plan: Plan):
     def work(folder: Path):
         from ch01_bigram import generate_corpus
-        from ch01_bigram.files import write_bytes_atomically
+        from coursekit.files import write_bytes_atomically
 
         text = generate_corpus(plan.seed, plan.corpus_bytes)
         write_bytes_atomically(folder / "corpus.txt", text.encode())

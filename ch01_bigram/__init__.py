@@ -2,7 +2,7 @@
 
 from .corpus import LongRangeScore, Story, generate_corpus, generate_stories, long_range_score
 from .data import BUILTIN, CORPORA, TINYSHAKESPEARE, RemoteFile, download, find_or_download, load_text
-from .errors import CourseError, check_positive, run_cli
+from coursekit import CourseError, check_positive, run_cli  # noqa: F401  (until every importer uses coursekit)
 
 # The model and training code needs torch, which takes seconds and hundreds of MB to import.
 # It is loaded on first use, so that tools that only need the corpus or the errors (such as

@@ -1,4 +1,5 @@
+from coursekit import run_cli
+
 from .cli import main
-from .errors import run_cli
 
 run_cli(main)

@@ -8,9 +8,10 @@ import time
 
 import torch
 
+from coursekit import CourseError, check_positive
+
 from .bigram import BigramLanguageModel, TrainConfig, pick_device, prepare_char_data, sample_text, set_seed, train
 from .data import BUILTIN, CORPORA, DATA_DIR_ENV, load_text
-from .errors import CourseError, check_positive
 
 
 def add_corpus_args(parser: argparse.ArgumentParser) -> None:

@@ -21,10 +21,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursekit import BUILTIN, CourseError
 from coursekit.progress import progress_bar
 
 from .corpus import DEFAULT_SEED, generate_corpus
-from .errors import CourseError
 
 DATA_DIR_ENV = "COURSE_DATA_DIR"
 
@@ -47,7 +47,6 @@ TINYSHAKESPEARE = RemoteFile(
 )
 
 CORPORA = {"tinyshakespeare": TINYSHAKESPEARE}
-BUILTIN = "builtin"
 
 
 def cache_dir() -> Path:

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ch01_bigram import bigram as course
-from ch01_bigram.exercise_kit import ExerciseChecks
+from coursekit.exercise_kit import ExerciseChecks
 
 CHECKS = ExerciseChecks()
 

@@ -23,7 +23,6 @@ import torch.nn.functional as F  # noqa: F401  (you will need it)
 # before your exercise 2 does.
 from ch01_bigram.bigram import get_batch as course_get_batch  # noqa: F401
 
-
 # --------------------------------------------------------------------------- #
 # Exercise 1: tokenizer
 # --------------------------------------------------------------------------- #
@@ -160,5 +159,5 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
 
 if __name__ == "__main__":
     from ch01_bigram.exercise_checks import CHECKS
-    from ch01_bigram.exercise_kit import main
+    from coursekit.exercise_kit import main
     raise SystemExit(main(sys.argv[1:], CHECKS, "ch01_bigram.exercises", "ch01_bigram.solutions.exercises"))

@@ -1,4 +1,4 @@
-from ch01_bigram import run_cli
+from coursekit import run_cli
 
 from .cli import main
 

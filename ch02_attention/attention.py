@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError, check_positive
+from coursekit import CourseError, check_positive
 
 # --------------------------------------------------------------------------- #
 # The averaging trick: each position gets the mean of itself and every earlier position

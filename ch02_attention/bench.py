@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from ch01_bigram import check_positive, pick_device, run_cli
+from ch01_bigram import pick_device
+from coursekit import check_positive, run_cli
 
 from .attention import attend
 

@@ -27,17 +27,16 @@ from ch01_bigram import (
     BigramLanguageModel,
     CharData,
     CharTokenizer,
-    CourseError,
     History,
     LongRangeScore,
     TrainConfig,
-    check_positive,
     generate,
     get_batch,
     long_range_score,
     set_seed,
     train,
 )
+from coursekit import CourseError, check_positive
 
 from .attention import AttentionLanguageModel
 

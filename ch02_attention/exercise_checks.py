@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from ch01_bigram.exercise_kit import ExerciseChecks
 from ch02_attention import attention as course
+from coursekit.exercise_kit import ExerciseChecks
 
 CHECKS = ExerciseChecks()
 

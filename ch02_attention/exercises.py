@@ -21,7 +21,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F  # noqa: F401  (you will need it)
 
-
 # --------------------------------------------------------------------------- #
 # Exercise 1: the averaging trick
 # --------------------------------------------------------------------------- #
@@ -133,6 +132,6 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 if __name__ == "__main__":
-    from ch01_bigram.exercise_kit import main
     from ch02_attention.exercise_checks import CHECKS
+    from coursekit.exercise_kit import main
     raise SystemExit(main(sys.argv[1:], CHECKS, "ch02_attention.exercises", "ch02_attention.solutions.exercises"))

@@ -8,34 +8,19 @@ crash leaves either the old checkpoint or the new one, never half of one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ch01_bigram import CourseError
-from ch01_bigram.files import atomic_path
+from coursekit import CourseError, read_json, write_json
+from coursekit.files import atomic_path
 
 from .model import GPT, GPTConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
-def write_json(path: str | Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def read_json(path: str | Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CourseError(f"{path} not found") from None
-    except json.JSONDecodeError as e:
-        raise CourseError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
 
 
 def model_state(model: GPT) -> dict[str, torch.Tensor]:

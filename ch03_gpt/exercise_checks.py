@@ -14,11 +14,11 @@ import math
 
 import torch
 
-from ch01_bigram.exercise_kit import ExerciseChecks
 from ch02_attention import CausalSelfAttention
 from ch03_gpt import model as course
 from ch03_gpt.generate import filter_logits as course_filter_logits
 from ch03_gpt.train import cosine_lr as course_cosine_lr
+from coursekit.exercise_kit import ExerciseChecks
 
 CHECKS = ExerciseChecks()
 

@@ -25,7 +25,6 @@ import torch.nn.functional as F  # noqa: F401  (you will need it)
 
 from ch03_gpt.model import GPTConfig
 
-
 # --------------------------------------------------------------------------- #
 # Exercise 1: top-k filtering
 # --------------------------------------------------------------------------- #
@@ -177,6 +176,6 @@ def num_params(cfg: GPTConfig, position_embeddings: bool = True) -> int:
 
 
 if __name__ == "__main__":
-    from ch01_bigram.exercise_kit import main
     from ch03_gpt.exercise_checks import CHECKS
+    from coursekit.exercise_kit import main
     raise SystemExit(main(sys.argv[1:], CHECKS, "ch03_gpt.exercises", "ch03_gpt.solutions.exercises"))

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError
+from coursekit import CourseError
 
 from .model import GPT, KVCache
 

@@ -16,9 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError, check_positive
 from ch02_attention import CausalSelfAttention, attend, check_heads, check_length
-
+from coursekit import CourseError, check_positive
 
 ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> F.gelu's `approximate`
 

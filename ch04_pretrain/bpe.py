@@ -23,7 +23,7 @@ from pathlib import Path
 import regex
 import tiktoken
 
-from ch01_bigram.errors import CourseError
+from coursekit import CourseError
 
 RANKS_PATH = Path(__file__).resolve().parent / "assets" / "gpt2.tiktoken"
 RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ch01_bigram.errors import CourseError
-from ch01_bigram.files import fsync_dir
-from ch03_gpt import atomic_path, read_json, save_checkpoint, write_json
+from ch03_gpt import save_checkpoint
+from coursekit import CourseError, atomic_path, read_json, write_json
+from coursekit.files import fsync_dir
 
 TRAINER = "trainer.pt"
 LATEST = "latest.json"

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED
-from ch01_bigram.errors import CourseError
+from coursekit import CourseError
 
-from .settings import PRESETS, TrainSettings
 from .prepare import DOCS_PER_SHARD, SplitRule, prepare
+from .settings import PRESETS, TrainSettings
 from .sources import BUILTIN, OPENWEBTEXT, SourceOptions
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}

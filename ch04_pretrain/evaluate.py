@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ch01_bigram import pick_device
-from ch01_bigram.errors import CourseError, check_positive
+from coursekit import CourseError, check_positive
 
 from .gpt2_weights import load_pretrained
 from .hardware import resolve_dtype

@@ -23,7 +23,6 @@ import torch.nn as nn
 
 from ch03_gpt import GPTConfig
 
-
 # --------------------------------------------------------------------------- #
 # Exercise 1: bpe_merge (one step of byte-pair encoding)
 # --------------------------------------------------------------------------- #
@@ -159,6 +158,6 @@ def training_state_bytes(cfg: GPTConfig) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    from ch01_bigram.exercise_kit import main
     from ch04_pretrain.exercise_checks import CHECKS
+    from coursekit.exercise_kit import main
     raise SystemExit(main(sys.argv[1:], CHECKS, "ch04_pretrain.exercises", "ch04_pretrain.solutions.exercises"))

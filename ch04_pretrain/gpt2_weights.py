@@ -26,9 +26,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ch01_bigram.errors import CourseError
 from ch03_gpt import GPT, GPT2_CONFIGS, GPTConfig, load_checkpoint
 from ch03_gpt.checkpoint import check_state
+from coursekit import CourseError
 
 from .bpe import VOCAB_SIZE, gpt2_encoding
 

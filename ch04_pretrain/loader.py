@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ch01_bigram.errors import CourseError, check_positive
+from coursekit import CourseError, check_positive
 
 from .prepare import SPLITS, read_manifest
 

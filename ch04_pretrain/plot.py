@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ch01_bigram.errors import CourseError
+from coursekit import CourseError
 
 from .trainer import read_log
 

@@ -43,8 +43,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ch01_bigram.errors import CourseError, check_positive
-from ch01_bigram.files import fsync_dir, write_bytes_atomically
+from coursekit import CourseError, check_positive
+from coursekit.files import fsync_dir, write_bytes_atomically
 from coursekit.progress import progress_bar
 
 from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ch01_bigram.errors import CourseError, check_positive
+from coursekit import CourseError, check_positive
 
 from .bpe import VOCAB_SIZE
 

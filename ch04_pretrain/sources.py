@@ -20,7 +20,6 @@ A folder is read recursively, in sorted order of paths.
 from __future__ import annotations
 
 import itertools
-import json
 import lzma
 import tarfile
 from dataclasses import dataclass
@@ -28,12 +27,12 @@ from pathlib import Path
 from typing import Iterator
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED, generate_corpus
-from ch01_bigram.errors import CourseError
+from coursekit import BUILTIN, CourseError
+from coursekit.readers import json_lines, parquet_rows, pyarrow_parquet
 
 Document = str | bytes | None
 
 OPENWEBTEXT = "openwebtext"
-BUILTIN = "builtin"
 HUB_REPO = "Skylion007/openwebtext"
 SUFFIXES = (".txt", ".xz", ".tar", ".jsonl", ".parquet")
 TAR_MAGIC_OFFSET = 257  # a tar header carries b"ustar" at byte 257
@@ -185,50 +184,19 @@ def tar_documents(f, name: str, separator: str | None) -> Iterator[bytes]:
 
 def jsonl_documents(file: Path, field: str) -> Iterator[Document]:
     with open(file, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError:
+        for number, record in json_lines(f, str(file), skip_bad_bytes=True):
+            if record is None:
                 yield None  # bad bytes in this document only: skipped and counted
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CourseError(f"{file}, line {number}: not valid JSON ({e.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get(field), str):
+            elif not isinstance(record, dict) or not isinstance(record.get(field), str):
                 raise CourseError(f"{file}, line {number}: expected an object with a string field {field!r}")
-            yield record[field]
-
-
-def _pyarrow_parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise CourseError("reading .parquet files needs pyarrow: pip install huggingface_hub pyarrow") from None
-    return pq
+            else:
+                yield record[field]
 
 
 def parquet_documents(file: Path, column: str, start: int = 0) -> Iterator[str | None]:
     """The `column` of a parquet file, read a few thousand rows at a time, from row `start` on."""
-    pq = _pyarrow_parquet()
-    try:
-        table = pq.ParquetFile(file)
-    except Exception as e:  # pyarrow raises its own error types for unreadable files
-        raise CourseError(f"cannot read parquet file {file}: {e}") from None
-    names = table.schema_arrow.names
-    if column not in names:
-        raise CourseError(f"{file} has no column {column!r} (its columns: {', '.join(names)}); "
-                          f"name the text column with --text-field")
-    row = 0
-    for batch in table.iter_batches(batch_size=4096, columns=[column]):
-        if row + batch.num_rows <= start:
-            row += batch.num_rows
-            continue
-        for value in batch.column(0).to_pylist()[max(0, start - row):]:
-            yield value if isinstance(value, str) else None
-        row += batch.num_rows
+    for (value,) in parquet_rows(file, [column], str(file), start, hint="name the text column with --text-field"):
+        yield value if isinstance(value, str) else None
 
 
 # --------------------------------------------------------------------------- #
@@ -241,7 +209,7 @@ def _hub():
     except ImportError:
         raise CourseError("reading OpenWebText from the Hub needs two optional packages: "
                           "pip install huggingface_hub pyarrow") from None
-    _pyarrow_parquet()
+    pyarrow_parquet()
     return huggingface_hub
 
 
@@ -275,7 +243,7 @@ def hub_download(repo: str, filename: str, revision: str, cache_dir: str | Path 
 def hub_documents(repo: str, revision: str | None, column: str, start: int = 0,
                   cache_dir: str | Path | None = None) -> Iterator[str | None]:
     """The Hub dataset's documents, downloading each parquet shard only when the reading reaches it."""
-    pq = _pyarrow_parquet()
+    pq = pyarrow_parquet()
     rev, files = hub_parquet_files(repo, revision)
     row = 0
     for name in files:

@@ -35,14 +35,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as recompute
 
 from ch01_bigram import pick_device, set_seed
-from ch01_bigram.errors import CourseError
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_weights
+from coursekit import CourseError
 from coursekit.progress import progress_bar
 
-from .checkpoints import (find_checkpoint, load_training_state, save_training_checkpoint, set_rng_state,
-                          rng_state, settings_difference)
-from .hardware import (DTYPE_NAMES, matmul_peak_flops, peak_memory_bytes, reset_peak_memory,
-                       resolve_dtype)
+from .checkpoints import (
+    find_checkpoint,
+    load_training_state,
+    rng_state,
+    save_training_checkpoint,
+    set_rng_state,
+    settings_difference,
+)
+from .hardware import DTYPE_NAMES, matmul_peak_flops, peak_memory_bytes, reset_peak_memory, resolve_dtype
 from .loader import ShardDataset
 from .settings import FREE_ON_RESUME, PRESETS, TrainSettings  # noqa: F401  (PRESETS: re-exported)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import CourseError
 from ch03_gpt import GPT, load_checkpoint, stream
+from coursekit import CourseError
 
 from .template import TEMPLATES, PromptTemplate
 from .vocab import Codec

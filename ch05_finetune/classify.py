@@ -20,13 +20,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ch01_bigram import CourseError
-from ch03_gpt import GPT, GPTConfig, atomic_path, read_json, write_json
+from ch03_gpt import GPT, GPTConfig
+from coursekit import CourseError, atomic_path, read_json, write_json
 
 from .labelled import LabelledData
 from .loop import FitConfig, FitHistory, fit
 from .vocab import Codec
-
 
 # --------------------------------------------------------------------------- #
 # Model

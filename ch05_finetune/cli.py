@@ -8,16 +8,25 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import CourseError, check_positive, pick_device, set_seed
-from ch03_gpt import check_sampling, read_json
+from ch01_bigram import pick_device, set_seed
+from ch03_gpt import check_sampling
+from coursekit import CourseError, check_positive, read_json
 from coursekit.hardware import DTYPE_CHOICES
 
-from .classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier,
-                       load_classifier, majority_baseline, plot_confusion, save_classifier)
+from .classify import (
+    bag_of_words_baseline,
+    encode_texts,
+    evaluate_classifier,
+    finetune_classifier,
+    load_classifier,
+    majority_baseline,
+    plot_confusion,
+    save_classifier,
+)
 from .instruct import exact_match, instruction_tune, load_instructions, split_instructions
 from .labelled import DATASETS, load_labelled, split_balanced
-from .lora import merge_lora
 from .loop import FitConfig, trainable_parameters
+from .lora import merge_lora
 from .measure import measure
 from .pretrained import TINY, load_start
 from .template import TEMPLATES, get_template

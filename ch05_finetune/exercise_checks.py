@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch01_bigram.exercise_kit import ExerciseChecks
 from ch03_gpt import GPT, GPTConfig
 from ch05_finetune import classify, instruct, lora
 from ch05_finetune.template import ALPACA_PREAMBLE, PromptTemplate
+from coursekit.exercise_kit import ExerciseChecks
 
 CHECKS = ExerciseChecks()
 IGNORE = instruct.IGNORE

@@ -160,6 +160,6 @@ def scores(pred, true, num_classes: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    from ch01_bigram.exercise_kit import main
     from ch05_finetune.exercise_checks import CHECKS
+    from coursekit.exercise_kit import main
     raise SystemExit(main(sys.argv[1:], CHECKS, "ch05_finetune.exercises", "ch05_finetune.solutions.exercises"))

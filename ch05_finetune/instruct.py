@@ -24,18 +24,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError, set_seed
-from ch03_gpt import GPT, generate, save_checkpoint, write_json
+from ch01_bigram import set_seed
+from ch03_gpt import GPT, generate, save_checkpoint
+from coursekit import BUILTIN, CourseError, write_json
+from coursekit.readers import decode_utf8, json_lines
 
 from .builtin import Instruction, generate_instructions
-from .labelled import decode_utf8, json_lines
 from .loop import FitConfig, FitHistory, fit
 from .measure import measure
 from .template import PromptTemplate
 from .vocab import Codec
 
 IGNORE = -100  # cross_entropy's ignore_index: a target that adds nothing to the loss
-BUILTIN = "builtin"
 
 
 # --------------------------------------------------------------------------- #
@@ -49,12 +49,12 @@ def read_alpaca(path: str | Path) -> list[Instruction]:
         raise CourseError(f"instruction file not found: {path}")
     text = decode_utf8(path.read_bytes(), str(path))
     if path.suffix.lower() == ".jsonl":
-        items = [(f"line {n}", obj) for n, obj in json_lines(text, str(path))]
+        items = [(f"line {n}", obj) for n, obj in json_lines(text.splitlines(), str(path))]
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise CourseError(f"{path}, line {e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            raise CourseError(f"{path}, line {e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(data, list):
             raise CourseError(f"{path}: expected a JSON list of objects with instruction, input and output")
         items = [(f"item {i}", obj) for i, obj in enumerate(data)]

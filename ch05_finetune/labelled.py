@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import random
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ch01_bigram import CourseError, RemoteFile, find_or_download
+from ch01_bigram import RemoteFile, find_or_download
 from ch01_bigram.data import DATA_DIR_ENV, cache_dir, sha256_of
+from coursekit import BUILTIN, CourseError
+from coursekit.readers import decode_utf8, json_lines, parquet_rows
 
 from .builtin import REVIEW_LABELS, generate_reviews
-
-BUILTIN = "builtin"
 
 
 @dataclass
@@ -83,26 +82,6 @@ def from_rows(rows: list[tuple[str, object, object]], source: str, labels: list[
     return LabelledData([t for _, t in clean], [index[label] for label, _ in clean], list(names))
 
 
-def decode_utf8(raw: bytes, source: str) -> str:
-    """A file's bytes as text, or a CourseError naming the line of the first byte that is not UTF-8."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise CourseError(f"{source}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x})") from None
-
-
-def json_lines(text: str, source: str):
-    """(line number, parsed object) for each non-blank line of JSONL text; a malformed line is named."""
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield n, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CourseError(f"{source}, line {n}: malformed JSON ({e.msg} at column {e.colno})") from None
-
-
 def parse_tsv(text: str, source: str, labels=None) -> LabelledData:
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -128,7 +107,7 @@ def parse_csv(text: str, source: str, labels=None) -> LabelledData:
 
 def parse_jsonl(text: str, source: str, labels=None) -> LabelledData:
     rows = []
-    for n, obj in json_lines(text, source):
+    for n, obj in json_lines(text.splitlines(), source):
         if not isinstance(obj, dict):
             raise CourseError(f"{source}, line {n}: expected an object with text and label")
         rows.append((f"line {n}", obj.get("label"), obj.get("text")))
@@ -136,17 +115,8 @@ def parse_jsonl(text: str, source: str, labels=None) -> LabelledData:
 
 
 def parse_parquet(raw: bytes, source: str, labels=None) -> LabelledData:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(io.BytesIO(raw))
-    except Exception as e:  # pyarrow raises several types for a damaged file
-        raise CourseError(f"{source}: cannot read as Parquet ({e})") from None
-    missing = {"text", "label"} - set(table.column_names)
-    if missing:
-        raise CourseError(f"{source}: no {' or '.join(sorted(missing))} column (found: {', '.join(table.column_names)})")
-    texts, labs = table.column("text").to_pylist(), table.column("label").to_pylist()
-    return from_rows([(f"row {i}", lab, t) for i, (lab, t) in enumerate(zip(labs, texts))], source, labels)
+    rows = parquet_rows(io.BytesIO(raw), ["text", "label"], source)
+    return from_rows([(f"row {i}", lab, t) for i, (t, lab) in enumerate(rows)], source, labels)
 
 
 FORMATS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet", ".zip": "zip"}

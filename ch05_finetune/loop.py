@@ -15,8 +15,8 @@ from typing import Callable
 
 import torch
 
-from ch01_bigram import check_positive
 from ch03_gpt import configure_optimizer, cosine_lr
+from coursekit import check_positive
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
 from coursekit.progress import progress_bar
 

@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ch01_bigram import CourseError, check_positive
+from coursekit import CourseError, check_positive
 
 # GPT-2's names: attention's qkv and output projections, the MLP's two layers.
 DEFAULT_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import CourseError, TrainConfig, generate_corpus, set_seed, train
-from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint, read_json, save_checkpoint
+from ch01_bigram import TrainConfig, generate_corpus, set_seed, train
+from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint, save_checkpoint
+from coursekit import CourseError, read_json
 
 from .builtin import generate_reviews
 from .vocab import Codec, builtin_token_ids

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ch01_bigram import CourseError
+from coursekit import CourseError
 
 
 @dataclass(frozen=True)

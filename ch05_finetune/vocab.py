@@ -15,8 +15,9 @@ from __future__ import annotations
 import codecs
 from functools import lru_cache
 
-from ch01_bigram import CourseError, generate_corpus
+from ch01_bigram import generate_corpus
 from ch04_pretrain.bpe import EOT, VOCAB_SIZE, gpt2_encoding
+from coursekit import CourseError
 
 from .builtin import BACKWARD_WORDS, generate_instructions, generate_reviews
 

@@ -1,10 +1,22 @@
 """The course's floor: what every chapter uses and no chapter teaches.
 
-Errors and the command-line error path, the number-format policy and other
-hardware facts, and progress that reads well in a terminal and in a log.
-Nothing here imports a chapter.
+- `errors`: the one error type for bad input, and the command-line path that turns it into exit status 2;
+- `files`: files that are whole or absent (atomic writes), and JSON through them;
+- `readers`: UTF-8 text, JSON Lines and Parquet, with errors that name the line;
+- `runtime`: seeding and device choice;
+- `hardware`: the one number-format policy and the measured matrix-product peak;
+- `progress`: progress bars that read well in a terminal, a notebook and a log;
+- `exercise_kit`: the checker behind every chapter's exercises.
+
+Nothing here imports a chapter. This file imports only what needs no torch, so that
+light tools (Chapter 4's tokenizing workers) stay light: `runtime` and `hardware` are
+imported by name, `from coursekit.runtime import set_seed`.
 """
 
 from .errors import CourseError, check_positive, run_cli
+from .files import atomic_path, read_json, write_json
 
-__all__ = ["CourseError", "check_positive", "run_cli"]
+# The name that picks the course's own generated data wherever a command takes a corpus or data set.
+BUILTIN = "builtin"
+
+__all__ = ["BUILTIN", "CourseError", "atomic_path", "check_positive", "read_json", "run_cli", "write_json"]

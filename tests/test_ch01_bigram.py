@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from ch01_bigram import (
     BigramLanguageModel,
     CharTokenizer,
-    CourseError,
     TrainConfig,
     estimate_loss,
     generate,
@@ -36,6 +35,7 @@ from ch01_bigram import (
     train_val_split,
 )
 from ch01_bigram.corpus import BOYS, GIRLS, OBJECTS
+from coursekit import CourseError
 
 PINNED_SHA256 = "4d58ee04e54e19a33acbeef27a43d0471d2c94b59f06fe00cb4eed70cdaa31ae"
 PINNED_BYTES = 1_000_358  # generate_corpus stops after the story that crosses 1,000,000 bytes

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from ch01_bigram.cli import main
-from ch01_bigram.errors import run_cli
+from coursekit import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # A short run; a case's own arguments come after these and override them (argparse keeps the last value).

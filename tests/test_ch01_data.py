@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import ch01_bigram.data as data_mod
-from ch01_bigram import CourseError, RemoteFile, download, find_or_download, load_text
+from ch01_bigram import RemoteFile, download, find_or_download, load_text
+from coursekit import CourseError
 
 PAYLOAD = bytes(range(256)) * 400 + b"the end\n"  # 102,408 bytes, every byte value
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -282,7 +283,7 @@ def test_atomic_files_get_the_users_umask_not_mkstemps_private_mode(tmp_path):
     import os
     import stat
 
-    from ch01_bigram.files import write_bytes_atomically
+    from coursekit.files import write_bytes_atomically
     old = os.umask(0o022)
     try:
         write_bytes_atomically(tmp_path / "a.json", b"{}")

@@ -5,7 +5,7 @@ adds over the bigram, the heat maps, the CLI and the benchmark."""
 import pytest
 import torch
 
-from ch01_bigram import CourseError, TrainConfig, load_text, prepare_char_data, run_cli
+from ch01_bigram import TrainConfig, load_text, prepare_char_data
 from ch02_attention import (
     AttentionLanguageModel,
     CausalSelfAttention,
@@ -16,12 +16,14 @@ from ch02_attention import (
     average_past_loops,
     average_past_matmul,
     average_past_softmax,
+    bench,
     causal_mask,
     check_heads,
+    cli,
     plot_attention,
 )
-from ch02_attention import bench, cli
 from ch02_attention.compare import compare_with_bigram, long_samples, loss_by_position, plot_losses
+from coursekit import CourseError, run_cli
 
 B, T, C, N_HEAD = 3, 10, 16, 4
 

@@ -7,9 +7,19 @@ import pytest
 import tiktoken
 import tiktoken.load
 
-from ch01_bigram import CourseError, generate_corpus
-from ch04_pretrain.bpe import (EOT, EOT_TEXT, RANKS_PATH, RANKS_SHA256, VOCAB_SIZE, gpt2_encoding, load_ranks,
-                               merge_pair, train_bpe)
+from ch01_bigram import generate_corpus
+from ch04_pretrain.bpe import (
+    EOT,
+    EOT_TEXT,
+    RANKS_PATH,
+    RANKS_SHA256,
+    VOCAB_SIZE,
+    gpt2_encoding,
+    load_ranks,
+    merge_pair,
+    train_bpe,
+)
+from coursekit import CourseError
 
 SAMPLES = [
     "Hello world", "Hello, world!", "hello world", " the", "It's 2024: we're testing GPT-2's tokenizer.",

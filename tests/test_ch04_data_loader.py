@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from ch01_bigram import CourseError
 from ch04_pretrain.loader import ShardDataset, load_splits, split_tokens
 from ch04_pretrain.prepare import FORMAT, MANIFEST, prepare
 from ch04_pretrain.sources import SourceOptions
+from coursekit import CourseError
 
 
 def synthetic(folder: Path, sizes: list[int], val: int = 0) -> Path:

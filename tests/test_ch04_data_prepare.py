@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ch01_bigram import CourseError, run_cli
 from ch04_pretrain.bpe import EOT, gpt2_encoding
 from ch04_pretrain.cli import main, parse_count
 from ch04_pretrain.loader import split_tokens
 from ch04_pretrain.prepare import MANIFEST, SplitRule, prepare, read_manifest, verify
 from ch04_pretrain.sources import SourceOptions, builtin_documents
+from coursekit import CourseError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = SourceOptions(builtin_bytes=60_000)  # about 160 stories

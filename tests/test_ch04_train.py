@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from ch01_bigram import CourseError
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint
 from ch04_pretrain import checkpoints
 from ch04_pretrain.gpt2_weights import load_pretrained
@@ -25,6 +24,7 @@ from ch04_pretrain.prepare import prepare
 from ch04_pretrain.settings import PRESETS, TrainSettings
 from ch04_pretrain.sources import SourceOptions
 from ch04_pretrain.trainer import forward_backward, read_log, train
+from coursekit import CourseError
 
 ROOT = Path(__file__).resolve().parents[1]
 # A model small enough for a step to take milliseconds; dropout on, so that resuming must restore torch's RNG.
@@ -246,7 +246,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
 def test_sigint_saves_and_exits_cleanly(data, tmp_path):
     settings = replace(SMALL, max_steps=100_000, eval_interval=100_000, n_embd=64, block_size=32)
     from dataclasses import asdict
-    code = KILLER.replace("{settings}", repr(asdict(settings)))
+    code = KILLER.replace("{settings}", repr(asdict(settings))).replace("{peak}", "1e11")
     proc = run_python(code, "none", -1, data, tmp_path)
     log = tmp_path / "log.jsonl"
     deadline = time.time() + 60

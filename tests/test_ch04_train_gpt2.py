@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ch01_bigram import CourseError
 from ch03_gpt import generate
 from ch04_pretrain.gpt2_weights import hub_name, load_pretrained
+from coursekit import CourseError
 
 transformers = pytest.importorskip("transformers")  # a test-only dependency
 

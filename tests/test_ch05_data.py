@@ -13,19 +13,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError
 from ch01_bigram.data import sha256_of
 from ch03_gpt import GPT, GPTConfig
 from ch05_finetune import labelled
 from ch05_finetune.builtin import generate_instructions
 from ch05_finetune.chat import chat_prompt
-from ch05_finetune.classify import (add_classifier_head, bag_of_words_baseline, choose_trainable, class_logits,
-                                    encode_texts, pad_batch, scores)
+from ch05_finetune.classify import (
+    add_classifier_head,
+    bag_of_words_baseline,
+    choose_trainable,
+    class_logits,
+    encode_texts,
+    pad_batch,
+    scores,
+)
 from ch05_finetune.instruct import IGNORE, Encoded, collate, lm_loss, read_alpaca
 from ch05_finetune.labelled import builtin_reviews, read_labelled, split_balanced
 from ch05_finetune.lora import LoRALinear, apply_lora, merge_lora
 from ch05_finetune.template import TEMPLATES
 from ch05_finetune.vocab import Codec, builtin_token_ids
+from coursekit import CourseError
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +232,7 @@ def test_each_format_parses(tmp_path):
     ("b.tsv", "ham\thello\nspam no tab\n", "line 2: no tab"),
     ("b.csv", "text,label\nhello,ham\n,spam\n", "line 3: empty text"),
     ("b.csv", "body,label\nhello,ham\n", "no text column"),
-    ("b.jsonl", '{"text": "hi", "label": "ham"}\n{"text": "oops", "label": "spam"\n', "line 2: malformed JSON"),
+    ("b.jsonl", '{"text": "hi", "label": "ham"}\n{"text": "oops", "label": "spam"\n', "line 2: not valid JSON"),
     ("b.jsonl", '{"text": "hi", "label": "ham"}\n{"text": "no label"}\n', "line 2: missing label"),
     ("b.tsv", "ham\thello\nham\tbye\n", "one class only"),
 ])
@@ -247,13 +254,13 @@ def test_alpaca_json_and_its_errors(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(good))
     assert [e.output for e in read_alpaca(tmp_path / "a.json")] == ["hi", "3"]
     (tmp_path / "b.json").write_text('[{"instruction": "x", "output": "y"},\n {"instruction": "x" "output": "y"}]')
-    with pytest.raises(CourseError, match="line 2: malformed JSON"):
+    with pytest.raises(CourseError, match="line 2: not valid JSON"):
         read_alpaca(tmp_path / "b.json")
     (tmp_path / "c.json").write_text(json.dumps([{"instruction": "x", "output": "y"}, {"instruction": "x"}]))
     with pytest.raises(CourseError, match="item 1: missing or empty 'output'"):
         read_alpaca(tmp_path / "c.json")
     (tmp_path / "d.jsonl").write_text('{"instruction": "x", "output": "y"}\nnot json\n')
-    with pytest.raises(CourseError, match="line 2: malformed JSON"):
+    with pytest.raises(CourseError, match="line 2: not valid JSON"):
         read_alpaca(tmp_path / "d.jsonl")
 
 

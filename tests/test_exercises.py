@@ -15,7 +15,7 @@ import types
 import pytest
 import torch
 
-from ch01_bigram.exercise_kit import NOT_IMPLEMENTED, ExerciseChecks, main, run_checks
+from coursekit.exercise_kit import NOT_IMPLEMENTED, ExerciseChecks, main, run_checks
 
 CHAPTERS = {
     "ch01": ("ch01_bigram.exercise_checks", "ch01_bigram.exercises", "ch01_bigram.solutions.exercises"),

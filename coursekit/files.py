@@ -1,19 +1,22 @@
-"""Files that are either whole or absent.
+"""Files that are either whole or absent, and JSON read and written through them.
 
 A file is written under a temporary name beside its destination, flushed to
 disk, and renamed over the destination; the rename is atomic, so a crash at
 any moment leaves the old file or the new one, never half of one. Syncing the
 folder afterwards makes the rename itself survive a power cut. Chapter 3's
-checkpoints and Chapter 4's shards, manifests and training state all go
-through here. (No torch: Chapter 4's light tools import this.)
+checkpoints, Chapter 4's shards, manifests and training state, and the main
+job's records all go through here. (No torch: Chapter 4's light tools import this.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from .errors import CourseError
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -65,3 +68,21 @@ def atomic_path(path: str | Path):
 def write_bytes_atomically(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def write_json(path: str | Path, obj) -> None:
+    """`obj` as indented JSON, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON file's content, or a one-line CourseError naming the file and what is wrong with it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CourseError(f"{path} not found") from None
+    except UnicodeDecodeError:
+        raise CourseError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise CourseError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
