@@ -46,7 +46,7 @@ def _fast_recipe():
 
 
 def _tiny_pretraining():
-    from ch04_pretrain.settings import PRESETS
+    from ch04_pretrain.pretraining.settings import PRESETS
 
     return PRESETS["tiny"]
 
@@ -228,12 +228,12 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
 
 
 def shards_stage(plan: Plan, corpus: Path, progress: bool):
-    from ch04_pretrain.sources import SourceOptions
+    from ch04_pretrain.data_pipeline.sources import SourceOptions
 
     options = SourceOptions(separator="\n\n")  # one story per document
 
     def work(folder: Path):
-        from ch04_pretrain.prepare import prepare
+        from ch04_pretrain.data_pipeline.prepare import prepare
 
         manifest = prepare(str(corpus), folder, options=options, workers=0, progress=progress, log=lambda *a: None)
         train_tokens, val_tokens = manifest["splits"]["train"]["tokens"], manifest["splits"]["val"]["tokens"]
@@ -248,10 +248,10 @@ def pretrain_stage(plan: Plan, shards: Path, device: str, progress: bool, log):
     settings = plan.pretraining
 
     def work(folder: Path):
-        from ch04_pretrain.trainer import train
+        from ch04_pretrain.pretraining.trainer import pretrain
 
         resume = (folder / "latest.json").is_file()  # an earlier run of this stage was interrupted
-        summary = train(settings, shards, folder, device=device, resume=resume, progress=progress,
+        summary = pretrain(settings, shards, folder, device=device, resume=resume, progress=progress,
                         log=lambda message: log(f"  {message}"))
         if summary["interrupted"]:
             raise KeyboardInterrupt  # the trainer saved a checkpoint; the next run resumes from it

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED
-from coursekit import CourseError
+from coursekit import BUILTIN, CourseError
 
-from .prepare import DOCS_PER_SHARD, SplitRule, prepare
-from .settings import PRESETS, TrainSettings
-from .sources import BUILTIN, OPENWEBTEXT, SourceOptions
+from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
+from .data_pipeline.sources import OPENWEBTEXT, SourceOptions
+from .pretraining.settings import PRESETS, TrainSettings
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
 
@@ -147,12 +147,12 @@ def add_train_parser(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from dataclasses import fields, replace
 
-    from . import trainer
+    from .pretraining import trainer
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name) is not None}
     settings = replace(PRESETS[args.preset], **overrides)
     out = args.out or Path("runs") / f"ch04-{args.preset}"
-    summary = trainer.train(settings, args.data, out, device=args.device, resume=args.resume,
+    summary = trainer.pretrain(settings, args.data, out, device=args.device, resume=args.resume,
                             peak_flops=args.peak_flops, progress=not args.no_progress)
     trainer.leave_distributed()
     if summary["world_size"] > 1 and summary["best"] is None:
@@ -183,7 +183,7 @@ def add_evaluate_parser(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate
+    from .pretraining.evaluate import evaluate
 
     r = evaluate(args.source, args.data, args.split, args.batch_size, args.block_size, args.iters, args.device,
                  args.dtype)
@@ -201,7 +201,7 @@ def add_plot_parser(subparsers) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> None:
-    from .plot import plot_run
+    from .pretraining.plot import plot_run
 
     out = args.out or args.run_dir / "curves.png"
     plot_run(args.run_dir, out)
@@ -227,7 +227,7 @@ def run_sample(args: argparse.Namespace) -> None:
     from ch01_bigram import pick_device
     from ch03_gpt import generate
 
-    from .gpt2_weights import load_pretrained
+    from .pretraining.gpt2_weights import load_pretrained
 
     device = pick_device(args.device)
     model, encoding, _ = load_pretrained(args.source, device)

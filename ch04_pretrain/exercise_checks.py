@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, gpt2_config
-from ch04_pretrain.bpe import merge_pair as course_merge_pair
-from ch04_pretrain.bpe import train_bpe
-from ch04_pretrain.loader import ShardDataset
-from ch04_pretrain.memory import estimate_memory
-from ch04_pretrain.prepare import FORMAT, MANIFEST, SplitRule
-from ch04_pretrain.trainer import forward_backward
+from ch04_pretrain.data_pipeline.bpe import merge_pair as course_merge_pair
+from ch04_pretrain.data_pipeline.bpe import train_bpe
+from ch04_pretrain.data_pipeline.loader import ShardDataset
+from ch04_pretrain.data_pipeline.prepare import FORMAT, MANIFEST, SplitRule
+from ch04_pretrain.pretraining.memory import estimate_memory
+from ch04_pretrain.pretraining.trainer import forward_backward
 from coursekit.exercise_kit import ExerciseChecks
 
 CHECKS = ExerciseChecks()

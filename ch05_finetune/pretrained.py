@@ -101,7 +101,7 @@ def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = D
                                   f"tokenizer {codec.vocab_size}")
             return model, codec, meta
     # Everything else (OpenAI's GPT-2 by name, Chapter 3/4 checkpoints and runs) is Chapter 4's job.
-    from ch04_pretrain.gpt2_weights import load_pretrained
+    from ch04_pretrain.pretraining.gpt2_weights import load_pretrained
 
     model, _encoding, meta = load_pretrained(source, device=device)
     return model, Codec.from_meta(meta.get("tokenizer")), meta

@@ -16,7 +16,7 @@ import codecs
 from functools import lru_cache
 
 from ch01_bigram import generate_corpus
-from ch04_pretrain.bpe import EOT, VOCAB_SIZE, gpt2_encoding
+from ch04_pretrain.data_pipeline.bpe import EOT, VOCAB_SIZE, gpt2_encoding
 from coursekit import CourseError
 
 from .builtin import BACKWARD_WORDS, generate_instructions, generate_reviews

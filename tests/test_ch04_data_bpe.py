@@ -8,7 +8,7 @@ import tiktoken
 import tiktoken.load
 
 from ch01_bigram import generate_corpus
-from ch04_pretrain.bpe import (
+from ch04_pretrain.data_pipeline.bpe import (
     EOT,
     EOT_TEXT,
     RANKS_PATH,

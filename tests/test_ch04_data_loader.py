@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ch04_pretrain.loader import ShardDataset, load_splits, split_tokens
-from ch04_pretrain.prepare import FORMAT, MANIFEST, prepare
-from ch04_pretrain.sources import SourceOptions
+from ch04_pretrain.data_pipeline.loader import ShardDataset, load_splits, split_tokens
+from ch04_pretrain.data_pipeline.prepare import FORMAT, MANIFEST, prepare
+from ch04_pretrain.data_pipeline.sources import SourceOptions
 from coursekit import CourseError
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ch04_pretrain.bpe import EOT, gpt2_encoding
 from ch04_pretrain.cli import main, parse_count
-from ch04_pretrain.loader import split_tokens
-from ch04_pretrain.prepare import MANIFEST, SplitRule, prepare, read_manifest, verify
-from ch04_pretrain.sources import SourceOptions, builtin_documents
+from ch04_pretrain.data_pipeline.bpe import EOT, gpt2_encoding
+from ch04_pretrain.data_pipeline.loader import split_tokens
+from ch04_pretrain.data_pipeline.prepare import MANIFEST, SplitRule, prepare, read_manifest, verify
+from ch04_pretrain.data_pipeline.sources import SourceOptions, builtin_documents
 from coursekit import CourseError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_output_does_not_depend_on_workers_or_start_method(tmp_path):
 
 def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
     """Many small batches in flight at once, several shards: 0, 1 and 3 workers write the same bytes."""
-    import ch04_pretrain.prepare as P
+    import ch04_pretrain.data_pipeline.prepare as P
     monkeypatch.setattr(P, "BATCH_DOCS", 7)  # about 20 batches, so results arrive out of order
     folders = []
     for workers in (0, 1, 3):
@@ -91,7 +91,7 @@ def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
 
 def test_worker_function_matches_encode_ordinary():
     """The worker's uint16 bytes are encode_ordinary's ids, <|endoftext|> first; bad bytes are skipped, not fatal."""
-    from ch04_pretrain.workers import encode_documents
+    from coursekit.encode_workers import encode_documents
     enc = gpt2_encoding()
     docs = ["Once upon a time.", b"caf\xc3\xa9 <|endoftext|> inside", None, b"bad \xff", "surrogate \ud800 here", "x"]
     is_val = [False, True, False, False, False, True]
@@ -143,8 +143,8 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path):
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from ch04_pretrain import prepare as P
-        from ch04_pretrain.sources import SourceOptions, iter_documents
+        from ch04_pretrain.data_pipeline import prepare as P
+        from ch04_pretrain.data_pipeline.sources import SourceOptions, iter_documents
 
         def stalling(source, options, start=0, cache_dir=None):
             for i, doc in enumerate(iter_documents(source, options, start, cache_dir), start):

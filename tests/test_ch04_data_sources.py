@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ch01_bigram import generate_stories
-from ch04_pretrain import sources
-from ch04_pretrain.sources import SourceOptions, builtin_documents, iter_documents, split_stream
+from ch04_pretrain.data_pipeline import sources
+from ch04_pretrain.data_pipeline.sources import SourceOptions, builtin_documents, iter_documents, split_stream
 from coursekit import CourseError
 
 
@@ -176,9 +176,9 @@ def test_json_round_trip_of_options():
 
 
 def test_prepare_from_the_hub_downloads_only_what_it_needs(fake_hub, tmp_path):
-    from ch04_pretrain.bpe import gpt2_encoding
-    from ch04_pretrain.loader import split_tokens
-    from ch04_pretrain.prepare import prepare
+    from ch04_pretrain.data_pipeline.bpe import gpt2_encoding
+    from ch04_pretrain.data_pipeline.loader import split_tokens
+    from ch04_pretrain.data_pipeline.prepare import prepare
 
     m = prepare("openwebtext", tmp_path / "owt", max_docs=12, workers=0, progress=False)
     assert m["documents"] == 12 and m["settings"]["source"]["kind"] == "hub"

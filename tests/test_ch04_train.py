@@ -16,15 +16,15 @@ import pytest
 import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint
-from ch04_pretrain import checkpoints
-from ch04_pretrain.gpt2_weights import load_pretrained
-from ch04_pretrain.hardware import cpu_has_fast_bf16, resolve_dtype
-from ch04_pretrain.memory import estimate_memory, saved_activation_bytes
-from ch04_pretrain.prepare import prepare
-from ch04_pretrain.settings import PRESETS, TrainSettings
-from ch04_pretrain.sources import SourceOptions
-from ch04_pretrain.trainer import forward_backward, read_log, train
+from ch04_pretrain.data_pipeline.prepare import prepare
+from ch04_pretrain.data_pipeline.sources import SourceOptions
+from ch04_pretrain.pretraining import training_state as checkpoints
+from ch04_pretrain.pretraining.gpt2_weights import load_pretrained
+from ch04_pretrain.pretraining.memory import estimate_memory, saved_activation_bytes
+from ch04_pretrain.pretraining.settings import PRESETS, TrainSettings
+from ch04_pretrain.pretraining.trainer import forward_backward, pretrain, read_log
 from coursekit import CourseError
+from coursekit.hardware import cpu_has_fast_bf16, resolve_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 # A model small enough for a step to take milliseconds; dropout on, so that resuming must restore torch's RNG.
@@ -46,7 +46,7 @@ def data(tmp_path_factory):
 def reference(data, tmp_path_factory):
     """An uninterrupted run of SMALL: its log is what every resumed run must reproduce."""
     out = tmp_path_factory.mktemp("reference")
-    summary = train(SMALL, data, out, **QUIET)
+    summary = pretrain(SMALL, data, out, **QUIET)
     return out, summary
 
 
@@ -118,8 +118,8 @@ def test_accumulation_equals_one_big_batch():
 
 KILLER = textwrap.dedent("""
     import os, signal, sys, torch
-    from ch04_pretrain import checkpoints, trainer
-    from ch04_pretrain.settings import TrainSettings
+    from ch04_pretrain.pretraining import trainer, training_state as checkpoints
+    from ch04_pretrain.pretraining.settings import TrainSettings
     settings = TrainSettings(**{settings})
     mode, at = sys.argv[1], int(sys.argv[2])
     def die(step, model):
@@ -131,7 +131,7 @@ KILLER = textwrap.dedent("""
         if mode == "save" and obj["step"] == at:
             os.kill(os.getpid(), signal.SIGKILL)
     checkpoints.torch.save = save_then_die
-    trainer.train(settings, sys.argv[3], sys.argv[4], device="cpu", peak_flops={peak}, progress=False,
+    trainer.pretrain(settings, sys.argv[3], sys.argv[4], device="cpu", peak_flops={peak}, progress=False,
                   on_step=die)
 """)
 
@@ -146,7 +146,7 @@ def run_python(code: str, *args, **kwargs) -> subprocess.Popen:
 def reference_measured_peak(data, tmp_path_factory):
     """SMALL uninterrupted, with the MFU denominator measured as it is by default (a timed matrix product)."""
     out = tmp_path_factory.mktemp("reference_measured_peak")
-    return out, train(SMALL, data, out, **{**QUIET, "peak_flops": None})
+    return out, pretrain(SMALL, data, out, **{**QUIET, "peak_flops": None})
 
 
 @pytest.mark.slow
@@ -161,7 +161,7 @@ def test_resume_after_sigkill_is_bitwise_exact(data, reference, reference_measur
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, err
     assert json.loads((tmp_path / "latest.json").read_text())["step"] == saved
-    summary = train(SMALL, data, tmp_path, resume=True, **{**QUIET, "peak_flops": peak})
+    summary = pretrain(SMALL, data, tmp_path, resume=True, **{**QUIET, "peak_flops": peak})
     assert summary["start_step"] == saved and summary["steps"] == SMALL.max_steps
     out, ref = reference if peak else reference_measured_peak
     assert numbers(read_log(tmp_path)) == numbers(read_log(out))  # exact equality of every float
@@ -170,7 +170,7 @@ def test_resume_after_sigkill_is_bitwise_exact(data, reference, reference_measur
 
 
 def test_interrupted_write_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
-    train(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    pretrain(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
     before = (tmp_path / "latest.json").read_text()
     weights = (tmp_path / "step_000002" / "model.safetensors").read_bytes()
 
@@ -180,14 +180,14 @@ def test_interrupted_write_keeps_the_previous_checkpoint(data, tmp_path, monkeyp
 
     monkeypatch.setattr(checkpoints.torch, "save", broken_save)
     with pytest.raises(OSError):
-        train(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
+        pretrain(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
     monkeypatch.undo()
     assert (tmp_path / "latest.json").read_text() == before
     assert (tmp_path / "step_000002" / "model.safetensors").read_bytes() == weights
     assert not (tmp_path / "step_000004").exists()
     model, meta = load_checkpoint(tmp_path / "step_000002")  # Chapter 3 reads our checkpoints
     assert meta["step"] == 2 and meta["tokenizer"] == {"type": "gpt2"}
-    summary = train(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
+    summary = pretrain(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
     assert summary["start_step"] == 2 and summary["steps"] == 4
 
 
@@ -200,23 +200,23 @@ MARKER = Path("/tmp/ch04_pickle_ran_code")
 
 
 def test_pickle_that_would_run_code_is_refused(data, tmp_path):
-    train(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    pretrain(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
     MARKER.unlink(missing_ok=True)
     state = tmp_path / "step_000002" / "trainer.pt"
     state.write_bytes(pickle.dumps({"step": 2, "optimizer": RunsCode()}, protocol=2))
     with pytest.raises(CourseError, match="refused to load"):
-        train(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
+        pretrain(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
     assert not MARKER.exists()
 
 
 def test_other_config_is_refused_by_name(data, tmp_path):
-    train(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    pretrain(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
     with pytest.raises(CourseError, match=r"n_embd 32 != 64"):
-        train(replace(SMALL, n_embd=64), data, tmp_path, resume=True, **QUIET)
+        pretrain(replace(SMALL, n_embd=64), data, tmp_path, resume=True, **QUIET)
     with pytest.raises(CourseError, match=r"lr 0.01 != 0.02"):
-        train(replace(SMALL, lr=0.02), data, tmp_path, resume=True, **QUIET)
+        pretrain(replace(SMALL, lr=0.02), data, tmp_path, resume=True, **QUIET)
     with pytest.raises(CourseError, match="no checkpoint to resume"):
-        train(SMALL, data, tmp_path / "empty", resume=True, **QUIET)
+        pretrain(SMALL, data, tmp_path / "empty", resume=True, **QUIET)
 
 
 def test_last_k_and_best_are_kept(reference):
@@ -236,7 +236,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
                 model.transformer.ln_f.weight.fill_(float("nan"))
 
     with pytest.raises(CourseError, match=r"loss became nan at step 3.*step_000002"):
-        train(SMALL, data, tmp_path, on_step=poison, **QUIET)
+        pretrain(SMALL, data, tmp_path, on_step=poison, **QUIET)
     assert json.loads((tmp_path / "latest.json").read_text())["step"] == 2
     model, _ = load_checkpoint(tmp_path / "step_000002")
     assert all(torch.isfinite(p).all() for p in model.parameters())
@@ -304,7 +304,7 @@ def test_dtype_auto_is_honest():
 
 
 def test_bfloat16_and_activation_checkpointing_train(data, tmp_path):
-    summary = train(replace(SMALL, dtype="bfloat16", activation_checkpointing=True, max_steps=4), data, tmp_path,
+    summary = pretrain(replace(SMALL, dtype="bfloat16", activation_checkpointing=True, max_steps=4), data, tmp_path,
                     **QUIET)
     assert summary["dtype"] == "bfloat16" and summary["steps"] == 4
     losses = [r["loss"] for r in read_log(tmp_path) if "loss" in r]
@@ -322,7 +322,7 @@ def test_load_pretrained_reads_our_runs(reference):
 
 @pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_on_the_whole_batch(data, tmp_path):
-    from ch04_pretrain.ddp_check import ACCUM, check
+    from ch04_pretrain.pretraining.ddp_check import ACCUM, check
     r = check(2, data, tmp_path)
     assert r["max_update"] > 1e-3  # the step did move the weights
     assert r["max_difference"] < 1e-5
@@ -331,7 +331,7 @@ def test_ddp_two_processes_equal_one_process_on_the_whole_batch(data, tmp_path):
     state = torch.load(r["run"] / "step_000003" / "trainer.pt", weights_only=True)
     assert len(state["ranks"]) == 2 and not torch.equal(state["ranks"][0]["data"], state["ranks"][1]["data"])
     with pytest.raises(CourseError, match="written by 2 process"):
-        train(TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=2, grad_accum=4, max_steps=4,
+        pretrain(TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=2, grad_accum=4, max_steps=4,
                             eval_interval=2, eval_iters=2, log_interval=1, dtype="float32", warmup=1),
               data, r["run"], resume=True, **QUIET)
 

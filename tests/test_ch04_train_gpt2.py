@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from ch03_gpt import generate
-from ch04_pretrain.gpt2_weights import hub_name, load_pretrained
+from ch04_pretrain.pretraining.gpt2_weights import hub_name, load_pretrained
 from coursekit import CourseError
 
 transformers = pytest.importorskip("transformers")  # a test-only dependency

@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from ch03_gpt import save_checkpoint
-from ch05_finetune.classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier,
-                                    majority_baseline)
+from ch05_finetune.classify import (
+    bag_of_words_baseline,
+    encode_texts,
+    evaluate_classifier,
+    finetune_classifier,
+    majority_baseline,
+)
 from ch05_finetune.instruct import exact_match, finetune_instructions, load_instructions, split_instructions
 from ch05_finetune.labelled import builtin_reviews, split_balanced
 from ch05_finetune.loop import FitConfig

@@ -16,7 +16,6 @@ import torch.nn as nn
 
 from ch03_gpt import GPTConfig
 
-
 # Exercise 1 ------------------------------------------------------------------
 
 def most_frequent_pair(ids: list[int]) -> tuple[int, int]:

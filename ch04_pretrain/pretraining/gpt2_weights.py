@@ -28,9 +28,8 @@ from safetensors.torch import load_file
 
 from ch03_gpt import GPT, GPT2_CONFIGS, GPTConfig, load_checkpoint
 from ch03_gpt.checkpoint import check_state
+from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE, gpt2_encoding
 from coursekit import CourseError
-
-from .bpe import VOCAB_SIZE, gpt2_encoding
 
 HUB_ORG = "openai-community"
 # GPT-2's Conv1D layers: their weights are stored (in, out) and must be transposed for nn.Linear.

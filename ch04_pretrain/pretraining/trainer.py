@@ -36,10 +36,14 @@ from torch.utils.checkpoint import checkpoint as recompute
 
 from ch01_bigram import pick_device, set_seed
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_weights
+from ch04_pretrain.data_pipeline.loader import ShardDataset
 from coursekit import CourseError
+from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops, resolve_dtype
 from coursekit.progress import progress_bar
 
-from .checkpoints import (
+from .peak_memory import peak_memory_bytes, reset_peak_memory
+from .settings import FREE_ON_RESUME, PRESETS, TrainSettings  # noqa: F401  (PRESETS: re-exported)
+from .training_state import (
     find_checkpoint,
     load_training_state,
     rng_state,
@@ -47,9 +51,6 @@ from .checkpoints import (
     set_rng_state,
     settings_difference,
 )
-from .hardware import DTYPE_NAMES, matmul_peak_flops, peak_memory_bytes, reset_peak_memory, resolve_dtype
-from .loader import ShardDataset
-from .settings import FREE_ON_RESUME, PRESETS, TrainSettings  # noqa: F401  (PRESETS: re-exported)
 
 LOG = "log.jsonl"
 
@@ -234,7 +235,7 @@ def _truncate_log(run_dir: Path, step: int) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in keep))
 
 
-def train(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path, device: str | None = None,
+def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path, device: str | None = None,
           resume: bool = False, peak_flops: float | None = None, progress: bool = True, log=print,
           on_step=None) -> dict:
     """Pretrain a GPT on the shards in `data_dir`, writing checkpoints and log.jsonl into `out_dir`.

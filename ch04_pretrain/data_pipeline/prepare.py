@@ -44,12 +44,12 @@ from typing import Iterator
 import numpy as np
 
 from coursekit import CourseError, check_positive
+from coursekit.encode_workers import encode_documents, init_worker
 from coursekit.files import fsync_dir, write_bytes_atomically
 from coursekit.progress import progress_bar
 
 from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding
 from .sources import Document, SourceOptions, check_source, describe, iter_documents
-from .workers import encode_documents, init_worker
 
 MANIFEST = "manifest.json"
 FORMAT = "ch04_pretrain shards, version 1"

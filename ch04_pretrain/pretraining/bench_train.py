@@ -1,4 +1,4 @@
-"""Training speed on this machine: `python -m ch04_pretrain.bench_train`.
+"""Training speed on this machine: `python -m ch04_pretrain.pretraining.bench_train`.
 
 For two sizes (the tiny preset, and 6 layers x 384 wide at block 256), trains
 a few steps in float32 and in bfloat16 autocast on random GPT-2 token ids and
@@ -17,9 +17,9 @@ import time
 import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
+from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
+from coursekit.hardware import cpu_has_fast_bf16, matmul_peak_flops
 
-from .bpe import VOCAB_SIZE
-from .hardware import cpu_has_fast_bf16, matmul_peak_flops
 from .trainer import forward_backward, optimizer_step
 
 SIZES = {
@@ -50,7 +50,7 @@ def run(size: dict, dtype: str, steps: int, device: str = "cpu", seed: int = 0) 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ch04_pretrain.bench_train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ch04_pretrain.pretraining.bench_train", description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=5, help="timed steps per run (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=2, help="runs per format; the best is kept (default: %(default)s)")
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))

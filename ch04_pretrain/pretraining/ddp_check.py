@@ -1,4 +1,4 @@
-"""Check that data-parallel training is ordinary training on a bigger batch: `python -m ch04_pretrain.ddp_check`.
+"""Check that data-parallel training is ordinary training on a bigger batch: `python -m ch04_pretrain.pretraining.ddp_check`.
 
 N processes (gloo backend, CPU, 127.0.0.1) each take their own micro-batches,
 accumulate gradients over them with `no_sync` (no exchange), exchange once on
@@ -81,11 +81,11 @@ def _worker(rank: int, world_size: int, port: int, out: str, data_dir: str | Non
             Path(f"{out}/exchanges.txt").write_text(" ".join(map(str, exchanges)))
         if data_dir is not None:
             from .settings import TrainSettings
-            from .trainer import train
+            from .trainer import pretrain
             settings = TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=2,
                                      grad_accum=world_size * 2, max_steps=3, eval_interval=2, eval_iters=2,
                                      log_interval=1, dtype="float32", warmup=1)
-            summary = train(settings, data_dir, f"{out}/run", device="cpu", peak_flops=1e11, progress=False,
+            summary = pretrain(settings, data_dir, f"{out}/run", device="cpu", peak_flops=1e11, progress=False,
                             log=lambda *a: None)
             if rank == 0:
                 Path(f"{out}/train_steps.txt").write_text(str(summary["steps"]))
@@ -125,7 +125,7 @@ def check(world_size: int = 2, data_dir: str | Path | None = None, out: str | Pa
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ch04_pretrain.ddp_check", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ch04_pretrain.pretraining.ddp_check", description=__doc__.split("\n")[0])
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--data", help="a prepared folder: also run the trainer for 3 steps with DDP")
     args = p.parse_args(argv)

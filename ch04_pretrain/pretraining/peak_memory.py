@@ -1,10 +1,7 @@
-"""What the machine can do: its peak memory, beside the course's number-format policy and matrix-product peak.
+"""Peak memory of a run: CUDA's allocator counter on a GPU, the process's peak resident size on a CPU.
 
-MFU (model FLOPs utilisation) = the FLOPs a training step must do (6 per
-parameter per token, plus attention) per second, divided by the machine's peak.
-Vendors publish peaks for GPUs; a CPU's depends on its cores, clock and
-instruction set, so we measure it: the speed of a large square matrix product,
-the best case for the hardware, in the format the training uses.
+The number-format policy and the matrix-product peak (for MFU) are the course's,
+in `coursekit.hardware`; this module adds what Chapter 4 measures about memory.
 """
 
 from __future__ import annotations
@@ -14,12 +11,6 @@ import sys
 from pathlib import Path
 
 import torch
-
-# The number-format policy and the matrix-product peak are the course's, in its floor package;
-# this chapter adds what it teaches about memory.
-from coursekit.hardware import (BF16_MIN_WIDTH_CPU, DTYPE_NAMES, cpu_has_fast_bf16,  # noqa: F401
-                                matmul_peak_flops, resolve_dtype)
-
 
 # --------------------------------------------------------------------------- peak memory
 

@@ -18,7 +18,7 @@ per megabyte), then in turns measures, on the same documents:
 and prints, for each N, prepare's speed and its ratio to N x the fastest of the
 four single-thread encoders, measured in the same run (the target at 2
 workers: at least 80%). The machine may be shared, so each figure is the best
-of --rounds runs. Run: python -m ch04_pretrain.bench_prepare
+of --rounds runs. Run: python -m ch04_pretrain.data_pipeline.bench_prepare
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ import time
 from pathlib import Path
 
 from ch01_bigram.corpus import generate_corpus
+from coursekit.encode_workers import encode_documents
 
 from .bpe import EOT, gpt2_encoding
-from .workers import encode_documents
 
 PIPELINE = """
 import json, multiprocessing, os, re, resource, sys, threading, time
-from ch04_pretrain.prepare import prepare
-from ch04_pretrain.sources import SourceOptions
+from ch04_pretrain.data_pipeline.prepare import prepare
+from ch04_pretrain.data_pipeline.sources import SourceOptions
 
 peaks = {}
 def watch_workers():  # the peak resident size of each worker, as Linux reports it (VmHWM)
@@ -70,8 +70,8 @@ print(json.dumps({"seconds": seconds, "documents": m["documents"], "tokens": m["
 # give N encoders right now, with no pipeline around them. They start together when their stdin says so.
 ALONE = """
 import json, sys, time
-from ch04_pretrain.bpe import EOT, gpt2_encoding
-from ch04_pretrain.workers import encode_documents
+from ch04_pretrain.data_pipeline.bpe import EOT, gpt2_encoding
+from coursekit.encode_workers import encode_documents
 docs = [d for d in open(sys.argv[1], "rb").read().split(b"\\n\\n") if d]
 enc = gpt2_encoding()
 sys.stdin.readline()
@@ -137,7 +137,7 @@ def worker_counts(text: str) -> list[int]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ch04_pretrain.bench_prepare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m ch04_pretrain.data_pipeline.bench_prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     cores = os.cpu_count() or 1
     parser.add_argument("--mb", type=float, default=50, help="megabytes of text (default: %(default)s)")

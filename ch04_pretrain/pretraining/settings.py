@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError, check_positive
-
-from .bpe import VOCAB_SIZE
 
 
 @dataclass

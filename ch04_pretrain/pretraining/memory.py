@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import gc
 from dataclasses import replace
+
 import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
 
-from .hardware import current_memory_bytes, peak_memory_bytes, reset_peak_memory
+from .peak_memory import current_memory_bytes, peak_memory_bytes, reset_peak_memory
 from .trainer import autocast_context, enable_activation_checkpointing, forward_backward, optimizer_step
 
 MB = 2**20

@@ -1,4 +1,4 @@
-"""The code that runs inside the tokenizing worker processes.
+"""The code that runs inside Chapter 4's tokenizing worker processes (its `prepare` starts them).
 
 It imports only the standard library and tiktoken, on purpose. Under the
 "spawn" start method (the default on macOS and Windows, and ours everywhere)
@@ -6,7 +6,8 @@ each worker is a fresh Python that imports the module holding its function,
 and that start-up is paid again by every worker of every run: importing torch
 there would cost each worker about 3 s and 500 MB, and even numpy about 0.1 s
 of CPU, which on a 20 MB corpus and two cores is a tenth of the whole run. That
-is also why this package's __init__.py imports nothing.
+is also why these workers live in the floor package, whose __init__.py imports
+no torch, and not in Chapter 4, whose __init__.py imports its whole lesson.
 
 Token ids leave a worker as uint16 bytes built with the standard `array`
 module, not as lists of Python ints: pickling a list costs far more than the
