@@ -25,7 +25,7 @@ from .classify import (
 )
 from .instruct import exact_match, instruction_tune, load_instructions, split_instructions
 from .labelled import DATASETS, load_labelled, split_balanced
-from .loop import FitConfig, trainable_parameters
+from .loop import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig, trainable_parameters
 from .lora import merge_lora
 from .measure import measure
 from .pretrained import TINY, load_start
@@ -35,11 +35,13 @@ SOURCES = f"'{TINY}' (a small GPT pretrained here on the built-in world, cached 
           f"directory from Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (needs Chapter 4's loader and network)"
 
 
-def _common(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+def _common(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
     p.add_argument("--from", dest="source", default=TINY, metavar="MODEL", help=f"starting point: {SOURCES}")
-    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training split (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=lr, help="peak learning rate (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=batch, help="examples per step (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=recipe.epochs,
+                   help="passes over the training split (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=recipe.lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=recipe.batch_size,
+                   help="examples per step (default: %(default)s)")
     p.add_argument("--lora-rank", type=int, default=0, metavar="R",
                    help="train LoRA adapters of rank R on the attention and MLP projections instead of the "
                         "weights (0: no LoRA, the default)")
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sha256", help="expected sha256 of the dataset's file, for an entry the course has not pinned")
     c.add_argument("--trust-unverified", action="store_true",
                    help="use a local copy of an unpinned dataset without checking its hash (prints the hash)")
-    _common(c, epochs=5, lr=3e-3, batch=32)
+    _common(c, CLASSIFY_FIT)
 
     i = sub.add_parser("instruct", help="instruction-tune; print exact match before and after, save responses",
                        description="Fine-tune on instruction/input/output examples framed by a prompt template, "
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default="runs/ch05/instruct", help="checkpoint directory (default: %(default)s)")
     i.add_argument("--responses", metavar="JSON", help="where to save test responses beside the expected answers "
                    "(default: OUT/responses.json)")
-    _common(i, epochs=10, lr=5e-3, batch=16)
+    _common(i, INSTRUCT_FIT)
 
     h = sub.add_parser("chat", help="talk to an instruction-tuned checkpoint (Ctrl-D to leave)",
                        description="Read messages from the terminal (or piped stdin, one per line) and stream "

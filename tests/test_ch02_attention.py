@@ -16,7 +16,7 @@ from ch02_attention import (
     average_past_loops,
     average_past_matmul,
     average_past_softmax,
-    bench,
+    bench_attention,
     causal_mask,
     check_heads,
     cli,
@@ -319,7 +319,7 @@ def test_cli_trains_samples_and_saves_heat_maps(tmp_path, capsys):
 
 
 def test_bench_prints_both_timings_and_a_ratio(capsys):
-    bench.main(["--batch-size", "2", "--n-head", "2", "--head-size", "8", "--seq-len", "16",
+    bench_attention.main(["--batch-size", "2", "--n-head", "2", "--head-size", "8", "--seq-len", "16",
                 "--warmup", "1", "--repeats", "3"])
     out = capsys.readouterr().out
     assert "explicit" in out and "fused" in out and "x as fast as explicit" in out

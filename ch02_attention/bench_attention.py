@@ -1,7 +1,7 @@
 """Benchmark: explicit attention (softmax of masked scores) against the fused
 `F.scaled_dot_product_attention`, forward and backward, on this machine.
 
-    python -m ch02_attention.bench            # B=8, 6 heads of 64, sequence length 256
+    python -m ch02_attention.bench_attention            # B=8, 6 heads of 64, sequence length 256
 
 Both are timed in the same run, alternately, so a busy machine slows both alike;
 the ratio is the figure to quote, not the milliseconds.
@@ -36,7 +36,7 @@ def time_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fused: boo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ch02_attention.bench",
+    p = argparse.ArgumentParser(prog="python -m ch02_attention.bench_attention",
                                 description="Time forward + backward of explicit and fused causal attention "
                                             "and print the median of each and their ratio.")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per batch (default: %(default)s)")
