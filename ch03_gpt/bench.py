@@ -3,7 +3,8 @@
     python -m ch03_gpt.bench speed       # tokens/s: ours (eager and compiled) vs transformers' GPT2LMHeadModel,
                                          # float32 and bfloat16, and the floor set by the matrix products
     python -m ch03_gpt.bench kv-cache    # 500 new tokens from a 10M-parameter model, with and without the cache
-    python -m ch03_gpt.bench recipes     # Tiny Shakespeare: the published CPU recipe against this chapter's fast one
+    python -m ch03_gpt.bench recipes     # whole commands on Tiny Shakespeare: nanoGPT's CPU recipe against
+                                         # `python -m ch03_gpt train --recipe fast`, alternating, over 3 seeds
 
 Every figure is a ratio measured in the same run: the two contenders are timed
 in alternating rounds, so a busy machine slows both alike. `transformers` is
@@ -13,14 +14,20 @@ needed for `speed` only (it is a test/benchmark dependency of the course).
 from __future__ import annotations
 
 import argparse
-import functools
+import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from ch01_bigram import CourseError, check_positive, run_cli
-from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops, synchronize
+from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops, synchronize
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -177,41 +184,102 @@ def kv_cache(new_tokens: int, repeats: int) -> None:
     print(f"  speed-up:   {without / with_cache:.1f}x; identical tokens: {torch.equal(outputs[True], outputs[False])}")
 
 
-def recipes(names: list[str], corpus: str, data_dir: str | None, threads: int | None,
-            seeds: list[int] | None = None) -> None:
-    """Train each recipe (with its own seed, or with each of `seeds`); print best val loss and time of each."""
-    from dataclasses import replace
+NANOGPT_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "nanoGPT"
+# nanoGPT's own CPU recipe for this model (as the anchors' README runs it): 4 layers, 4 heads, 128 wide,
+# block 64, batch 12, 2,000 iterations, lr 1e-3 decaying to 1e-4, a 20-batch estimate every 250.
+NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
+                "--log_interval=500", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
+                "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
+# A CPU without AVX-512, as far as this one can pretend: ATen's own kernels, MKL's and oneDNN's
+# all limited to AVX2 (the first alone would leave the matrix products on AVX-512).
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+VAL_LOSS = re.compile(r"val loss (\d+\.\d+)")
+BEST_VAL_LOSS = re.compile(r"best val loss (\d+\.\d+)")
 
-    from ch01_bigram import load_text, prepare_char_data
 
-    from .train import RECIPES, train_gpt
+def timed_run(cmd: list[str], cwd, env: dict[str, str]) -> tuple[float, str]:
+    """Run a whole command; its wall time from start to exit, and its output. A failure stops the bench."""
+    start = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise CourseError(f"{' '.join(cmd[:4])} ... failed with status {r.returncode}: {tail[0]}")
+    return wall, r.stdout
 
-    if threads:
-        torch.set_num_threads(threads)
-    data = prepare_char_data(load_text(corpus, data_dir), 64)
-    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128)
-    print(f"{corpus}: 4 layers, 4 heads, 128 wide, block 64; {torch.get_num_threads()} threads")
-    rows = {}
-    for name in names:
-        runs = []
-        for seed in seeds or [RECIPES[name].seed]:
-            r = replace(RECIPES[name], seed=seed)
-            _, _, summary = train_gpt(data, cfg, r, None, progress=False, log=None)
-            runs.append(summary)
-            print(f"  {name:9s} {r.steps:5d} steps, batch {r.batch_size:3d}, lr {r.lr:g}, {r.dtype:8s}, seed {seed}: "
-                  f"best val loss {summary['best_val_loss']:.4f} at step {summary['best_step']}; training "
-                  f"{summary['train_time_s']:.1f} s ({summary['wall_time_s']:.1f} s with evaluation)", flush=True)
-        if len(runs) > 1:
-            losses = torch.tensor([s["best_val_loss"] for s in runs])
-            print(f"  {name:9s} over {len(runs)} seeds: best val loss {losses.mean():.4f} +- {losses.std():.4f} "
-                  f"(min {losses.min():.4f}, max {losses.max():.4f})", flush=True)
-        rows[name] = {key: sum(s[key] for s in runs) / len(runs) for key in ("train_time_s", "wall_time_s")}
-    if "baseline" in rows and len(rows) > 1:
-        base = rows["baseline"]
-        for name, summary in rows.items():
-            if name != "baseline":
-                print(f"  {name} / baseline: wall time {summary['wall_time_s'] / base['wall_time_s']:.2f}, "
-                      f"training time {summary['train_time_s'] / base['train_time_s']:.2f}")
+
+def prepare_nanogpt(source: Path, text_path: Path, work: Path, env: dict[str, str]) -> Path:
+    """Copy nanoGPT beside the runs, put Tiny Shakespeare in it and tokenize it once (not timed)."""
+    dest = work / "nanoGPT"
+    shutil.copytree(source, dest)
+    data = dest / "data" / "shakespeare_char"
+    shutil.copyfile(text_path, data / "input.txt")
+    timed_run([sys.executable, str(data / "prepare.py")], dest, env)
+    return dest
+
+
+def recipes(names: list[str], seeds: list[int], data_dir: str | None, nanogpt: Path, env: dict[str, str],
+            dtype: str | None) -> dict:
+    """Whole commands, alternating: nanoGPT's CPU recipe against `python -m ch03_gpt train --recipe NAME`.
+
+    Each run's wall time is the command's, from start to exit (imports, data, training, the
+    final estimate, the checkpoint and, for ours, the sample). nanoGPT's data preparation runs
+    once beforehand, untimed. nanoGPT's seed is fixed in its script, so its loss repeats; its
+    runs time the machine as it was beside each of ours.
+    """
+    from ch01_bigram import TINYSHAKESPEARE, find_or_download
+
+    text_path = find_or_download(TINYSHAKESPEARE, data_dir)
+    repo = Path(__file__).resolve().parents[1]
+    results = {"nanoGPT": [], **{name: [] for name in names}}
+    shown = " ".join(f"{k}={v}" for k, v in env.items())
+    print(f"Tiny Shakespeare ({text_path}); nanoGPT from {nanogpt}; environment: {shown or 'as is'}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ch03-recipes-") as work:
+        work = Path(work)
+        nano = prepare_nanogpt(nanogpt, text_path, work, env)
+        for i, seed in enumerate(seeds):
+            contenders = [("nanoGPT", [sys.executable, "train.py", *NANOGPT_ARGS, f"--out_dir={work / 'nano-out'}"],
+                           nano, VAL_LOSS)]
+            for name in names:
+                cmd = [sys.executable, "-m", "ch03_gpt", "train", "--corpus", "tinyshakespeare", "--data-dir",
+                       str(text_path.parent), "--recipe", name, "--seed", str(seed), "--no-progress",
+                       "--out", str(work / f"ours-{name}")]
+                contenders.append((name, cmd + (["--dtype", dtype] if dtype else []), repo, BEST_VAL_LOSS))
+            if i % 2:  # alternate who goes first, so that a machine growing busier slows both alike
+                contenders.reverse()
+            for name, cmd, cwd, pattern in contenders:
+                wall, out = timed_run(cmd, cwd, env)
+                found = pattern.findall(out)
+                if not found:
+                    raise CourseError(f"{name} printed no val loss; its last line: {out.strip().splitlines()[-1:]}")
+                loss = min(float(v) for v in found)  # nanoGPT prints one per estimate; ours prints its best
+                results[name].append({"seed": seed, "wall_s": wall, "val_loss": loss})
+                print(f"  seed {seed:5d}  {name:9s} {wall:6.1f} s  best val loss {loss:.4f}", flush=True)
+            nano_wall = next(r["wall_s"] for r in results["nanoGPT"] if r["seed"] == seed)
+            print("  seed {:5d}  ".format(seed) + ", ".join(
+                f"{name} / nanoGPT: {results[name][-1]['wall_s'] / nano_wall:.2f}x" for name in names), flush=True)
+    print("over the seeds (wall time: mean; val loss: mean +- standard deviation):")
+    for name, runs in results.items():
+        walls = [r["wall_s"] for r in runs]
+        losses = [r["val_loss"] for r in runs]
+        spread = f" +- {statistics.stdev(losses):.4f}" if len(losses) > 1 else ""
+        line = f"  {name:9s} {statistics.mean(walls):6.1f} s  best val loss {statistics.mean(losses):.4f}{spread}"
+        if name != "nanoGPT":
+            ratios = [r["wall_s"] / n["wall_s"] for r, n in zip(runs, results["nanoGPT"])]
+            line += (f"  {name} / nanoGPT: {sum(walls) / sum(r['wall_s'] for r in results['nanoGPT']):.2f}x "
+                     f"(per seed {min(ratios):.2f}-{max(ratios):.2f})")
+        print(line)
+    return results
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CourseError(f"--env takes NAME=VALUE, got {pair!r}")
+        env[key] = value
+    return env
 
 
 def main(argv=None) -> None:
@@ -229,13 +297,21 @@ def main(argv=None) -> None:
     p = sub.add_parser("kv-cache", help="generation time with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
     p.add_argument("--repeats", type=int, default=1)
-    p = sub.add_parser("recipes", help="train the baseline and fast recipes; best val loss and time of each")
-    p.add_argument("--recipes", default="baseline,fast", help="comma-separated names from ch03_gpt.RECIPES")
-    p.add_argument("--corpus", default="tinyshakespeare")
-    p.add_argument("--data-dir")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--seeds", help="comma-separated seeds: train each recipe once per seed and report the spread "
-                                   "(default: each recipe's own seed)")
+    p = sub.add_parser("recipes", help="whole commands, alternating: nanoGPT's CPU recipe against ours "
+                                       "(wall time start to exit, best val loss, ratio)")
+    p.add_argument("--recipes", default="fast", help="comma-separated names from ch03_gpt.RECIPES "
+                                                     "(default: %(default)s)")
+    p.add_argument("--seeds", default="1337,1,2", help="comma-separated seeds for ours, one round of every "
+                                                       "contender per seed (default: %(default)s)")
+    p.add_argument("--data-dir", help="folder holding tinyshakespeare.txt (default: the course's cache)")
+    p.add_argument("--nanogpt", default=str(NANOGPT_DEFAULT),
+                   help="nanoGPT's train.py, model.py, configurator.py, config/ and data/ (default: %(default)s)")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, help="ours' number format (default: the recipe's, auto)")
+    p.add_argument("--emulate-avx2", action="store_true",
+                   help="run both as on a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in AVX2_ENV.items())
+                        + ", and ours in float32 (what auto picks there) unless --dtype says otherwise")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable for both commands (repeatable), e.g. OMP_NUM_THREADS=1")
     args = parser.parse_args(argv)
     if args.command == "speed":
         dtypes = args.dtypes.split(",")
@@ -254,16 +330,20 @@ def main(argv=None) -> None:
         speed(args.size, dtypes, args.rounds, args.steps, args.threads, args.compile)
     elif args.command == "recipes":
         from .train import RECIPES
-        unknown = [r for r in args.recipes.split(",") if r not in RECIPES]
+        names = args.recipes.split(",")
+        unknown = [r for r in names if r not in RECIPES]
         if unknown:
             raise CourseError(f"unknown recipe {unknown[0]!r} in --recipes; choose from {', '.join(RECIPES)}")
-        if args.threads is not None:
-            check_positive("--threads", args.threads)
         try:
-            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+            seeds = [int(x) for x in args.seeds.split(",")]
         except ValueError:
             raise CourseError(f"--seeds must be whole numbers separated by commas, got {args.seeds!r}") from None
-        recipes(args.recipes.split(","), args.corpus, args.data_dir, args.threads, seeds)
+        env = {**(AVX2_ENV if args.emulate_avx2 else {}), **parse_env(args.env)}
+        nanogpt = Path(args.nanogpt)
+        if not (nanogpt / "train.py").is_file():
+            raise CourseError(f"nanoGPT not found: no train.py in {nanogpt} (give its folder with --nanogpt)")
+        dtype = args.dtype or ("float32" if args.emulate_avx2 else None)
+        recipes(names, seeds, args.data_dir, nanogpt, env, dtype)
     else:
         check_positive("--new-tokens", args.new_tokens)
         check_positive("--repeats", args.repeats)

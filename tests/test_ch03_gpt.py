@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -212,6 +213,47 @@ def test_training_keeps_the_best_checkpoint(tmp_path):
     assert meta["tokenizer"]["chars"] == data.tokenizer.chars
 
 
+def test_exact_estimate_covers_all_of_val_and_as_many_evenly_spread_train_windows():
+    """eval_iters=None: every non-overlapping val window once, and the same number of train windows a whole
+    number of windows apart; no generator, so the same figure every time, whatever the chunk size."""
+    from ch01_bigram import estimate_loss
+    from ch01_bigram.bigram import _windows_loss
+
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=37, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    m = GPT(cfg).train()
+    train, val = torch.randint(0, 37, (1000,)), torch.randint(0, 37, (170,))  # val: 21 windows; train: 124
+
+    def manual(data, starts):
+        with torch.no_grad():
+            return sum(m(data[s:s + 8][None], data[s + 1:s + 9][None])[1].item() for s in starts) / len(starts)
+
+    out = estimate_loss(m, {"train": train, "val": val}, batch_size=4, block_size=8, eval_iters=None)
+    assert m.training  # mode restored
+    assert out["val"] == pytest.approx(manual(val, range(0, 21 * 8, 8)), abs=1e-5)
+    assert out["train"] == pytest.approx(manual(train, [i * 5 * 8 for i in range(21)]), abs=1e-5)  # 124 // 21 = 5
+    assert estimate_loss(m, {"train": train, "val": val}, 4, 8, None) == out
+    assert _windows_loss(m, val, 8, 21, "cpu", chunk_tokens=8) == pytest.approx(out["val"], abs=1e-5)
+    # random batches estimate the same loss (positions see 1 to 8 tokens of context either way)
+    sampled = estimate_loss(m, {"val": val}, 32, 8, 50, torch.Generator().manual_seed(0))
+    assert sampled["val"] == pytest.approx(out["val"], abs=0.05)
+
+
+def test_fast_recipe_estimates_once_at_the_end_over_the_whole_val_split(tmp_path):
+    from ch03_gpt import RECIPES
+
+    fast = RECIPES["fast"]
+    assert fast.eval_iters is None and fast.eval_interval >= fast.steps
+    assert (RECIPES["published"].eval_iters, RECIPES["baseline"].eval_iters) == (200, 200)  # unchanged
+    text = "hello world, this is a tiny corpus. " * 200
+    data = prepare_char_data(text, 16)
+    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    recipe = Recipe(steps=30, batch_size=8, lr=3e-3, warmup=5, eval_interval=30, eval_iters=None)
+    _, history, summary = train_gpt(data, cfg, recipe, tmp_path / "run", progress=False, log=None)
+    assert history.eval_steps == [0, 30] and summary["best_val_loss"] == history.val[-1] < history.val[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["recipe"]["eval_iters"] is None
+
+
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "ch03_gpt", *args], capture_output=True, text=True, cwd=cwd)
 
@@ -227,6 +269,19 @@ def char_checkpoint(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     assert "best val loss" in r.stdout
     return out
+
+
+def test_cli_eval_iters_all_and_its_refusals(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question. " * 100)
+    small = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "16", "--no-progress",
+             "--sample-length", "0", "--corpus", str(corpus), "--out", str(tmp_path / "run")]
+    r = run_cli("train", *small, "--steps", "4", "--eval-interval", "4", "--eval-iters", "all")
+    assert r.returncode == 0, r.stderr
+    assert "loss over the whole val split" in r.stdout and "best val loss" in r.stdout
+    for bad, message in (("x", "expected a whole number or 'all'"), ("0", "eval iters must be positive")):
+        r = run_cli("train", *small, "--eval-iters", bad)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_sample_streams_from_a_checkpoint(char_checkpoint):
@@ -319,9 +374,47 @@ def test_bench_speed_prints_every_contender_and_the_floor(capsys):
     (["kv-cache", "--repeats", "0"], "--repeats must be positive"),
     (["recipes", "--recipes", "nope"], "unknown recipe 'nope'"),
     (["recipes", "--seeds", "a,b"], "--seeds must be whole numbers"),
+    (["recipes", "--nanogpt", "/no/such/folder"], "nanoGPT not found: no train.py in /no/such/folder"),
+    (["recipes", "--env", "OMP_NUM_THREADS"], "--env takes NAME=VALUE"),
 ])
 def test_bench_bad_input_is_refused_before_any_work(args, message):
     r = subprocess.run([sys.executable, "-m", "ch03_gpt.bench", *args], capture_output=True, text=True,
                        timeout=120, check=False)
     assert r.returncode == 2 and r.stdout == ""  # refused before printing (or downloading) anything
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_bench_recipes_times_whole_commands_alternating(tmp_path, monkeypatch, capsys):
+    """nanoGPT is prepared once in a copy, then each seed runs nanoGPT and ours as whole commands, who goes
+    first alternating; ours gets the seed, the dtype and the AVX2 environment; the ratios are per seed."""
+    import ch01_bigram
+    from ch03_gpt import bench
+
+    nano = tmp_path / "nanoGPT"
+    (nano / "data" / "shakespeare_char").mkdir(parents=True)
+    (nano / "train.py").write_text("")
+    (nano / "data" / "shakespeare_char" / "prepare.py").write_text("")
+    text = tmp_path / "tinyshakespeare.txt"
+    text.write_text("First Citizen:\n")
+    monkeypatch.setattr(ch01_bigram, "find_or_download", lambda remote, data_dir=None, progress=True: text)
+    calls = []
+
+    def fake_run(cmd, cwd, env):
+        calls.append((cmd, Path(cwd), env))
+        if cmd[1].endswith("prepare.py"):
+            assert (Path(cwd) / "data" / "shakespeare_char" / "input.txt").read_text() == "First Citizen:\n"
+            return 0.5, ""
+        if cmd[1] == "train.py":
+            return 10.0, "step 0: train loss 4.1, val loss 4.2\nstep 2000: train loss 1.7, val loss 1.8857\n"
+        return 4.0, "... best val loss 1.8600 at step 600 ...\n"
+
+    monkeypatch.setattr(bench, "timed_run", fake_run)
+    bench.main(["recipes", "--seeds", "1337,1", "--nanogpt", str(nano), "--emulate-avx2", "--env", "A=b"])
+    out = capsys.readouterr().out
+    runs = [c for c in calls if not c[0][1].endswith("prepare.py")]
+    assert [c[0][1] for c in runs] == ["train.py", "-m", "-m", "train.py"]  # alternating
+    ours = runs[1][0]
+    assert ours[ours.index("--recipe") + 1] == "fast" and ours[ours.index("--seed") + 1] == "1337"
+    assert ours[ours.index("--dtype") + 1] == "float32"
+    assert all(c[2]["ATEN_CPU_CAPABILITY"] == "avx2" and c[2]["A"] == "b" for c in calls)
+    assert "fast / nanoGPT: 0.40x" in out and "best val loss 1.8857" in out and "1.8600 +- 0.0000" in out
