@@ -180,7 +180,8 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
         import torch
         from safetensors.torch import save_file
 
-        from ch01_bigram import BigramLanguageModel, initial_loss, prepare_char_data, sample_text, set_seed, train
+        from ch01_bigram import BigramLanguageModel, initial_loss, prepare_char_data, sample_text, train
+        from coursekit.runtime import set_seed
 
         data = prepare_char_data(corpus.read_text(encoding="utf-8"), cfg.block_size)
         set_seed(cfg.seed)
@@ -331,7 +332,7 @@ STAGES = 7
 def run_course(out: str | Path = DEFAULT_OUT, plan: Plan = Plan(), device: str = "auto", fresh: bool = False,
                progress: bool = True, log=print) -> list[StageRecord]:
     """Run (or reuse) every stage; write summary.json; return the stages' records."""
-    from ch01_bigram import pick_device
+    from coursekit.runtime import pick_device
 
     out = Path(out)
     if fresh:

@@ -5,47 +5,15 @@ sampling, device choice, seeding)."""
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from coursekit.errors import CourseError, check_positive
+from coursekit import CourseError, check_positive
 from coursekit.progress import progress_bar
-
-
-# --------------------------------------------------------------------------- #
-# Reproducibility and devices
-# --------------------------------------------------------------------------- #
-
-def set_seed(seed: int) -> None:
-    """Seed every generator a run touches (Python, NumPy, torch on CPU and GPU)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def pick_device(preferred: str | None = None) -> str:
-    """`preferred` if given, else the best available: cuda, then mps, then cpu."""
-    if preferred and preferred != "auto":
-        if preferred.startswith("cuda") and not torch.cuda.is_available():
-            raise CourseError(f"device {preferred!r} requested but CUDA is not available")
-        if preferred == "mps" and not torch.backends.mps.is_available():
-            raise CourseError("device 'mps' requested but MPS is not available")
-        if preferred not in ("cpu", "mps") and not preferred.startswith("cuda"):
-            raise CourseError(f"unknown device {preferred!r}; use auto, cpu, cuda, cuda:N or mps")
-        return preferred
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
 
 # --------------------------------------------------------------------------- #
 # Tokenizer and data
@@ -202,72 +170,58 @@ class History:
 
 
 def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig,
-          device: str = "cpu", progress: bool = True, log=print, *,
-          optimizer: torch.optim.Optimizer | None = None,
-          lr_schedule: Callable[[int], float] | None = None,
-          autocast_dtype: torch.dtype | None = None,
-          grad_clip: float = 0.0,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> History:
+          device: str = "cpu", progress: bool = True, log=print) -> History:
     """AdamW on random batches, estimating train and val loss every `eval_interval` steps and at the end.
 
     Batches and evaluations draw from their own seeded generators, so the same
     seed gives the same losses, and evaluation does not change which batches
-    training sees.
-
-    Later chapters add to the plain loop through keyword arguments: their own
-    `optimizer`, a learning rate per step (`lr_schedule`), mixed precision
-    (`autocast_dtype`, e.g. torch.bfloat16), gradient clipping, and `on_eval`,
-    called with the step and the losses after each estimate (to keep the best
-    checkpoint, say).
+    training sees. (Chapter 3 builds a fuller loop from the same parts:
+    `get_batch`, `estimate_loss` and `History`.)
     """
     check_positive("steps", cfg.steps)
-    for split, data in (("training", train_data), ("validation", val_data)):
-        if len(data) < cfg.block_size + 1:
-            raise CourseError(f"the {split} split has {len(data)} tokens, fewer than block size + 1 "
-                              f"= {cfg.block_size + 1}; use a longer text or a smaller block size")
+    check_split_lengths(train_data, val_data, cfg.block_size)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    if optimizer is None:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    device_type = torch.device(device).type
-    autocast = lambda: torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None)  # noqa: E731
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     splits = {"train": train_data, "val": val_data}
     history = History()
     model.train()
     bar = progress_bar(range(cfg.steps), desc="training", unit="step", disable=not progress)
     for step in bar:
         if step % cfg.eval_interval == 0:
-            _record(history, step, model, splits, cfg, eval_gen, device, log, autocast, on_eval)
-        if lr_schedule is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_schedule(step)
+            record_losses(history, step, model, splits, cfg, eval_gen, device, log)
         x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, batch_gen, device)
-        with autocast():
-            _, loss = model(x, y)
+        _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         history.step_losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
-    _record(history, cfg.steps, model, splits, cfg, eval_gen, device, log, autocast, on_eval)
+    record_losses(history, cfg.steps, model, splits, cfg, eval_gen, device, log)
     return history
 
 
-def _record(history, step, model, splits, cfg, generator, device, log, autocast, on_eval):
+def check_split_lengths(train_data: torch.Tensor, val_data: torch.Tensor, block_size: int) -> None:
+    """A one-line error unless both splits hold at least one window and its target."""
+    for split, data in (("training", train_data), ("validation", val_data)):
+        if len(data) < block_size + 1:
+            raise CourseError(f"the {split} split has {len(data)} tokens, fewer than block size + 1 "
+                              f"= {block_size + 1}; use a longer text or a smaller block size")
+
+
+def record_losses(history: History, step: int, model: nn.Module, splits: dict[str, torch.Tensor], cfg: TrainConfig,
+                  generator: torch.Generator, device: str, log) -> dict[str, float]:
+    """Estimate both losses, append them to `history` with the time it took, log a line, and return them."""
     start = time.perf_counter()
-    with autocast():
-        losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
+    losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
     history.eval_steps.append(step)
     history.train.append(losses["train"])
     history.val.append(losses["val"])
     if log:
         log(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-    if on_eval is not None:
-        on_eval(step, losses)
     history.eval_seconds += time.perf_counter() - start
+    return losses
 
 
 # --------------------------------------------------------------------------- #
@@ -275,7 +229,7 @@ def _record(history, step, model, splits, cfg, generator, device, log, autocast,
 # --------------------------------------------------------------------------- #
 
 @torch.no_grad()
-def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              block_size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Append `max_new_tokens` sampled tokens to `idx` (B, T).
 
@@ -307,7 +261,7 @@ def sample_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", 
         raise CourseError("the prompt is empty; give at least one character")
     ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    out = generate(model, ids, length, temperature, block_size, gen)
+    out = sample_tokens(model, ids, length, temperature, block_size, gen)
     return tokenizer.decode(out[0].tolist())
 
 

@@ -9,8 +9,9 @@ import time
 import torch
 
 from coursekit import CourseError, check_positive
+from coursekit.runtime import pick_device, set_seed
 
-from .bigram import BigramLanguageModel, TrainConfig, pick_device, prepare_char_data, sample_text, set_seed, train
+from .bigram import BigramLanguageModel, TrainConfig, prepare_char_data, sample_text, train
 from .data import BUILTIN, CORPORA, DATA_DIR_ENV, load_text
 
 

@@ -155,33 +155,33 @@ class _FixedModel(nn.Module):
         return logits.expand(*idx.shape, 3), None  # (B, T, V)
 
 
-@CHECKS.exercise("generate", hint="take logits[:, -1, :] / temperature, softmax, torch.multinomial(..., "
+@CHECKS.exercise("sample_tokens", hint="take logits[:, -1, :] / temperature, softmax, torch.multinomial(..., "
                                    "generator=generator), torch.cat along dim 1")
-def check_generate(ex) -> None:
+def check_sample_tokens(ex) -> None:
     idx = torch.tensor([[0, 3], [2, 1]])
-    out = ex.generate(_SuccessorModel(5), idx, 4, generator=_seeded(0))
+    out = ex.sample_tokens(_SuccessorModel(5), idx, 4, generator=_seeded(0))
     assert tuple(out.shape) == (2, 6), f"output shape {tuple(out.shape)}, expected (B, T + max_new_tokens) = (2, 6)"
     assert torch.equal(out[:, :2], idx), "the first T tokens should be idx unchanged"
     expected = torch.tensor([[0, 3, 4, 0, 1, 2], [2, 1, 2, 3, 4, 0]])
     assert torch.equal(out, expected), \
         f"got {out.tolist()}, expected {expected.tolist()}: sample from the LAST position's logits"
-    assert torch.equal(ex.generate(_SuccessorModel(5), idx, 0), idx), "max_new_tokens=0 should return idx"
+    assert torch.equal(ex.sample_tokens(_SuccessorModel(5), idx, 0), idx), "max_new_tokens=0 should return idx"
 
     start = torch.zeros(4000, 1, dtype=torch.long)
     for temperature in (1.0, 0.5, 2.0):
         probs = torch.tensor([0.7, 0.2, 0.1]) ** (1 / temperature)
         probs /= probs.sum()
-        drawn = ex.generate(_FixedModel(), start, 1, temperature, _seeded(4))[:, -1]
+        drawn = ex.sample_tokens(_FixedModel(), start, 1, temperature, _seeded(4))[:, -1]
         freqs = torch.bincount(drawn, minlength=3).float() / len(drawn)
         assert torch.allclose(freqs, probs, atol=0.03), \
             (f"at temperature {temperature} the tokens came {[round(f, 2) for f in freqs.tolist()]} of the time, "
              f"expected about {[round(p, 2) for p in probs.tolist()]}")
 
-    first = ex.generate(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
-    second = ex.generate(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
+    first = ex.sample_tokens(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
+    second = ex.sample_tokens(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
     assert torch.equal(first, second), "the same seeded generator gave different samples: pass it to multinomial"
     try:
-        ex.generate(_FixedModel(), start[:2], 1, 0.0)
+        ex.sample_tokens(_FixedModel(), start[:2], 1, 0.0)
     except ValueError:
         pass
     else:

@@ -6,7 +6,7 @@ Replace each `raise NotImplementedError` with your code, then check your work:
     python -m ch01_bigram.exercises --check get_batch    # just one
 
 Each exercise prints PASS, or FAIL with a hint and what went wrong. Do them in
-order: 1 tokenizer, 2 get_batch, 3 bigram_forward, 4 estimate_loss, 5 generate.
+order: 1 tokenizer, 2 get_batch, 3 bigram_forward, 4 estimate_loss, 5 sample_tokens.
 Only torch and torch.nn.functional are needed; the chapter's notebook
 (bigram.ipynb) explains every idea. Try not to peek at bigram.py.
 """
@@ -140,7 +140,7 @@ def estimate_loss(model: nn.Module, splits: dict[str, torch.Tensor], batch_size:
 # --------------------------------------------------------------------------- #
 
 @torch.no_grad()
-def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """Extend each row of `idx` (B, T) by `max_new_tokens` sampled tokens; return (B, T + max_new_tokens).
 

@@ -238,7 +238,7 @@ class AttentionLanguageModel(nn.Module):
     """Token and position embeddings, one layer of multi-head self-attention, a linear head.
 
     Same interface as Chapter 1's `BigramLanguageModel` (`forward(idx, targets)
-    -> (logits, loss)`), so Chapter 1's `train`, `estimate_loss` and `generate` work on it.
+    -> (logits, loss)`), so Chapter 1's `train`, `estimate_loss` and `sample_tokens` work on it.
     """
 
     def __init__(self, vocab_size: int, n_embd: int = 32, n_head: int = 4, block_size: int = 8,

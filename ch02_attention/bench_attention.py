@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from ch01_bigram import pick_device
 from coursekit import check_positive, run_cli
+from coursekit.runtime import pick_device
 
 from .attention import attend
 

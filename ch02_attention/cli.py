@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from ch01_bigram import TrainConfig, load_text, pick_device, prepare_char_data, sample_text, set_seed, train
+from ch01_bigram import TrainConfig, load_text, prepare_char_data, sample_text, train
 from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args, train_config_from_args
 from coursekit import CourseError, check_positive
+from coursekit.runtime import pick_device, set_seed
 
 from .attention import AttentionLanguageModel, check_dropout, check_heads, check_length, plot_attention
 from .compare import SCORE_PROMPT, SCORE_TEMPERATURE, compare_with_bigram, default_sample_context, plot_losses

@@ -30,13 +30,13 @@ from ch01_bigram import (
     History,
     LongRangeScore,
     TrainConfig,
-    generate,
     get_batch,
     long_range_score,
-    set_seed,
+    sample_tokens,
     train,
 )
 from coursekit import CourseError, check_positive
+from coursekit.runtime import set_seed
 
 from .attention import AttentionLanguageModel
 
@@ -84,7 +84,7 @@ def long_samples(model: nn.Module, tokenizer: CharTokenizer, prompt: str = SCORE
     check_positive("sample length", length)
     ids = torch.tensor([tokenizer.encode(prompt)] * streams, dtype=torch.long, device=device)  # (streams, P)
     gen = torch.Generator(device=device).manual_seed(seed)
-    out = generate(model, ids, length, temperature, block_size, gen)  # (streams, P + length)
+    out = sample_tokens(model, ids, length, temperature, block_size, gen)  # (streams, P + length)
     return [tokenizer.decode(row) for row in out.tolist()]
 
 
@@ -135,7 +135,7 @@ def loss_by_position(model: nn.Module, data: torch.Tensor, block_size: int, batc
                      batches: int = 4, seed: int = 0) -> torch.Tensor:
     """(block_size,) mean loss at each position of the window, over random windows of `data`.
 
-    `estimate_loss` averages over all positions; `generate` with a full context
+    `estimate_loss` averages over all positions; `sample_tokens` with a full context
     predicts from the last one only, so this curve tells which one that is worth.
     """
     was_training = model.training

@@ -21,8 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch01_bigram import CharData, TrainConfig, set_seed, train
+from ch01_bigram import CharData, TrainConfig, train
 from ch02_attention import AttentionLanguageModel, check_length
+from coursekit.runtime import set_seed
 
 from .model import Attention, FeedForward, GPTConfig
 

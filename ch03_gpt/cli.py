@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import torch
 
-from ch01_bigram import CharTokenizer, CourseError, check_positive, load_text, pick_device, prepare_char_data
+from ch01_bigram import CharTokenizer, load_text, prepare_char_data
 from ch01_bigram.cli import add_corpus_args
+from coursekit import CourseError, check_positive
 from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
+from coursekit.runtime import pick_device
 
 from .checkpoint import load_checkpoint
 from .generate import check_sampling, stream

@@ -1,9 +1,10 @@
 """Training GPT at character level, keeping the best checkpoint by val loss.
 
-The loop itself is Chapter 1's `train`; this chapter adds what a real model
-needs: AdamW with weight decay on the weight matrices only, a warm-up and
-cosine learning-rate schedule, gradient clipping, optional bfloat16 autocast,
-and saving the best model seen so far.
+The loop is Chapter 1's, built again from its parts (`get_batch`,
+`estimate_loss`, `History`), with what a real model needs: AdamW with weight
+decay on the weight matrices only, a warm-up and cosine learning-rate
+schedule, gradient clipping, the number format the hardware runs fastest
+(`coursekit.hardware.resolve_dtype`), and saving the best model seen so far.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import CharData, History, TrainConfig, check_positive, set_seed, train
+from ch01_bigram import CharData, History, TrainConfig, get_batch
+from ch01_bigram.bigram import check_split_lengths, record_losses
+from coursekit import check_positive
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
+from coursekit.progress import progress_bar
+from coursekit.runtime import set_seed
 
 from .checkpoint import save_checkpoint
 from .model import GPT, GPTConfig
@@ -62,6 +67,7 @@ class Recipe:
     dtype: str = "auto"             # coursekit.hardware.resolve_dtype: bfloat16 where the hardware runs it faster
     eval_interval: int = 250
     eval_iters: int | None = 200    # batches per loss estimate; None: all of val, as many train windows (exact)
+    eval_at_start: bool = True      # estimate the untrained model's loss too (a plot's first point)
     seed: int = 1337
 
 
@@ -70,14 +76,14 @@ class Recipe:
 # +- 0.02 over three seeds here). `baseline`: the same 2,000 steps of 12 windows with twice its
 # learning rate (1.81). `fast`: 1,000 steps of 16 windows at 5e-3 decaying to 5e-5, and one loss
 # estimate, at the end, over the whole val split (exact, and cheaper than 200 random batches):
-# 2/3 of the baseline's tokens, under 1.89. Small batches learn more per token here than large
+# 2/3 of the baseline's tokens, under 1.89 (and no estimate of the untrained model). Small batches learn more per token here than large
 # ones (800 x 24 and 1,300 x 12 reach about the same loss). Every recipe trains in the number
 # format `auto` picks: bfloat16 on CPUs with AVX-512 BF16 or AMX, float32 on others.
 RECIPES = {
     "published": Recipe(),
     "baseline": Recipe(lr=2e-3, min_lr=2e-4),
     "fast": Recipe(steps=1000, batch_size=16, lr=5e-3, min_lr=5e-5, warmup=40, eval_interval=1000,
-                   eval_iters=None),
+                   eval_iters=None, eval_at_start=False),
 }
 
 
@@ -108,11 +114,39 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=model_cfg.block_size,
                       lr=recipe.lr, eval_interval=recipe.eval_interval, eval_iters=recipe.eval_iters,
                       seed=recipe.seed)
+    check_split_lengths(data.train, data.val, cfg.block_size)
+    batch_gen = torch.Generator().manual_seed(cfg.seed)  # batches and estimates apart, as in Chapter 1
+    eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    splits = {"train": data.train, "val": data.val}
+    # Products in bfloat16 where the hardware runs it faster; weights, gradients and AdamW stay float32.
+    autocast = torch.autocast(torch.device(device).type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
+    history = History()
     start = time.perf_counter()
-    history = train(model, data.train, data.val, cfg, device, progress, log, optimizer=optimizer,
-                    lr_schedule=lambda s: cosine_lr(s, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps),
-                    autocast_dtype=None if dtype == "float32" else DTYPE_NAMES[dtype], grad_clip=recipe.grad_clip,
-                    on_eval=keep_best)
+
+    def evaluate(step: int) -> None:
+        with autocast:
+            losses = record_losses(history, step, model, splits, cfg, eval_gen, device, log)
+        keep_best(step, losses)
+
+    model.train()
+    bar = progress_bar(range(recipe.steps), desc="training", unit="step", disable=not progress)
+    for step in bar:
+        if step % recipe.eval_interval == 0 and (step > 0 or recipe.eval_at_start):
+            evaluate(step)
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps)
+        x, y = get_batch(data.train, recipe.batch_size, model_cfg.block_size, batch_gen, device)  # (B, T) each
+        with autocast:
+            _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        history.step_losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
+    evaluate(recipe.steps)
     wall = time.perf_counter() - start
     summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall, "dtype": dtype,
                "train_time_s": wall - history.eval_seconds}  # without loss estimates and checkpointing

@@ -224,8 +224,8 @@ def add_sample_parser(subparsers) -> None:
 def run_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from ch01_bigram import pick_device
     from ch03_gpt import generate
+    from coursekit.runtime import pick_device
 
     from .pretraining.gpt2_weights import load_pretrained
 

@@ -1,8 +1,16 @@
 """Chapter 5: fine-tuning a pretrained GPT as a classifier and as an instruction follower, LoRA, chat."""
 
 from .builtin import Instruction, Review, generate_instructions, generate_reviews
-from .classify import (add_classifier_head, bag_of_words_baseline, choose_trainable, class_logits, evaluate_classifier,
-                       finetune_classifier, majority_baseline, scores)
+from .classify import (
+                       add_classifier_head,
+                       bag_of_words_baseline,
+                       choose_trainable,
+                       class_logits,
+                       evaluate_classifier,
+                       finetune_classifier,
+                       majority_baseline,
+                       scores,
+)
 from .instruct import IGNORE, collate, exact_match, finetune_instructions, lm_loss, read_alpaca
 from .labelled import DATASETS, LabelledData, load_labelled, read_labelled, split_balanced
 from .loop import FitConfig, fit, trainable_parameters

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import pick_device, set_seed
 from ch03_gpt import check_sampling
 from coursekit import CourseError, check_positive, read_json
 from coursekit.hardware import DTYPE_CHOICES
+from coursekit.runtime import pick_device, set_seed
 
 from .classify import (
     bag_of_words_baseline,

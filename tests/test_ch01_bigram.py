@@ -21,7 +21,6 @@ from ch01_bigram import (
     CharTokenizer,
     TrainConfig,
     estimate_loss,
-    generate,
     generate_corpus,
     generate_stories,
     get_batch,
@@ -30,12 +29,13 @@ from ch01_bigram import (
     long_range_score,
     prepare_char_data,
     sample_text,
-    set_seed,
+    sample_tokens,
     train,
     train_val_split,
 )
 from ch01_bigram.corpus import BOYS, GIRLS, OBJECTS
 from coursekit import CourseError
+from coursekit.runtime import set_seed
 
 PINNED_SHA256 = "4d58ee04e54e19a33acbeef27a43d0471d2c94b59f06fe00cb4eed70cdaa31ae"
 PINNED_BYTES = 1_000_358  # generate_corpus stops after the story that crosses 1,000,000 bytes
@@ -286,8 +286,8 @@ def test_generate_appends_tokens_and_is_seeded():
     torch.manual_seed(0)
     model = BigramLanguageModel(6)
     idx = torch.zeros((2, 1), dtype=torch.long)
-    a = generate(model, idx, 20, generator=torch.Generator().manual_seed(3))
-    b = generate(model, idx, 20, generator=torch.Generator().manual_seed(3))
+    a = sample_tokens(model, idx, 20, generator=torch.Generator().manual_seed(3))
+    b = sample_tokens(model, idx, 20, generator=torch.Generator().manual_seed(3))
     assert a.shape == (2, 21)
     assert torch.equal(a, b)
     assert int(a.min()) >= 0 and int(a.max()) < 6
@@ -302,7 +302,7 @@ def test_low_temperature_picks_the_most_likely_next_character():
             [0.0, 0.0, 0.0, 3.0],   # after 2 comes 3
             [3.0, 0.0, 0.0, 0.0],   # after 3 comes 0
         ]))
-    out = generate(model, torch.tensor([[0]]), 8, temperature=0.01, generator=torch.Generator().manual_seed(0))
+    out = sample_tokens(model, torch.tensor([[0]]), 8, temperature=0.01, generator=torch.Generator().manual_seed(0))
     assert out[0].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0]
 
 
@@ -312,7 +312,7 @@ def test_low_temperature_picks_the_most_likely_next_character():
 ])
 def test_generate_refuses_bad_arguments(kwargs, match):
     with pytest.raises(CourseError, match=match):
-        generate(BigramLanguageModel(3), torch.zeros((1, 1), dtype=torch.long), **kwargs)
+        sample_tokens(BigramLanguageModel(3), torch.zeros((1, 1), dtype=torch.long), **kwargs)
 
 
 def test_sample_text_continues_the_prompt_and_refuses_unknown_characters():
@@ -461,29 +461,3 @@ def test_tinyshakespeare_bigram_reaches_published_val_loss(shakespeare_dir, seed
     cfg = TrainConfig(steps=3000, batch_size=32, block_size=8, lr=1e-2, eval_interval=3000, eval_iters=200, seed=seed)
     history = train(model, d.train, d.val, cfg, progress=False, log=None)
     assert history.val[-1] == pytest.approx(2.49, abs=0.05)  # measured 2.49
-
-
-# --------------------------------------------------------------------------- #
-# The hooks later chapters use: their own optimizer, a learning-rate schedule, on_eval
-# --------------------------------------------------------------------------- #
-
-def test_train_hooks_optimizer_schedule_and_on_eval(corpus_data):
-    d = corpus_data
-    set_seed(0)
-    model = BigramLanguageModel(d.tokenizer.vocab_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=123.0)  # the schedule must override this lr
-    seen_lrs, evals = [], []
-
-    def schedule(step):
-        seen_lrs.append(step)
-        return 0.5 / (step + 1)
-
-    before = model.token_embedding_table.weight.detach().clone()
-    history = train(model, d.train, d.val, TrainConfig(steps=10, eval_interval=4, eval_iters=2), progress=False,
-                    log=None, optimizer=optimizer, lr_schedule=schedule,
-                    on_eval=lambda step, losses: evals.append((step, sorted(losses))))
-    assert seen_lrs == list(range(10))
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
-    assert not torch.equal(before, model.token_embedding_table.weight)  # the given optimizer did the steps
-    assert evals == [(0, ["train", "val"]), (4, ["train", "val"]), (8, ["train", "val"]), (10, ["train", "val"])]
-    assert history.eval_steps == [0, 4, 8, 10]

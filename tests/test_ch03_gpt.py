@@ -3,17 +3,31 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import CourseError, prepare_char_data
+from ch01_bigram import prepare_char_data
 from ch03_gpt import (
-    GPT, GPTConfig, KVCache, Recipe, cosine_lr, configure_optimizer, filter_logits, generate, gpt2_config,
-    load_checkpoint, sample_next, save_checkpoint, stream, train_gpt,
+    GPT,
+    GPTConfig,
+    KVCache,
+    Recipe,
+    configure_optimizer,
+    cosine_lr,
+    filter_logits,
+    generate,
+    gpt2_config,
+    load_checkpoint,
+    sample_next,
+    save_checkpoint,
+    stream,
+    train_gpt,
 )
+from coursekit import CourseError
 
 TINY = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -327,7 +341,7 @@ def test_speed_floor_times_exactly_the_products_a_training_step_does():
     the same (M, K, N) shapes, each as often, as torch's profiler records in a real forward and backward."""
     from torch.profiler import ProfilerActivity, profile
 
-    from ch03_gpt.bench import linear_products
+    from ch03_gpt.bench_gpt import linear_products
 
     cfg = GPTConfig(vocab_size=65, block_size=8, n_layer=2, n_head=2, n_embd=32)
     model = GPT(cfg)
@@ -352,7 +366,7 @@ def test_speed_floor_times_exactly_the_products_a_training_step_does():
 
 def test_bench_speed_prints_every_contender_and_the_floor(capsys):
     pytest.importorskip("transformers")
-    from ch03_gpt import bench
+    from ch03_gpt import bench_gpt as bench
 
     threads = torch.get_num_threads()
     try:
@@ -378,7 +392,7 @@ def test_bench_speed_prints_every_contender_and_the_floor(capsys):
     (["recipes", "--env", "OMP_NUM_THREADS"], "--env takes NAME=VALUE"),
 ])
 def test_bench_bad_input_is_refused_before_any_work(args, message):
-    r = subprocess.run([sys.executable, "-m", "ch03_gpt.bench", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "ch03_gpt.bench_gpt", *args], capture_output=True, text=True,
                        timeout=120, check=False)
     assert r.returncode == 2 and r.stdout == ""  # refused before printing (or downloading) anything
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
@@ -388,7 +402,7 @@ def test_bench_recipes_times_whole_commands_alternating(tmp_path, monkeypatch, c
     """nanoGPT is prepared once in a copy, then each seed runs nanoGPT and ours as whole commands, who goes
     first alternating; ours gets the seed, the dtype and the AVX2 environment; the ratios are per seed."""
     import ch01_bigram
-    from ch03_gpt import bench
+    from ch03_gpt import bench_gpt as bench
 
     nano = tmp_path / "nanoGPT"
     (nano / "data" / "shakespeare_char").mkdir(parents=True)
@@ -418,3 +432,18 @@ def test_bench_recipes_times_whole_commands_alternating(tmp_path, monkeypatch, c
     assert ours[ours.index("--dtype") + 1] == "float32"
     assert all(c[2]["ATEN_CPU_CAPABILITY"] == "avx2" and c[2]["A"] == "b" for c in calls)
     assert "fast / nanoGPT: 0.40x" in out and "best val loss 1.8857" in out and "1.8600 +- 0.0000" in out
+
+
+def test_the_chapter_loop_schedules_clips_and_evaluates_where_the_recipe_says(tmp_path):
+    from ch01_bigram import prepare_char_data
+    from ch03_gpt import Recipe
+
+    data = prepare_char_data("the cat sat on the mat. " * 60, 8)
+    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    recipe = Recipe(steps=10, batch_size=4, lr=1e-2, min_lr=1e-3, warmup=2, eval_interval=4, eval_iters=2)
+    _, history, summary = train_gpt(data, cfg, recipe, tmp_path, progress=False, log=None)
+    assert history.eval_steps == [0, 4, 8, 10] and len(history.step_losses) == 10
+    assert summary["best_val_loss"] == min(history.val)
+    _, history, _ = train_gpt(data, cfg, replace(recipe, eval_interval=10, eval_at_start=False), progress=False,
+                              log=None)
+    assert history.eval_steps == [10]  # the fast recipe's way: one estimate, of the trained model

@@ -108,8 +108,8 @@ def _training_mode_estimate_loss(model, splits, batch_size, block_size, eval_ite
 @pytest.mark.parametrize("exercise, override", [
     ("get_batch", {"get_batch": _off_by_one_get_batch}),
     ("get_batch", {"get_batch": _unshifted_get_batch}),
-    ("generate", {"generate": _first_position_generate}),
-    ("generate", {"generate": _no_temperature_generate}),
+    ("sample_tokens", {"sample_tokens": _first_position_generate}),
+    ("sample_tokens", {"sample_tokens": _no_temperature_generate}),
     ("estimate_loss", {"estimate_loss": _training_mode_estimate_loss}),
 ])
 def test_a_typical_mistake_fails_its_check(exercise, override):

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from ch01_bigram.bigram import get_batch as course_get_batch
 
-
 # Exercise 1 ------------------------------------------------------------------
 
 class CharTokenizer:
@@ -87,7 +86,7 @@ def estimate_loss(model: nn.Module, splits: dict[str, torch.Tensor], batch_size:
 # Exercise 5 ------------------------------------------------------------------
 
 @torch.no_grad()
-def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              generator: torch.Generator | None = None) -> torch.Tensor:
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")

@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 # Exercise 1 ------------------------------------------------------------------
 
 def average_past(x: torch.Tensor) -> torch.Tensor:

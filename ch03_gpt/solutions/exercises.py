@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from ch03_gpt.model import GPTConfig
 
-
 # Exercise 1 ------------------------------------------------------------------
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """Chapter 3 benchmarks: training speed against Hugging Face's GPT-2, and the KV cache.
 
-    python -m ch03_gpt.bench speed       # tokens/s: ours (eager and compiled) vs transformers' GPT2LMHeadModel,
+    python -m ch03_gpt.bench_gpt speed       # tokens/s: ours (eager and compiled) vs transformers' GPT2LMHeadModel,
                                          # float32 and bfloat16, and the floor set by the matrix products
-    python -m ch03_gpt.bench kv-cache    # 500 new tokens from a 10M-parameter model, with and without the cache
-    python -m ch03_gpt.bench recipes     # whole commands on Tiny Shakespeare: nanoGPT's CPU recipe against
+    python -m ch03_gpt.bench_gpt kv-cache    # 500 new tokens from a 10M-parameter model, with and without the cache
+    python -m ch03_gpt.bench_gpt recipes     # whole commands on Tiny Shakespeare: nanoGPT's CPU recipe against
                                          # `python -m ch03_gpt train --recipe fast`, alternating, over 3 seeds
 
 Every figure is a ratio measured in the same run: the two contenders are timed
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import CourseError, check_positive, run_cli
-from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops, synchronize
+from coursekit import CourseError, check_positive, run_cli
+from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -283,7 +283,7 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ch03_gpt.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m ch03_gpt.bench_gpt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("speed", help="training tokens/s against transformers' GPT2LMHeadModel")
