@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ch03_gpt import GPT, GPTConfig
 from coursekit import CourseError, atomic_path, read_json, write_json
 
 from .labelled import LabelledData
-from .loop import FitConfig, FitHistory, fit
+from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
 from .vocab import Codec
 
 # --------------------------------------------------------------------------- #
@@ -189,10 +189,14 @@ def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, voca
 
 def finetune_classifier(model: GPT, codec: Codec, train: LabelledData, val: LabelledData, cfg: FitConfig,
                         trainable_blocks: int | str = "all", lora_rank: int = 0, max_len: int | None = None,
-                        progress: bool = True, log=print) -> FitHistory:
+                        progress: bool = True, log=print, out: str | Path | None = None,
+                        meta: dict | None = None) -> FitHistory:
     """Give `model` a classifier head, choose what trains, and fit it; val accuracy is recorded per epoch
-    (epoch 0: before any training). With `lora_rank` > 0, LoRA adapters and the head train instead."""
-    from .lora import apply_lora
+    (epoch 0: before any training). With `lora_rank` > 0, LoRA adapters and the head train instead.
+
+    With `out`, Ctrl-C during fine-tuning saves the best classifier so far there (`save_classifier`, with
+    `meta`; LoRA merged), says so on stderr, and lets the KeyboardInterrupt go on."""
+    from .lora import apply_lora, merge_lora
 
     max_len = min(max_len or model.config.block_size, model.config.block_size)
     num_classes = len(train.label_names)
@@ -215,10 +219,29 @@ def finetune_classifier(model: GPT, codec: Codec, train: LabelledData, val: Labe
         return {"train_accuracy": (train_pred == torch.tensor(train.labels[:len(val_seqs)])).float().mean().item(),
                 "val_accuracy": (pred == torch.tensor(val.labels)).float().mean().item()}
 
-    return fit(model, examples, loss_fn, cfg, evaluate, progress, log)
+    def on_interrupt(stop: Interrupted) -> None:
+        def save(note: dict) -> None:
+            if lora_rank:
+                merge_lora(model)
+            save_classifier(model, codec, train.label_names, out, {**(meta or {}), "interrupted": note})
+        interrupted_save(stop, "val_accuracy", out, save)
+
+    return fit(model, examples, loss_fn, cfg, evaluate, progress, log, best=("val_accuracy", "max"),
+               on_interrupt=on_interrupt if out is not None else None)
+
+
+def check_labels(classifier_labels: list[str] | None, data: LabelledData) -> None:
+    """Refuse data whose classes are not the classifier's, in the same order: a spam filter scored on
+    sentiment data would otherwise report a number that means nothing."""
+    if classifier_labels is None or list(classifier_labels) == list(data.label_names):
+        return
+    raise CourseError(f"the classifier's classes are {', '.join(classifier_labels)}; the data's are "
+                      f"{', '.join(data.label_names)}: score it on data with the classes it was trained on")
 
 
 def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData) -> dict:
+    """Scores on `data`; a classifier from `load_classifier` (which knows its class names) refuses other classes."""
+    check_labels(getattr(model, "label_names", None), data)
     seqs = encode_texts(codec, data.texts, model.config.block_size)
     return scores(predict(model, seqs, codec.eot), data.labels, len(data.label_names))
 
@@ -231,7 +254,9 @@ def save_classifier(model: GPT, codec: Codec, label_names: list[str], directory:
     directory = Path(directory)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(directory / "model.safetensors") as tmp:
-        save_file(state, str(tmp))
+        # Bytes written into atomic_path's file, which has the user's umask: safetensors' save_file would
+        # replace that file by one of its own, private to the owner (0600).
+        tmp.write_bytes(save(state))
     write_json(directory / "config.json", {"model": model.config.to_dict(), "tokenizer": codec.to_meta(),
                                            "finetune": {"type": "classify", "labels": list(label_names)},
                                            **(meta or {})})
@@ -249,4 +274,5 @@ def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Co
         model.load_state_dict(load_file(str(directory / "model.safetensors")))
     except (RuntimeError, OSError) as e:
         raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0]}") from None
+    model.label_names = list(finetune["labels"])  # so that `evaluate_classifier` can refuse data of other classes
     return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer")), finetune["labels"]

@@ -30,7 +30,7 @@ from coursekit import BUILTIN, CourseError, write_json
 from coursekit.readers import decode_utf8, json_lines
 
 from .builtin import Instruction, generate_instructions
-from .loop import FitConfig, FitHistory, fit
+from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
 from .measure import measure
 from .template import PromptTemplate
 from .vocab import Codec
@@ -144,7 +144,9 @@ def answer_loss(model: GPT, encoded: list[Encoded], pad_id: int, batch_size: int
 
 def finetune_instructions(model: GPT, codec: Codec, template: PromptTemplate, train: list[Instruction],
                           val: list[Instruction], cfg: FitConfig, mask_prompt: bool = True,
-                          progress: bool = True, log=print) -> FitHistory:
+                          progress: bool = True, log=print, on_interrupt=None) -> FitHistory:
+    """Fit on `train`, the answer loss on `val` evaluated per epoch; `on_interrupt` as for `fit` (the model
+    then holds the weights of the lowest val loss so far)."""
     block = model.config.block_size
     train_enc = [encode_example(codec, template, ex, block) for ex in train]
     val_enc = [encode_example(codec, template, ex, block) for ex in val]
@@ -153,7 +155,7 @@ def finetune_instructions(model: GPT, codec: Codec, template: PromptTemplate, tr
         return lm_loss(model, *collate(batch, codec.eot, mask_prompt))
 
     return fit(model, train_enc, loss_fn, cfg, lambda: {"val_loss": answer_loss(model, val_enc, codec.eot)},
-               progress, log)
+               progress, log, best=("val_loss", "min"), on_interrupt=on_interrupt)
 
 
 def respond(model: GPT, codec: Codec, template: PromptTemplate, instruction: str, input: str = "",
@@ -204,15 +206,26 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
         apply_lora(model, lora_rank)
     set_seed(cfg.seed)
     device = str(next(model.parameters()).device)
-    history, cost = measure(lambda: finetune_instructions(model, codec, template, train_split, val_split, cfg,
-                                                          mask_prompt, progress=progress, log=log), device)
-    if lora_rank:
-        from .lora import merge_lora
-        merge_lora(model)
     out = Path(out)
+    finetune = {"type": "instruct", "template": template.to_meta(), "data": data_name, "mask_prompt": mask_prompt,
+                "lora_rank": lora_rank, "seed": cfg.seed}
+
+    def merged() -> GPT:
+        if lora_rank:
+            from .lora import merge_lora
+            merge_lora(model)
+        return model
+
+    def on_interrupt(stop: Interrupted) -> None:  # Ctrl-C: the best model so far goes where this run saves
+        interrupted_save(stop, "val_loss", out, lambda note: save_checkpoint(merged(), out, {
+            "tokenizer": codec.to_meta(), "finetune": {**finetune, "interrupted": note}}))
+
+    history, cost = measure(lambda: finetune_instructions(model, codec, template, train_split, val_split, cfg,
+                                                          mask_prompt, progress=progress, log=log,
+                                                          on_interrupt=on_interrupt), device)
+    merged()
     responses = Path(responses) if responses else out / "responses.json"
     after = exact_match(model, codec, template, test_split, out_path=responses)
     save_checkpoint(model, out, {"tokenizer": codec.to_meta(), "finetune": {
-        "type": "instruct", "template": template.to_meta(), "data": data_name, "mask_prompt": mask_prompt,
-        "lora_rank": lora_rank, "seed": cfg.seed, "exact_match": after["exact_match"]}})
+        **finetune, "exact_match": after["exact_match"]}})
     return {"before": before, "after": after, "history": history, "cost": cost, "responses": responses}

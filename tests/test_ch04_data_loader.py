@@ -1,6 +1,7 @@
 """Chapter 4, loader: shifted windows, disjoint ranks, resumable sampling, no memory growth."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ch04_pretrain.data_pipeline import prepare as P
 from ch04_pretrain.data_pipeline.loader import ShardDataset, load_splits, split_tokens
 from ch04_pretrain.data_pipeline.prepare import FORMAT, MANIFEST, prepare
 from ch04_pretrain.data_pipeline.sources import SourceOptions
@@ -125,3 +127,78 @@ def test_cuda_batches_are_copied_asynchronously(tmp_path):
     assert x.is_cuda and y.is_cuda
     cpu_x, _ = data.get_batch(4, 16, torch.Generator().manual_seed(0))
     assert torch.equal(x.cpu(), cpu_x)
+
+
+# --------------------------------------------------------------------------- damaged shards are refused at start
+
+@pytest.fixture
+def prepared(tmp_path):
+    out = tmp_path / "data"
+    prepare("builtin", out, options=SourceOptions(builtin_bytes=30_000), docs_per_shard=40, workers=0,
+            progress=False, log=lambda *a: None)
+    P._VERIFIED_HERE.clear()  # each test starts without this process's memory of checked files
+    return out
+
+
+def test_a_changed_byte_is_refused_in_one_line_naming_the_shard(prepared):
+    data = bytearray((prepared / "train_00001.bin").read_bytes())
+    data[3] ^= 1
+    (prepared / "train_00001.bin").write_bytes(bytes(data))
+    for split in ("train", "val"):  # either split refuses a folder with a damaged shard
+        with pytest.raises(CourseError) as info:
+            ShardDataset(prepared, split)
+        message = str(info.value)
+        assert "train_00001.bin does not match the sha256" in message and "rerun" in message
+        assert "prepare" in message and "\n" not in message
+
+
+def test_a_truncated_shard_or_an_edited_manifest_is_refused(prepared):
+    with open(prepared / "val_00000.bin", "r+b") as f:
+        f.truncate(2)
+    with pytest.raises(CourseError, match="val_00000.bin has 2 bytes"):
+        ShardDataset(prepared, "train")
+    P._VERIFIED_HERE.clear()
+    other = prepared.parent / "other"
+    prepare("builtin", other, options=SourceOptions(builtin_bytes=30_000), workers=0, progress=False)
+    manifest = json.loads((other / MANIFEST).read_text())
+    manifest["shards"][0]["train"]["sha256"] = "f" * 64
+    (other / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CourseError, match="train_00000.bin does not match the sha256 in the manifest"):
+        load_splits(other)
+
+
+def test_sha256_is_computed_once_and_cached_by_size_and_mtime(prepared, monkeypatch):
+    hashed = []
+    real = P._sha256_file
+    monkeypatch.setattr(P, "_sha256_file", lambda path, progress=None: hashed.append(path.name) or real(path, progress))
+    files = sorted(p.name for p in prepared.glob("*.bin"))
+    load_splits(prepared)
+    assert sorted(hashed) == files                      # every shard hashed once, though two splits were loaded
+    assert set(json.loads((prepared / P.VERIFIED).read_text())["files"]) == set(files)
+    hashed.clear()
+    P._VERIFIED_HERE.clear()                            # a new process: only the file beside the shards remembers
+    load_splits(prepared)
+    assert hashed == []
+    stat = (prepared / "train_00000.bin").stat()       # the same size, another modification time: hashed again
+    os.utime(prepared / "train_00000.bin", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    P._VERIFIED_HERE.clear()
+    load_splits(prepared)
+    assert hashed == ["train_00000.bin"]
+
+
+def test_a_read_only_folder_is_checked_without_a_cache(prepared, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(P, "write_json", refuse)         # what a read-only folder does (tests may run as root)
+    data = ShardDataset(prepared, "train")
+    assert data.tokens > 0 and not (prepared / P.VERIFIED).exists()
+    P._VERIFIED_HERE.clear()
+    (prepared / P.VERIFIED).write_text("{not json")      # a damaged cache is ignored, never trusted
+    assert ShardDataset(prepared, "val").tokens > 0
+
+
+def test_too_short_val_split_names_separator(tmp_path):
+    data = ShardDataset(synthetic(tmp_path, [100], val=5), "val")
+    with pytest.raises(CourseError, match="--separator"):
+        data.check_block_size(8)
+    data.check_block_size(4)

@@ -17,7 +17,7 @@ import pytest
 from ch04_pretrain.cli import main, parse_count
 from ch04_pretrain.data_pipeline.bpe import EOT, gpt2_encoding
 from ch04_pretrain.data_pipeline.loader import split_tokens
-from ch04_pretrain.data_pipeline.prepare import MANIFEST, SplitRule, prepare, read_manifest, verify
+from ch04_pretrain.data_pipeline.prepare import MANIFEST, VERIFIED, SplitRule, prepare, read_manifest, verify
 from ch04_pretrain.data_pipeline.sources import SourceOptions, builtin_documents
 from coursekit import CourseError, run_cli
 
@@ -34,7 +34,8 @@ def documents_of(tokens: np.ndarray) -> list[str]:
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file's bytes, but for the cache of sha256 checks (verified.json), which records modification times."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != VERIFIED}
 
 
 def test_split_rule_is_deterministic_with_a_floor():
@@ -262,3 +263,69 @@ def test_resume_when_only_the_complete_flag_is_missing(tmp_path):
     again = prepare("builtin", tmp_path, options=SMALL, max_tokens=3000, docs_per_shard=10, workers=0,
                     progress=False, log=lambda *a: None)
     assert again == whole
+
+
+# --------------------------------------------------------------------------- damaged data, unusable input
+
+def flip_byte(path: Path, offset: int = 10) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_prepare_redoes_damaged_shards_instead_of_saying_already_prepared(tmp_path):
+    reference = prepare("builtin", tmp_path / "whole", options=SMALL, docs_per_shard=40, workers=0, progress=False)
+    out = tmp_path / "out"
+    prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False)
+    flip_byte(out / "train_00001.bin")
+    with open(out / "val_00002.bin", "r+b") as f:
+        f.truncate(4)
+    (out / "train_00003.bin").unlink()
+    lines = []
+    again = prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, log=lines.append)
+    assert again == reference
+    assert folder_bytes(out) == folder_bytes(tmp_path / "whole")
+    text = "\n".join(lines)
+    assert "already prepared" not in text and "repaired (3 damaged shard(s) redone)" in text
+    assert "train_00001.bin does not match the sha256" in text and "redoing shard 1" in text
+    assert "val_00002.bin has 4 bytes" in text and "train_00003.bin is missing" in text
+    lines.clear()
+    prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, log=lines.append)
+    assert lines and "already prepared" in lines[-1]
+
+
+def test_prepare_refuses_a_shard_it_cannot_redo_to_the_manifest(tmp_path):
+    """The manifest's sha256 was edited: redoing the shard gives the old bytes, which do not match it."""
+    prepare("builtin", tmp_path, options=SMALL, docs_per_shard=40, workers=0, progress=False)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["shards"][1]["train"]["sha256"] = "0" * 64
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    before = folder_bytes(tmp_path)
+    with pytest.raises(CourseError, match="no longer gives the tokens the manifest records.*--overwrite"):
+        prepare("builtin", tmp_path, options=SMALL, docs_per_shard=40, workers=0, progress=False,
+                log=lambda *a: None)
+    assert folder_bytes(tmp_path) == before and not list(tmp_path.glob("*.tmp"))
+
+
+def test_input_without_tokens_is_an_error_and_leaves_nothing(tmp_path, capsys):
+    src = tmp_path / "utf16.txt"
+    src.write_bytes("A whole story, saved as UTF-16.".encode("utf-16"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", "--source", str(src), "--out", str(out), "--workers", "0", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the source") and "gave no tokens" in err and "UTF-16" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (out / MANIFEST).exists() and not list(out.glob("*.bin"))
+    src.write_text("The same story, now in UTF-8.")  # corrected input is prepared from the start
+    assert prepare(str(src), out, workers=0, progress=False)["tokens"] > 1
+
+
+def test_empty_val_split_warns_and_names_separator(tmp_path, capsys):
+    src = tmp_path / "one.txt"
+    src.write_text("First paragraph of a book.\n\nSecond paragraph.\n\nThird one.\n")
+    manifest = prepare(str(src), tmp_path / "out", workers=0, progress=False)
+    assert manifest["splits"]["val"]["tokens"] == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: the val split") and "--separator" in err[0]

@@ -353,3 +353,52 @@ def test_cli_train_plot_evaluate(data, tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-m", "ch04_pretrain", "train", "--data", str(tmp_path / "missing")],
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- damaged or unusable data
+
+def test_train_and_evaluate_refuse_a_damaged_shard_alike(data, reference, tmp_path):
+    import shutil
+
+    from ch04_pretrain.data_pipeline import prepare as P
+    from ch04_pretrain.pretraining.evaluate import evaluate
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(data, damaged)
+    (damaged / P.VERIFIED).unlink(missing_ok=True)
+    P._VERIFIED_HERE.clear()
+    raw = bytearray((damaged / "train_00000.bin").read_bytes())
+    raw[100] ^= 1
+    (damaged / "train_00000.bin").write_bytes(bytes(raw))
+    with pytest.raises(CourseError, match="train_00000.bin does not match the sha256.*rerun"):
+        pretrain(SMALL, damaged, tmp_path / "run", **QUIET)
+    assert not (tmp_path / "run").exists()             # refused before anything was written
+    with pytest.raises(CourseError, match="train_00000.bin does not match the sha256.*rerun"):
+        evaluate(str(reference[0]), damaged, "val", batch_size=2, iters=1, device="cpu")
+    shutil.copy(data / "train_00000.bin", damaged / "train_00000.bin")
+    with open(damaged / "train_00000.bin", "r+b") as f:  # truncated: evaluate (of val) refuses it as train does
+        f.truncate(10)
+    for run in (lambda: pretrain(SMALL, damaged, tmp_path / "run", **QUIET),
+                lambda: evaluate(str(reference[0]), damaged, "val", batch_size=2, iters=1, device="cpu")):
+        with pytest.raises(CourseError, match="train_00000.bin has 10 bytes"):
+            run()
+
+
+def test_empty_val_split_is_refused_at_start_naming_separator(tmp_path):
+    src = tmp_path / "book.txt"
+    src.write_text("A long book without separators. " * 200)
+    prepare(str(src), tmp_path / "data", workers=0, progress=False, log=lambda *a: None)
+    with pytest.raises(CourseError, match="the val split .* --separator"):
+        pretrain(SMALL, tmp_path / "data", tmp_path / "run", **QUIET)
+
+
+def test_evaluate_names_a_foreign_tokenizer_briefly(data, tmp_path):
+    from ch03_gpt import save_checkpoint
+    from ch04_pretrain.pretraining.evaluate import evaluate
+
+    model = GPT(GPTConfig(vocab_size=700, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    save_checkpoint(model, tmp_path, {"tokenizer": {"type": "gpt2-subset", "ids": list(range(699))}})
+    with pytest.raises(CourseError) as info:
+        evaluate(str(tmp_path), data, device="cpu")
+    message = str(info.value)
+    assert "gpt2-subset" in message and "699 of GPT-2's ids" in message and len(message) < 250

@@ -20,7 +20,7 @@ import torch
 
 from coursekit import CourseError, check_positive
 
-from .prepare import SPLITS, read_manifest
+from .prepare import SPLITS, check_prepared, read_manifest
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,15 @@ class ShardDataset:
         if not 0 <= rank < world_size:
             raise CourseError(f"rank must be in 0..{world_size - 1}, got {rank}")
         data_dir = Path(data_dir)
-        manifest = read_manifest(data_dir)
-        if not manifest["complete"]:
-            raise CourseError(f"{data_dir} is only partly prepared; rerun the prepare command to finish it")
+        # Every shard of both splits against the manifest: sizes at every start, sha256 once (cached by size and
+        # modification time beside the shards), so damaged data stops a run (or an evaluation) before it starts.
+        manifest = check_prepared(data_dir)
         self.data_dir, self.split, self.rank, self.world_size = data_dir, split, rank, world_size
         self.pieces = []
         for shard in manifest["shards"]:
             entry = shard[split]
             n = entry["tokens"]
             path = data_dir / entry["file"]
-            if n and (not path.is_file() or path.stat().st_size != 2 * n):
-                raise CourseError(f"{path} is missing or has the wrong size; prepare the data again")
             start, stop = n * rank // world_size, n * (rank + 1) // world_size
             if stop > start:
                 self.pieces.append(_Piece(path, start, stop))
@@ -60,6 +58,17 @@ class ShardDataset:
         return (f"ShardDataset({str(self.data_dir)!r}, {self.split!r}, rank {self.rank}/{self.world_size}: "
                 f"{self.tokens:,} tokens in {len(self.pieces)} shard(s))")
 
+    def check_block_size(self, block_size: int) -> None:
+        """Refuse, in one line, a block size that no shard of this split has a window of."""
+        check_positive("block size", block_size)
+        if any(p.stop - p.start > block_size for p in self.pieces):
+            return
+        hint = ("prepare more documents, or split .txt/.xz files into documents with prepare's --separator "
+                "(e.g. --separator '\\n\\n'; without it each file is one document, and about 1 in 10 "
+                "documents goes to val), or use a smaller block size")
+        raise CourseError(f"the {self.split} split of {self.data_dir} has no run of block size + 1 = {block_size + 1} "
+                          f"tokens in one shard for rank {self.rank} ({self.tokens:,} tokens in all); {hint}")
+
     def get_batch(self, batch_size: int, block_size: int, generator: torch.Generator | None = None,
                   device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """`batch_size` random windows of `block_size` tokens (x) and the same windows shifted by one (y).
@@ -68,14 +77,10 @@ class ShardDataset:
         files); it may span several documents, separated by <|endoftext|>.
         """
         check_positive("batch size", batch_size)
-        check_positive("block size", block_size)
+        self.check_block_size(block_size)
         # A window starting at token p needs tokens p .. p + block_size (inclusive) for its targets.
         starts = np.array([max(p.stop - p.start - block_size, 0) for p in self.pieces], dtype=np.int64)
         total = int(starts.sum())
-        if total == 0:
-            raise CourseError(f"the {self.split} split has no run of block size + 1 = {block_size + 1} tokens "
-                              f"in one shard for rank {self.rank} ({self.tokens:,} tokens in all); "
-                              f"use a smaller block size or prepare more documents")
         ends = np.cumsum(starts)
         draws = torch.randint(total, (batch_size,), generator=generator).numpy()  # one number per window
         which = np.searchsorted(ends, draws, side="right")  # the piece each draw falls in

@@ -34,6 +34,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +44,7 @@ from typing import Iterator
 
 import numpy as np
 
-from coursekit import CourseError, check_positive
+from coursekit import CourseError, check_positive, write_json
 from coursekit.encode_workers import encode_documents, init_worker
 from coursekit.files import fsync_dir, write_bytes_atomically
 from coursekit.progress import progress_bar
@@ -123,25 +124,130 @@ def shard_file(index: int, split: str) -> str:
 
 
 def verify(out: str | Path) -> dict:
-    """Check every shard's size and sha256 against the manifest; return the manifest."""
+    """Check every shard's size and sha256 against the manifest, hashing every file; return the manifest."""
     out = Path(out)
     manifest = read_manifest(out)
-    for shard in manifest["shards"]:
-        for split in SPLITS:
-            entry = shard[split]
-            path = out / entry["file"]
-            if not path.is_file() or path.stat().st_size != 2 * entry["tokens"]:
-                raise CourseError(f"{path} is missing or has the wrong size (expected {entry['tokens']:,} tokens)")
-            if _sha256_file(path) != entry["sha256"]:
-                raise CourseError(f"{path} does not match the sha256 in the manifest")
+    problems = find_damage(out, manifest, use_cache=False)
+    if problems:
+        raise CourseError(damage_message(out, problems))
     return manifest
 
 
-def _sha256_file(path: Path) -> str:
+# Beside the shards: the sha256 of each shard file already checked, with the (size, modification time) it had
+# then, so that a start of training hashes an 18 GB data set once, not every time. The cache only ever saves
+# work: a file whose size or time changed is hashed again, and the hash is always compared with the manifest's.
+VERIFIED = "verified.json"
+_VERIFIED_HERE: dict[tuple, str] = {}  # the same, for this process (a read-only folder, or train then val)
+
+
+def _file_key(path: Path, stat: os.stat_result) -> tuple:
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def _read_verified(out: Path) -> dict:
+    try:
+        cache = json.loads((out / VERIFIED).read_text(encoding="utf-8"))
+        files = cache.get("files") if isinstance(cache, dict) else None
+        return files if isinstance(files, dict) else {}
+    except (OSError, ValueError):
+        return {}  # no cache, or an unreadable one: everything is hashed again
+
+
+def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bool = True) -> list[tuple[int, str]]:
+    """(shard index, one-line problem) for each shard file of `splits` that does not match the manifest.
+
+    Sizes are always checked, for every file, before anything is hashed. A
+    sha256 is computed once per file and remembered, with the file's size and
+    modification time, in VERIFIED beside the shards (when the folder is
+    writable); `use_cache=False` hashes every file. An entry without a sha256
+    (a hand-made manifest) gets the size check only.
+    """
+    out = Path(out)
+    problems: list[tuple[int, str]] = []
+    to_hash = []
+    for position, shard in enumerate(manifest["shards"]):
+        for split in splits:
+            try:
+                index, entry = shard.get("index", position), shard[split]
+                if Path(entry["file"]).name != entry["file"] or not isinstance(entry["tokens"], int):
+                    raise ValueError(entry["file"])
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise CourseError(f"{out / MANIFEST} is damaged (shard {position}, {split}: bad entry {e}); prepare "
+                                  f"again with --overwrite") from None
+            path = out / entry["file"]
+            try:
+                stat = path.stat()
+            except OSError:
+                problems.append((index, f"{path} is missing"))
+                continue
+            if stat.st_size != 2 * entry["tokens"]:
+                problems.append((index, f"{path} has {stat.st_size:,} bytes, the manifest says {entry['tokens']:,} "
+                                        f"tokens ({2 * entry['tokens']:,} bytes)"))
+            elif entry.get("sha256"):
+                to_hash.append((index, path, stat, entry["sha256"]))
+    if not to_hash:
+        return problems
+    cached = _read_verified(out) if use_cache else {}
+    changed = False
+    pending = []
+    for index, path, stat, want in to_hash:
+        key = _file_key(path, stat)
+        known = cached.get(path.name)
+        if use_cache and (_VERIFIED_HERE.get(key) == want or (
+                isinstance(known, dict) and known.get("size") == stat.st_size
+                and known.get("mtime_ns") == stat.st_mtime_ns and known.get("sha256") == want)):
+            continue
+        pending.append((index, path, stat, want, key))
+    total = sum(stat.st_size for _, _, stat, _, _ in pending)
+    bar = progress_bar(total=total, unit="B", unit_scale=True, desc="checking shards", disable=total < 1 << 30)
+    try:
+        for index, path, stat, want, key in pending:
+            got = _sha256_file(path, bar.update)
+            if got != want:
+                problems.append((index, f"{path} does not match the sha256 in the manifest (a changed byte?)"))
+                cached.pop(path.name, None)
+                continue
+            if use_cache:
+                _VERIFIED_HERE[key] = want
+                cached[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": want}
+                changed = True
+    finally:
+        bar.close()
+    if changed:
+        try:
+            about = "sha256 of shards already checked against manifest.json, by size and modification time"
+            write_json(out / VERIFIED, {"about": about + "; safe to delete", "files": cached})
+        except OSError:
+            pass  # a read-only folder: check again next time
+    return problems
+
+
+def damage_message(out: Path, problems: list[tuple[int, str]]) -> str:
+    more = f" (and {len(problems) - 1} more damaged file(s))" if len(problems) > 1 else ""
+    return (f"{problems[0][1]}{more}; the prepared data in {out} is damaged: rerun the same `python -m "
+            f"ch04_pretrain prepare` command, which redoes the damaged shards")
+
+
+def check_prepared(out: str | Path, splits=SPLITS) -> dict:
+    """The manifest of a complete preparation whose shards of `splits` are whole (sizes always, sha256 once,
+    see `find_damage`); a one-line CourseError naming the first bad shard otherwise."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    if not manifest.get("complete"):
+        raise CourseError(f"{out} is only partly prepared; rerun the prepare command to finish it")
+    problems = find_damage(out, manifest, splits)
+    if problems:
+        raise CourseError(damage_message(out, problems))
+    return manifest
+
+
+def _sha256_file(path: Path, progress=None) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             h.update(block)
+            if progress is not None:
+                progress(len(block))
     return h.hexdigest()
 
 
@@ -355,8 +461,13 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     if manifest is None:
         _remove_leftovers(out, 0)
         manifest = {"format": FORMAT, "settings": settings, "complete": False, "shards": []}
+    redone = 0
+    if manifest["shards"]:  # finished shards are checked against the manifest before they are trusted
+        redone = _redo_damaged(source, out, manifest, options, docs_per_shard, split, workers, start_method,
+                               cache_dir, log)
     if manifest["complete"]:
-        log(f"{out} is already prepared: {manifest['documents']:,} documents, {manifest['tokens']:,} tokens")
+        state = f"repaired ({redone} damaged shard(s) redone)" if redone else "already prepared"
+        log(f"{out} is {state}: {manifest['documents']:,} documents, {manifest['tokens']:,} tokens")
         return manifest
     _remove_leftovers(out, len(manifest["shards"]))
 
@@ -406,9 +517,67 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
             writer.abort()
     if not shards:
         raise CourseError(f"the source {source} has no documents")
+    if sum(s[split_name]["tokens"] for s in shards for split_name in SPLITS) == 0:
+        _summarize(manifest)
+        # Nothing worth keeping was written: remove it, so that a rerun on corrected input starts afresh.
+        path.unlink(missing_ok=True)
+        _remove_leftovers(out, 0)
+        raise CourseError(f"the source {source} gave no tokens: {manifest['documents']:,} document(s), "
+                          f"{manifest['skipped']:,} of them skipped as not UTF-8 text (a UTF-16 file, say; convert "
+                          f"it to UTF-8) and the rest empty")
     manifest["complete"] = True
     _save(path, manifest)
+    if manifest["splits"]["val"]["tokens"] == 0:
+        print(f"warning: the val split of {out} is empty ({manifest['documents']:,} document(s); a .txt or .xz "
+              f"file is one document unless you pass --separator, e.g. --separator '\\n\\n'); pretraining needs "
+              f"val documents", file=sys.stderr)
     return manifest
+
+
+def _redo_damaged(source: str, out: Path, manifest: dict, options: SourceOptions, docs_per_shard: int,
+                  split: SplitRule, workers: int, start_method: str, cache_dir, log) -> int:
+    """Check the finished shards against the manifest and rewrite each damaged one from the source; return
+    how many were redone.
+
+    A shard is a pure function of its documents, so a redone shard must have
+    exactly the sha256 the manifest recorded; if it does not, the source (or
+    the manifest) changed since, and nothing is replaced.
+    """
+    found = find_damage(out, manifest)
+    if not found:
+        return 0
+    problems = dict(reversed(found))  # the first problem of each shard
+    damaged = sorted(problems)
+    for index in damaged:
+        shard = next(s for s in manifest["shards"] if s["index"] == index)
+        log(f"{problems[index]}: redoing shard {index} "
+            f"({shard['documents']:,} documents)")
+        first = shard["first_document"]
+        check_source(source)
+        docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
+        writer = _ShardWriter(out, index, first)
+        try:
+            for batch, encoded in _encode_in_order(_batches(docs, first, docs_per_shard, split,
+                                                            first + shard["documents"]), workers, start_method):
+                writer.write(*encoded[:2], batch.is_val, encoded[2])
+            same = writer.documents == shard["documents"] and all(
+                writer.parts[name].tokens == shard[name]["tokens"]
+                and writer.parts[name].hash.hexdigest() == shard[name]["sha256"] for name in SPLITS)
+            if not same:
+                raise CourseError(f"shard {index} of {out} is damaged, and the source {source} no longer gives the "
+                                  f"tokens the manifest records (it changed since it was prepared, or the manifest "
+                                  f"was edited); prepare again with --overwrite, or into a new --out")
+            writer.commit(out)
+            writer = None
+        except OSError as e:
+            raise CourseError(f"{e.filename or out}: {e.strerror or e}; could not redo shard {index} of {out}") from None
+        finally:
+            if writer is not None:
+                writer.abort()
+    still = find_damage(out, manifest)
+    if still:
+        raise CourseError(damage_message(out, still))
+    return len(damaged)
 
 
 def _save(path: Path, manifest: dict) -> None:

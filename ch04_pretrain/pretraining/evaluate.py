@@ -22,20 +22,34 @@ from .gpt2_weights import load_pretrained
 from .trainer import estimate_val_loss
 
 
+def describe_tokenizer(tokenizer) -> str:
+    """A checkpoint's tokenizer in a few words, never its whole vocabulary (which can be kilobytes long)."""
+    if not isinstance(tokenizer, dict):
+        return "none recorded"
+    kind = tokenizer.get("type")
+    if kind == "gpt2-subset":
+        return f"'gpt2-subset', {len(tokenizer.get('ids') or []):,} of GPT-2's ids (Chapter 5's trimmed vocabulary)"
+    if kind == "char":
+        return f"'char', {len(tokenizer.get('chars') or ''):,} characters"
+    return repr(kind)
+
+
 def evaluate(source: str, data_dir: str | Path, split: str = "val", batch_size: int = 8,
              block_size: int | None = None, iters: int = 50, device: str | None = None, dtype: str = "auto",
              seed: int = 0) -> dict:
     """Mean loss of the model `source` (see load_pretrained) over `iters` batches of `split`, and its perplexity."""
     check_positive("iters", iters)
     device = pick_device(device)
+    data = ShardDataset(data_dir, split)  # the same checks of the shards as `pretrain` (every shard, both splits)
     model, encoding, meta = load_pretrained(source, device)
     if encoding is None:
-        raise CourseError(f"{source} does not use GPT-2's tokenizer ({meta.get('tokenizer')}); the shards do")
+        raise CourseError(f"{source} does not use GPT-2's tokenizer, the shards' (its tokenizer: "
+                          f"{describe_tokenizer(meta.get('tokenizer'))})")
     block_size = block_size or model.config.block_size
     if block_size > model.config.block_size:
         raise CourseError(f"block size {block_size} exceeds the model's {model.config.block_size}")
+    data.check_block_size(block_size)
     dtype = resolve_dtype(dtype, device, model.config.n_embd)
-    data = ShardDataset(data_dir, split)
     with torch.no_grad():
         loss = estimate_val_loss(model, data, batch_size, block_size, iters, device, dtype, seed)
     return {"source": meta.get("source", str(source)), "split": split, "loss": loss, "perplexity": math.exp(loss),

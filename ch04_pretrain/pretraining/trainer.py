@@ -254,6 +254,8 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     cfg = settings.model_config()
     train_data = ShardDataset(data_dir, "train", info.rank, info.world_size)
     val_data = ShardDataset(data_dir, "val", info.rank, info.world_size)
+    for data in (train_data, val_data):  # an empty or too-short split is refused now, not after the first step
+        data.check_block_size(settings.block_size)
 
     set_seed(settings.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     model = GPT(cfg).to(device)
