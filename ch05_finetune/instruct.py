@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import set_seed
 from ch03_gpt import GPT, generate, save_checkpoint
 from coursekit import BUILTIN, CourseError, write_json
 from coursekit.readers import decode_utf8, json_lines
+from coursekit.runtime import set_seed
 
 from .builtin import Instruction, generate_instructions
 from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import pick_device
 from ch04_pretrain.data_pipeline.loader import ShardDataset
 from coursekit import CourseError, check_positive
 from coursekit.hardware import resolve_dtype
+from coursekit.runtime import pick_device
 
 from .gpt2_weights import load_pretrained
 from .trainer import estimate_val_loss

@@ -34,12 +34,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as recompute
 
-from ch01_bigram import pick_device, set_seed
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_weights
 from ch04_pretrain.data_pipeline.loader import ShardDataset
 from coursekit import CourseError
 from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops, resolve_dtype
 from coursekit.progress import progress_bar
+from coursekit.runtime import pick_device, set_seed
 
 from .peak_memory import peak_memory_bytes, reset_peak_memory
 from .settings import FREE_ON_RESUME, PRESETS, TrainSettings  # noqa: F401  (PRESETS: re-exported)
