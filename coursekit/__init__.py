@@ -1,7 +1,9 @@
 """The course's floor: what every chapter uses and no chapter teaches.
 
-- `errors`: the one error type for bad input, and the command-line path that turns it into exit status 2;
-- `files`: files that are whole or absent (atomic writes), and JSON through them;
+- `errors`: the one error type for bad input, the command-line path that turns it into exit status 2, and
+  `CourseParser`, the argument parser whose errors read the same;
+- `numbers`: the argparse types of every numeric option, each with its range (`positive_int`, `probability`...);
+- `files`: files that are whole or absent (atomic writes), JSON through them, and output paths checked first;
 - `readers`: UTF-8 text, JSON Lines and Parquet, with errors that name the line;
 - `runtime`: seeding and device choice;
 - `hardware`: the one number-format policy and the measured matrix-product peak;
@@ -13,10 +15,11 @@ light tools (Chapter 4's tokenizing workers) stay light: `runtime` and `hardware
 imported by name, `from coursekit.runtime import set_seed`.
 """
 
-from .errors import CourseError, check_positive, run_cli
+from .errors import CourseError, CourseParser, check_positive, run_cli
 from .files import atomic_path, read_json, write_json
 
 # The name that picks the course's own generated data wherever a command takes a corpus or data set.
 BUILTIN = "builtin"
 
-__all__ = ["BUILTIN", "CourseError", "atomic_path", "check_positive", "read_json", "run_cli", "write_json"]
+__all__ = ["BUILTIN", "CourseError", "CourseParser", "atomic_path", "check_positive", "read_json", "run_cli",
+           "write_json"]

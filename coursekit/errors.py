@@ -5,10 +5,13 @@ a bad option value). Its message is one line that names the problem. The
 command-line entry points run through `run_cli`, which prints that line and
 exits with status 2, the status argparse uses for bad arguments, with no
 traceback. Programming errors are not caught: they should show a traceback.
+Every command's parser is a `CourseParser`, so that argparse's own complaints
+(an unknown option, a number out of range) read the same: one `error:` line.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Callable, Sequence
@@ -23,6 +26,18 @@ def check_positive(name: str, value: int) -> int:
     if value <= 0:
         raise CourseError(f"{name} must be positive, got {value}")
     return value
+
+
+class CourseParser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` whose errors are one line, as the course's own: `error: ...`, exit 2.
+
+    argparse prints the whole usage before its message; on a command with thirty
+    options that buries the one line that matters. The line says where the
+    usage is instead. Subcommands' parsers are of this class too.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:

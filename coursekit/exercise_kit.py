@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable, Sequence, TextIO
 
+from .errors import CourseParser
+
 NOT_IMPLEMENTED = "not implemented yet"
 
 
@@ -136,10 +138,10 @@ def run_checks(checks: Sequence[Check], module: ModuleType, names: Sequence[str]
     return summary
 
 
-def main(argv: Sequence[str] | None, checks: Sequence[Check], student_module: str, solutions_module: str,
-         prog: str | None = None) -> int:
-    """Command line for a chapter's exercises: `--check` (the default) or `--solutions`. Returns the exit status."""
-    parser = argparse.ArgumentParser(
+def build_parser(checks: Sequence[Check], student_module: str, solutions_module: str,
+                 prog: str | None = None) -> argparse.ArgumentParser:
+    """The exercises' command line: `--check` (the default) or `--solutions`, and optional exercise names."""
+    parser = CourseParser(
         prog=prog or f"python -m {student_module}",
         description="Check your exercise solutions: one PASS or FAIL line per exercise, with a hint for each FAIL.")
     which = parser.add_mutually_exclusive_group()
@@ -149,7 +151,20 @@ def main(argv: Sequence[str] | None, checks: Sequence[Check], student_module: st
                        help=f"check the instructor's solutions in {solutions_module} instead")
     parser.add_argument("names", nargs="*", metavar="EXERCISE",
                         help=f"check only these exercises (of: {', '.join(c.name for c in checks)})")
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=lambda args: run_exercises(args, parser, checks, student_module, solutions_module))
+    return parser
+
+
+def main(argv: Sequence[str] | None, checks: Sequence[Check], student_module: str, solutions_module: str,
+         prog: str | None = None) -> int:
+    """Command line for a chapter's exercises: `--check` (the default) or `--solutions`. Returns the exit status."""
+    args = build_parser(checks, student_module, solutions_module, prog).parse_args(argv)
+    return args.run(args)
+
+
+def run_exercises(args: argparse.Namespace, parser: argparse.ArgumentParser, checks: Sequence[Check],
+                  student_module: str, solutions_module: str) -> int:
+    """Check the exercises `args` names (all by default); 0 if all passed, else 1."""
     unknown = sorted(set(args.names) - {c.name for c in checks})
     if unknown:
         parser.error(f"no exercise named {', '.join(unknown)}; choose from {', '.join(c.name for c in checks)}")

@@ -86,3 +86,52 @@ def read_json(path: str | Path) -> dict:
         raise CourseError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise CourseError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def check_writable_dir(path: str | Path, option: str) -> Path:
+    """Make sure a command can write into the folder `path` (given by `option`) before it starts its work.
+
+    Creates the folder if needed, writes and removes a probe file in it, and
+    raises a one-line `CourseError` naming the option if any of that fails.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CourseError(f"{option} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CourseError(f"{option}: cannot create the folder {path} ({_reason(e, path)})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CourseError(f"{option}: cannot write in the folder {path} ({_reason(e, path)})") from None
+    return path
+
+
+def check_writable_file(path: str | Path, option: str) -> Path:
+    """Make sure a command can write the file `path` (given by `option`) before it starts its work.
+
+    The folder is created if needed and probed as in `check_writable_dir`; a
+    folder in the file's place, or an existing file that cannot be replaced,
+    is a one-line `CourseError` naming the option.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CourseError(f"{option} {path} is a folder, not a file")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise CourseError(f"{option} {path}: {parent} is a file, not a folder")
+    check_writable_dir(parent, option)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CourseError(f"{option}: cannot write the file {path} (permission denied)")
+    return path
+
+
+def _reason(error: OSError, path: Path) -> str:
+    if isinstance(error, (NotADirectoryError, FileExistsError)):
+        blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"{blocker} is a file"
+    return error.strerror or str(error)
