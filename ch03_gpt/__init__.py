@@ -3,11 +3,11 @@
 from .checkpoint import config_difference, load_checkpoint, load_weights, save_checkpoint
 from .generate import check_sampling, filter_logits, generate, sample_next, stream
 from .model import GPT, GPT2_CONFIGS, Attention, Block, FeedForward, GPTConfig, KVCache, gpt2_config
-from .train import RECIPES, Recipe, configure_optimizer, cosine_lr, train_gpt
+from .train import RECIPES, Recipe, configure_optimizer, cosine_lr, train_gpt, train_steps
 
 __all__ = [
     "GPT", "GPT2_CONFIGS", "RECIPES", "Attention", "Block", "FeedForward", "GPTConfig", "KVCache", "Recipe",
     "check_sampling", "config_difference", "configure_optimizer", "cosine_lr", "filter_logits",
     "generate", "gpt2_config", "load_checkpoint", "load_weights", "sample_next", "save_checkpoint",
-    "stream", "train_gpt",
+    "stream", "train_gpt", "train_steps",
 ]

@@ -13,13 +13,24 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ch01_bigram import CharData, History, TrainConfig, get_batch
 from ch01_bigram.bigram import check_split_lengths, record_losses
-from coursekit import check_positive
+from coursekit import CourseError
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
+from coursekit.numbers import (
+    Number,
+    learning_rate,
+    min_learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    seed,
+    weight_decay,
+)
 from coursekit.progress import progress_bar
 from coursekit.runtime import set_seed
 
@@ -70,6 +81,26 @@ class Recipe:
     eval_at_start: bool = True      # estimate the untrained model's loss too (a plot's first point)
     seed: int = 1337
 
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """A one-line `CourseError` for a setting out of range (nan, inf, lr above 1, min_lr above lr...)."""
+        for name, rule in RECIPE_RULES.items():
+            rule.check(name, getattr(self, name))
+        if self.min_lr > self.lr:
+            raise CourseError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}; the schedule decays from lr "
+                              f"down to min_lr")
+
+
+# The allowed values of each setting: the types of `python -m ch03_gpt train`'s options and `Recipe.check`.
+RECIPE_RULES = {
+    "steps": positive_int, "batch_size": positive_int, "lr": learning_rate, "min_lr": min_learning_rate,
+    "warmup": nonnegative_int, "weight_decay": weight_decay, "grad_clip": nonnegative_float,
+    "eval_interval": positive_int, "eval_iters": Number(int, 1, words={"all": None}, called="positive"),
+    "seed": seed,
+}
+
 
 # Three recipes for the small model (4 layers, 128 wide, block 64) on Tiny Shakespeare; see README
 # and MEASUREMENTS.md. `published`: the published laptop-CPU recipe (val loss about 1.88 there; 1.90
@@ -78,7 +109,7 @@ class Recipe:
 # estimate, at the end, over the whole val split (exact, and cheaper than 200 random batches):
 # 2/3 of the baseline's tokens, under 1.89 (and no estimate of the untrained model). Small batches learn more per token here than large
 # ones (800 x 24 and 1,300 x 12 reach about the same loss). Every recipe trains in the number
-# format `auto` picks: bfloat16 on CPUs with AVX-512 BF16 or AMX, float32 on others.
+# format `auto` picks: at this model's 128 width, float32 on every CPU (bfloat16 pays from 256 wide).
 RECIPES = {
     "published": Recipe(),
     "baseline": Recipe(lr=2e-3, min_lr=2e-4),
@@ -97,7 +128,7 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     the wall time, and the time spent training alone (recipes are compared on
     that, since how often one evaluates is a separate choice).
     """
-    check_positive("steps", recipe.steps)
+    recipe.check()
     dtype = resolve_dtype(recipe.dtype, device, model_cfg.n_embd)
     set_seed(recipe.seed)
     model = GPT(model_cfg).to(device)
@@ -111,22 +142,41 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
             if out_dir is not None:
                 save_checkpoint(model, out_dir, {**meta, "step": step, "val_loss": losses["val"]})
 
-    cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=model_cfg.block_size,
-                      lr=recipe.lr, eval_interval=recipe.eval_interval, eval_iters=recipe.eval_iters,
-                      seed=recipe.seed)
-    check_split_lengths(data.train, data.val, cfg.block_size)
+    start = time.perf_counter()
+    history = train_steps(model, optimizer, data.train, data.val, recipe, dtype, device, progress, log, keep_best)
+    wall = time.perf_counter() - start
+    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall, "dtype": dtype,
+               "train_time_s": wall - history.eval_seconds}  # without loss estimates and checkpointing
+    return model, history, summary
+
+
+def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.Tensor, val_data: torch.Tensor,
+                recipe: Recipe, dtype: str = "float32", device: str = "cpu", progress: bool = True, log=print,
+                on_eval: Callable[[int, dict[str, float]], None] | None = None) -> History:
+    """The training loop: `recipe.steps` steps of AdamW on random windows of `train_data`.
+
+    Each step sets the scheduled learning rate, runs forward (in `dtype` under
+    autocast) and backward, clips the gradient and steps. Every `eval_interval`
+    steps (and at the end) both losses are estimated, logged, and passed to
+    `on_eval` (to keep the best checkpoint, say). Chapter 5 pretrains its
+    small model with this loop too.
+    """
+    block_size = model.config.block_size
+    cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=block_size, lr=recipe.lr,
+                      eval_interval=recipe.eval_interval, eval_iters=recipe.eval_iters, seed=recipe.seed)
+    check_split_lengths(train_data, val_data, block_size)
     batch_gen = torch.Generator().manual_seed(cfg.seed)  # batches and estimates apart, as in Chapter 1
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    splits = {"train": data.train, "val": data.val}
+    splits = {"train": train_data, "val": val_data}
     # Products in bfloat16 where the hardware runs it faster; weights, gradients and AdamW stay float32.
     autocast = torch.autocast(torch.device(device).type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
     history = History()
-    start = time.perf_counter()
 
     def evaluate(step: int) -> None:
         with autocast:
             losses = record_losses(history, step, model, splits, cfg, eval_gen, device, log)
-        keep_best(step, losses)
+        if on_eval is not None:
+            on_eval(step, losses)
 
     model.train()
     bar = progress_bar(range(recipe.steps), desc="training", unit="step", disable=not progress)
@@ -135,7 +185,7 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
             evaluate(step)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps)
-        x, y = get_batch(data.train, recipe.batch_size, model_cfg.block_size, batch_gen, device)  # (B, T) each
+        x, y = get_batch(train_data, recipe.batch_size, block_size, batch_gen, device)  # (B, T) each
         with autocast:
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
@@ -147,7 +197,4 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
     evaluate(recipe.steps)
-    wall = time.perf_counter() - start
-    summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall, "dtype": dtype,
-               "train_time_s": wall - history.eval_seconds}  # without loss estimates and checkpointing
-    return model, history, summary
+    return history

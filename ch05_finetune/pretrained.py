@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
-from ch01_bigram import TrainConfig, generate_corpus, set_seed, train
-from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint, save_checkpoint
+from ch01_bigram import generate_corpus
+from ch03_gpt import GPT, GPTConfig, Recipe, configure_optimizer, load_checkpoint, save_checkpoint, train_steps
 from coursekit import CourseError, read_json
+from coursekit.hardware import resolve_dtype
+from coursekit.runtime import set_seed
 
 from .builtin import generate_reviews
 from .vocab import Codec, builtin_token_ids
@@ -71,12 +73,12 @@ def pretrain_tiny(out_dir: str | Path = DEFAULT_TINY_DIR, recipe: TinyRecipe = T
     set_seed(recipe.seed)
     model = GPT(cfg)
     optimizer = configure_optimizer(model, recipe.lr)
-    train_cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=recipe.block_size,
-                            lr=recipe.lr, eval_interval=recipe.steps, eval_iters=10, seed=recipe.seed)
+    # Chapter 3's loop: AdamW, warm-up and cosine decay to a tenth, clipping; one estimate before and one after.
+    steps = Recipe(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, min_lr=recipe.lr / 10, warmup=50,
+                   grad_clip=1.0, eval_interval=recipe.steps, eval_iters=10, seed=recipe.seed)
     start = time.perf_counter()
-    history = train(model, data[:-n_val], data[-n_val:], train_cfg, progress=progress, log=None,
-                    optimizer=optimizer, grad_clip=1.0,
-                    lr_schedule=lambda s: cosine_lr(s, recipe.lr, recipe.lr / 10, 50, recipe.steps))
+    dtype = resolve_dtype(steps.dtype, "cpu", cfg.n_embd)
+    history = train_steps(model, optimizer, data[:-n_val], data[-n_val:], steps, dtype, progress=progress, log=None)
     if log:
         log(f"pretrained the tiny model ({model.num_params():,} parameters) on {len(data):,} tokens for "
             f"{recipe.steps} steps in {time.perf_counter() - start:.1f} s: val loss {history.val[-1]:.2f}")

@@ -52,10 +52,11 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    # mkstemp makes the file private (0600); give it the mode any new file gets here (0644 under umask 022).
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600), and some writers (safetensors) replace it with a 0600 file of
+        # their own: give what was written the mode any new file gets here (0644 under umask 022).
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -22,9 +22,11 @@ from .errors import CourseError
 # The one table of number formats: name -> torch dtype. float32 means "no autocast".
 DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
-# Below this width bfloat16 does not pay on a CPU: the products are too small for the
-# hardware's bfloat16 units to beat float32 kernels (measured in Chapter 3's MEASUREMENTS.md).
-BF16_MIN_WIDTH_CPU = 128
+# Below this width bfloat16 does not pay on a CPU: autocast's casts cost more than the hardware's
+# bfloat16 units save on such small products. On a 2-core Xeon with AMX, a training step of a 4-layer
+# GPT (block 64, batch 16) in bfloat16 took 1.4-2x as long as in float32 at 128 wide, and 0.6-0.65x as
+# long at 256 wide, on 1 and 2 threads (Chapter 3's MEASUREMENTS.md).
+BF16_MIN_WIDTH_CPU = 256
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -295,7 +295,7 @@ def test_bf16_probe_without_proc_cpuinfo_agrees_with_the_cpu_flags(monkeypatch):
 def test_dtype_auto_is_honest():
     assert resolve_dtype("auto", "cpu", 64) == "float32"  # too narrow for bfloat16 to pay on a CPU
     # From 128 wide, bfloat16 wherever the CPU multiplies it in hardware (it was 1.29x faster here).
-    assert resolve_dtype("auto", "cpu", 128) == ("bfloat16" if cpu_has_fast_bf16() else "float32")
+    assert resolve_dtype("auto", "cpu", 256) == ("bfloat16" if cpu_has_fast_bf16() else "float32")
     assert resolve_dtype("bfloat16", "cpu", 128) == "bfloat16"
     with pytest.raises(CourseError, match="float16 training needs a CUDA GPU"):
         resolve_dtype("float16", "cpu", 128)

@@ -47,7 +47,8 @@ def test_progress_disabled_still_iterates_silently():
 def test_dtype_policy_is_one_function():
     assert DTYPE_CHOICES == ("auto", "float32", "bfloat16", "float16")
     fast = cpu_has_fast_bf16()
-    assert resolve_dtype("auto", "cpu", 128) == ("bfloat16" if fast else "float32")
+    assert resolve_dtype("auto", "cpu", 256) == ("bfloat16" if fast else "float32")
+    assert resolve_dtype("auto", "cpu", 128) == "float32"  # too narrow for bfloat16 to pay on a CPU
     assert resolve_dtype("auto", "cpu", 64) == "float32"  # too narrow for bfloat16 to pay on a CPU
     assert resolve_dtype("auto", "mps", 768) == "float32"
     assert resolve_dtype("float32", "cpu", 768) == "float32"

@@ -80,9 +80,6 @@ def test_shards_manifest_and_classifier_files_get_the_users_umask(tmp_path, code
             "model.safetensors"} <= names
 
 
-@pytest.mark.xfail(strict=True, reason="coursekit.files.atomic_path sets the mode before the block runs, and "
-                                       "safetensors' save_file (ch03 save_checkpoint) replaces the file by a 0600 "
-                                       "one; the chmod belongs after the block, just before the rename")
 def test_pretraining_checkpoints_get_the_users_umask(tmp_path):
     settings = TrainSettings(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=2, grad_accum=1,
                              max_steps=2, eval_interval=2, eval_iters=1, log_interval=1, dtype="float32")
