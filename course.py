@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from coursekit import BUILTIN, CourseError, check_positive, run_cli
+from coursekit import BUILTIN, CourseParser, run_cli
+from coursekit.files import check_writable_dir
+from coursekit.numbers import positive_int
 
 DEFAULT_OUT = Path("runs/course")
 DONE = "done.json"        # written last, when a stage has finished
@@ -387,7 +388,7 @@ def _duration(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CourseParser(
         prog="python -m course",
         description="Run the course's whole path on its built-in data, offline: corpus -> bigram (Chapter 1) -> "
                     "character-level GPT (Chapter 3) -> BPE shards and pretraining (Chapter 4) -> instruction "
@@ -401,24 +402,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same path with tiny models and a few steps each (under a minute; the results "
                         "mean little)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=int, metavar="N",
+    p.add_argument("--threads", type=positive_int, metavar="N",
                    help="CPU threads for PyTorch (default: as PyTorch chooses, one per core)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(run=run)
     return p
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        check_positive("threads", args.threads)
-    if args.out.exists() and not args.out.is_dir():
-        raise CourseError(f"--out {args.out} is a file, not a folder")
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CourseError(f"cannot create --out {args.out}: {e.strerror}") from None
-    if not os.access(args.out, os.W_OK):
-        raise CourseError(f"--out {args.out} is not writable")
+    args.run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run every stage that is not done yet, then print the summary table."""
+    check_writable_dir(args.out, "--out")
     import torch
 
     if args.threads is not None:

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
+from coursekit.numbers import Number, learning_rate, nonnegative_float, positive_int, seed
 from coursekit.progress import progress_bar
 
 # --------------------------------------------------------------------------- #
@@ -153,6 +154,21 @@ class TrainConfig:
     eval_iters: int = 200
     seed: int = 1337
 
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """A one-line `CourseError` for a setting out of range (nan, inf, a size below 1, lr above 1)."""
+        for name, rule in TRAIN_CONFIG_RULES.items():
+            rule.check(name, getattr(self, name))
+
+
+# The allowed values of each setting: the command line's option types and `TrainConfig.check`.
+# eval_iters may also be None: the loss over the whole split (`estimate_loss`).
+TRAIN_CONFIG_RULES = {"steps": positive_int, "batch_size": positive_int, "block_size": positive_int,
+                      "lr": learning_rate, "eval_interval": positive_int,
+                      "eval_iters": Number(int, 1, words={"all": None}, called="positive"), "seed": seed}
+
 
 @dataclass
 class History:
@@ -178,7 +194,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
     training sees. (Chapter 3 builds a fuller loop from the same parts:
     `get_batch`, `estimate_loss` and `History`.)
     """
-    check_positive("steps", cfg.steps)
+    cfg.check()
     check_split_lengths(train_data, val_data, cfg.block_size)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -234,20 +250,23 @@ def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temp
     """Append `max_new_tokens` sampled tokens to `idx` (B, T).
 
     Logits are divided by `temperature` before the softmax: below 1 sharpens
-    the distribution, above 1 flattens it. If `block_size` is given, the model
-    sees only the last `block_size` tokens (its context window).
+    the distribution, above 1 flattens it. Temperature 0 is the limit of that
+    sharpening: always the most likely token (greedy). If `block_size` is
+    given, the model sees only the last `block_size` tokens (its context window).
     """
     if max_new_tokens < 0:
         raise CourseError(f"number of new tokens must be >= 0, got {max_new_tokens}")
-    if temperature <= 0:
-        raise CourseError(f"temperature must be positive, got {temperature}")
+    nonnegative_float.check("temperature", temperature)
     was_training = model.training
     model.eval()
     for _ in range(max_new_tokens):
         context = idx if block_size is None else idx[:, -block_size:]
         logits, _ = model(context)
-        probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)  # (B, V)
-        next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+        if temperature == 0:
+            next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (B, 1): greedy
+        else:
+            probs = F.softmax(logits[:, -1, :] / temperature, dim=-1)  # (B, V)
+            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
         idx = torch.cat((idx, next_id), dim=1)
     model.train(was_training)
     return idx

@@ -8,7 +8,8 @@ import time
 
 import torch
 
-from coursekit import CourseError, check_positive
+from coursekit import CourseError, CourseParser
+from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, seed
 from coursekit.runtime import pick_device, set_seed
 
 from .bigram import BigramLanguageModel, TrainConfig, prepare_char_data, sample_text, train
@@ -29,50 +30,49 @@ def add_corpus_args(parser: argparse.ArgumentParser) -> None:
 def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     """The knobs of Chapter 1's training loop, with a chapter's own defaults."""
     g = parser.add_argument_group("training")
-    g.add_argument("--steps", type=int, default=defaults.steps, help="optimisation steps (default: %(default)s)")
-    g.add_argument("--batch-size", type=int, default=defaults.batch_size,
+    g.add_argument("--steps", type=positive_int, default=defaults.steps,
+                   help="optimisation steps (default: %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                    help="sequences per step (default: %(default)s)")
-    g.add_argument("--block-size", type=int, default=defaults.block_size,
+    g.add_argument("--block-size", type=positive_int, default=defaults.block_size,
                    help="characters per sequence, the model's context (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default: %(default)s)")
-    g.add_argument("--eval-interval", type=int, default=defaults.eval_interval,
+    g.add_argument("--lr", type=learning_rate, default=defaults.lr,
+                   help="AdamW learning rate, above 0 and at most 1 (default: %(default)s)")
+    g.add_argument("--eval-interval", type=positive_int, default=defaults.eval_interval,
                    help="estimate train and val loss every N steps (default: %(default)s)")
-    g.add_argument("--eval-iters", type=int, default=defaults.eval_iters,
+    g.add_argument("--eval-iters", type=positive_int, default=defaults.eval_iters,
                    help="batches averaged per loss estimate (default: %(default)s)")
-    g.add_argument("--seed", type=int, default=defaults.seed, help="random seed; the same seed gives the same run")
+    g.add_argument("--seed", type=seed, default=defaults.seed,
+                   help="random seed, 0 to 2**32 - 1; the same seed gives the same run (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
-    g.add_argument("--sample-length", type=int, default=500, help="characters to generate after training")
+    g.add_argument("--sample-length", type=nonnegative_int, default=500,
+                   help="characters to generate after training (0: no sample; default: %(default)s)")
     g.add_argument("--prompt", default="\n",
                    help="text the sample continues; every character must occur in the corpus "
                         "(default: a newline, or the text's first character if it has no newline)")
-    g.add_argument("--temperature", type=float, default=1.0,
-                   help="below 1: safer, more repetitive text; above 1: more surprising text")
+    g.add_argument("--temperature", type=nonnegative_float, default=1.0,
+                   help="below 1: safer, more repetitive text; above 1: more surprising text; "
+                        "0: always the most likely character (default: %(default)s)")
 
 
 def check_sampling_args(args: argparse.Namespace) -> None:
-    """Refuse bad sampling options before training, not after minutes of it."""
-    if args.sample_length != 0:  # 0 means: no sample
-        check_positive("sample length", args.sample_length)
-    check_positive("temperature", args.temperature)
+    """Refuse bad sampling options before training, not after minutes of it (the numbers are checked by type)."""
     if not args.prompt:
         raise CourseError("the prompt is empty; give at least one character")
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    for name in ("steps", "batch_size", "block_size", "eval_interval", "eval_iters"):
-        check_positive(name.replace("_", " "), getattr(args, name))
-    check_positive("learning rate", args.lr)  # AdamW would refuse it with a traceback
     return TrainConfig(steps=args.steps, batch_size=args.batch_size, block_size=args.block_size, lr=args.lr,
                        eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CourseParser(
         prog="python -m ch01_bigram",
         description="Chapter 1: train a character-level bigram language model, print its losses and a sample. "
                     "The defaults are the lecture's: block 8, batch 32, 3,000 steps, learning rate 1e-2.",
@@ -80,11 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_corpus_args(parser)
     add_training_args(parser, TrainConfig())
     add_sampling_args(parser)
+    parser.set_defaults(run=run)
     return parser
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train the bigram model as `args` say, print its losses and a sample."""
     cfg = train_config_from_args(args)
     check_sampling_args(args)
     device = pick_device(args.device)

@@ -156,7 +156,7 @@ class _FixedModel(nn.Module):
 
 
 @CHECKS.exercise("sample_tokens", hint="take logits[:, -1, :] / temperature, softmax, torch.multinomial(..., "
-                                   "generator=generator), torch.cat along dim 1")
+                                   "generator=generator), torch.cat along dim 1; at temperature 0, argmax")
 def check_sample_tokens(ex) -> None:
     idx = torch.tensor([[0, 3], [2, 1]])
     out = ex.sample_tokens(_SuccessorModel(5), idx, 4, generator=_seeded(0))
@@ -180,9 +180,12 @@ def check_sample_tokens(ex) -> None:
     first = ex.sample_tokens(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
     second = ex.sample_tokens(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
     assert torch.equal(first, second), "the same seeded generator gave different samples: pass it to multinomial"
+    greedy = ex.sample_tokens(_FixedModel(), start[:50], 3, 0.0, _seeded(6))
+    assert torch.equal(greedy[:, 1:], torch.zeros(50, 3, dtype=torch.long)), \
+        "temperature 0 should always pick the most likely token (argmax), never draw"
     try:
-        ex.sample_tokens(_FixedModel(), start[:2], 1, 0.0)
+        ex.sample_tokens(_FixedModel(), start[:2], 1, -1.0)
     except ValueError:
         pass
     else:
-        raise AssertionError("temperature 0 should raise ValueError")
+        raise AssertionError("a negative temperature should raise ValueError")

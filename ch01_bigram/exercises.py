@@ -151,8 +151,10 @@ def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temp
        `torch.multinomial(probs, num_samples=1, generator=generator)`, (B, 1);
     4. append it to `idx` (`torch.cat` along dim 1).
 
-    The first T tokens of the result are `idx` unchanged. A temperature <= 0
-    raises `ValueError` (or `ch01_bigram.CourseError`).
+    The first T tokens of the result are `idx` unchanged. Temperature 0 is the
+    limit of sharpening: take the most likely token (`argmax`) instead of
+    drawing one. A negative temperature raises `ValueError` (or
+    `ch01_bigram.CourseError`).
     """
     raise NotImplementedError
 

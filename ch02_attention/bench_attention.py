@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from coursekit import check_positive, run_cli
+from coursekit import CourseParser, run_cli
+from coursekit.numbers import nonnegative_int, positive_int, seed
 from coursekit.runtime import pick_device
 
 from .attention import attend
@@ -36,24 +37,28 @@ def time_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fused: boo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ch02_attention.bench_attention",
-                                description="Time forward + backward of explicit and fused causal attention "
-                                            "and print the median of each and their ratio.")
-    p.add_argument("--batch-size", type=int, default=8, help="sequences per batch (default: %(default)s)")
-    p.add_argument("--n-head", type=int, default=6, help="attention heads (default: %(default)s)")
-    p.add_argument("--head-size", type=int, default=64, help="size of each head (default: %(default)s)")
-    p.add_argument("--seq-len", type=int, default=256, help="sequence length T (default: %(default)s)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed passes of each first (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=15, help="timed passes of each (default: %(default)s)")
+    p = CourseParser(prog="python -m ch02_attention.bench_attention",
+                     description="Time forward + backward of explicit and fused causal attention "
+                                 "and print the median of each and their ratio.")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="sequences per batch (default: %(default)s)")
+    p.add_argument("--n-head", type=positive_int, default=6, help="attention heads (default: %(default)s)")
+    p.add_argument("--head-size", type=positive_int, default=64, help="size of each head (default: %(default)s)")
+    p.add_argument("--seq-len", type=positive_int, default=256, help="sequence length T (default: %(default)s)")
+    p.add_argument("--warmup", type=nonnegative_int, default=3,
+                   help="untimed passes of each first (default: %(default)s)")
+    p.add_argument("--repeats", type=positive_int, default=15, help="timed passes of each (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seed", type=seed, default=1337)
+    p.set_defaults(run=run_benchmark)
     return p
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "n_head", "head_size", "seq_len", "repeats"):
-        check_positive(name.replace("_", " "), getattr(args, name))
+    args.run(args)
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     shape = (args.batch_size, args.n_head, args.seq_len, args.head_size)
@@ -64,7 +69,7 @@ def main(argv=None) -> None:
         diff = (attend(q, k, v, 0.0, True) - attend(q, k, v, 0.0, False)).abs().max().item()
 
     times = {True: [], False: []}
-    for _ in range(max(args.warmup, 0)):
+    for _ in range(args.warmup):
         for fused in (False, True):
             time_attention(q, k, v, fused)
     for _ in range(args.repeats):

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ch01_bigram import TrainConfig, load_text, prepare_char_data, sample_text, train
 from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args, train_config_from_args
-from coursekit import CourseError, check_positive
+from coursekit import CourseError, CourseParser
+from coursekit.files import check_writable_file
+from coursekit.numbers import fraction, positive_float, positive_int
 from coursekit.runtime import pick_device, set_seed
 
 from .attention import AttentionLanguageModel, check_dropout, check_heads, check_length, plot_attention
@@ -23,7 +25,7 @@ DEFAULT_N_EMBD, DEFAULT_N_HEAD = 64, 8
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CourseParser(
         prog="python -m ch02_attention",
         description="Chapter 2: train a language model with one layer of multi-head self-attention on a corpus, "
                     "print its losses and a sample. With --compare-bigram, also train Chapter 1's bigram with "
@@ -34,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_corpus_args(parser)
     add_training_args(parser, DEFAULTS)
     g = parser.add_argument_group("model")
-    g.add_argument("--n-embd", type=int, default=DEFAULT_N_EMBD,
+    g.add_argument("--n-embd", type=positive_int, default=DEFAULT_N_EMBD,
                    help="embedding size, split evenly between the heads (default: %(default)s)")
-    g.add_argument("--n-head", type=int, default=DEFAULT_N_HEAD,
+    g.add_argument("--n-head", type=positive_int, default=DEFAULT_N_HEAD,
                    help="attention heads; must divide --n-embd (default: %(default)s)")
-    g.add_argument("--dropout", type=float, default=0.0,
+    g.add_argument("--dropout", type=fraction, default=0.0,
                    help="dropout on the attention weights and the output, in [0, 1) (default: %(default)s)")
     g.add_argument("--explicit", action="store_true",
                    help="spell attention out (softmax of masked scores) instead of the fused "
@@ -50,13 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "samples of both with Chapter 1's long-range checker")
     g.add_argument("--score-prompt", default=SCORE_PROMPT,
                    help="prompt of the scored samples (default: %(default)r)")
-    g.add_argument("--score-streams", type=int, default=64,
+    g.add_argument("--score-streams", type=positive_int, default=64,
                    help="independent samples to score, generated as one batch (default: %(default)s)")
-    g.add_argument("--score-length", type=int, default=600,
+    g.add_argument("--score-length", type=positive_int, default=600,
                    help="characters per scored sample (default: %(default)s)")
-    g.add_argument("--score-temperature", type=float, default=SCORE_TEMPERATURE,
+    g.add_argument("--score-temperature", type=positive_float, default=SCORE_TEMPERATURE,
                    help="temperature of the scored samples, for both models (default: %(default)s)")
-    g.add_argument("--score-context", type=int, metavar="N",
+    g.add_argument("--score-context", type=positive_int, metavar="N",
                    help="characters the attention model sees while writing the scored samples, at most "
                         "--block-size (default: 3/4 of --block-size; the window's last positions are its "
                         "least trained)")
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--attention-text", metavar="TEXT",
                    help="text for the heat maps, at most --block-size characters "
                         "(default: the start of a story from the validation split)")
+    parser.set_defaults(run=run)
     return parser
 
 
@@ -79,6 +82,7 @@ def check_png_path(option: str, path: str | None) -> None:
         raise CourseError(f"{option} must name a .png file, got {path}")
     if not p.parent.is_dir():
         raise CourseError(f"{option}: directory {p.parent} does not exist")
+    check_writable_file(p, option)
 
 
 def default_attention_text(val_text: str, length: int) -> str:
@@ -90,21 +94,18 @@ def default_attention_text(val_text: str, length: int) -> str:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    cfg = train_config_from_args(args)
-    # Every check that can fail runs before training, so a typo never costs a training run.
+    args.run(args)
+
+
+def check_args(args: argparse.Namespace, block_size: int) -> None:
+    """Every check that can fail runs before training, so a typo never costs a training run."""
     check_heads(args.n_embd, args.n_head)
     check_dropout(args.dropout)
-    if args.sample_length < 0:
-        raise CourseError(f"sample length must be >= 0, got {args.sample_length}")
     if args.compare_bigram:
-        check_positive("score streams", args.score_streams)
-        check_positive("score length", args.score_length)
-        check_positive("score temperature", args.score_temperature)
         if args.score_context is None:
-            args.score_context = default_sample_context(cfg.block_size)
-        check_positive("score context", args.score_context)
-        if args.score_context > cfg.block_size:
-            raise CourseError(f"score context {args.score_context} is longer than the block size {cfg.block_size}")
+            args.score_context = default_sample_context(block_size)
+        if args.score_context > block_size:
+            raise CourseError(f"score context {args.score_context} is longer than the block size {block_size}")
     elif args.save_losses:
         raise CourseError("--save-losses plots the comparison; add --compare-bigram")
     check_png_path("--save-losses", args.save_losses)
@@ -112,7 +113,13 @@ def main(argv=None) -> None:
     if args.attention_text is not None:
         if not args.attention_text:
             raise CourseError("--attention-text is empty")
-        check_length(len(args.attention_text), cfg.block_size)
+        check_length(len(args.attention_text), block_size)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train the attention model (and the bigram, with --compare-bigram); print losses, scores and a sample."""
+    cfg = train_config_from_args(args)
+    check_args(args, cfg.block_size)
     device = pick_device(args.device)
 
     text = load_text(args.corpus, args.data_dir, progress=not args.no_progress)

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 
-from coursekit import CourseError, check_positive, run_cli
+from coursekit import CourseError, CourseParser, run_cli
 from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops
+from coursekit.numbers import NumberList, positive_int, seed
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -282,27 +283,30 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ch03_gpt.bench_gpt", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = CourseParser(prog="python -m ch03_gpt.bench_gpt", description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("speed", help="training tokens/s against transformers' GPT2LMHeadModel")
+    p.set_defaults(run=cmd_speed)
     p.add_argument("--size", choices=SIZES, default="small")
     p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=20, help="steps per timed round")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--rounds", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
+    p.add_argument("--steps", type=positive_int, default=20, help="steps per timed round (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="also time our model under torch.compile (adds a compile of about half a minute)")
     p = sub.add_parser("kv-cache", help="generation time with and without the KV cache")
-    p.add_argument("--new-tokens", type=int, default=500)
-    p.add_argument("--repeats", type=int, default=1)
+    p.set_defaults(run=cmd_kv_cache)
+    p.add_argument("--new-tokens", type=positive_int, default=500, help="tokens to generate (default: %(default)s)")
+    p.add_argument("--repeats", type=positive_int, default=1, help="timed runs of each (default: %(default)s)")
     p = sub.add_parser("recipes", help="whole commands, alternating: nanoGPT's CPU recipe against ours "
                                        "(wall time start to exit, best val loss, ratio)")
+    p.set_defaults(run=cmd_recipes)
     p.add_argument("--recipes", default="fast", help="comma-separated names from ch03_gpt.RECIPES "
                                                      "(default: %(default)s)")
-    p.add_argument("--seeds", default="1337,1,2", help="comma-separated seeds for ours, one round of every "
-                                                       "contender per seed (default: %(default)s)")
+    p.add_argument("--seeds", type=NumberList(seed), default=[1337, 1, 2], metavar="SEED,SEED,...",
+                   help="comma-separated seeds for ours, one round of every contender per seed (default: 1337,1,2)")
     p.add_argument("--data-dir", help="folder holding tinyshakespeare.txt (default: the course's cache)")
     p.add_argument("--nanogpt", default=str(NANOGPT_DEFAULT),
                    help="nanoGPT's train.py, model.py, configurator.py, config/ and data/ (default: %(default)s)")
@@ -312,42 +316,43 @@ def main(argv=None) -> None:
                         + ", and ours in float32 (what auto picks there) unless --dtype says otherwise")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for both commands (repeatable), e.g. OMP_NUM_THREADS=1")
-    args = parser.parse_args(argv)
-    if args.command == "speed":
-        dtypes = args.dtypes.split(",")
-        unknown = [d for d in dtypes if d not in ("float32", "bfloat16")]
-        if unknown:
-            raise CourseError(f"unknown dtype {unknown[0]!r} in --dtypes; choose from float32, bfloat16")
-        for name in ("rounds", "steps"):
-            check_positive(f"--{name}", getattr(args, name))
-        if args.threads is not None:
-            check_positive("--threads", args.threads)
-        try:
-            import transformers  # noqa: F401
-        except ImportError:
-            raise CourseError("speed compares against transformers, which is not installed: "
-                              "pip install -r requirements-dev.txt") from None
-        speed(args.size, dtypes, args.rounds, args.steps, args.threads, args.compile)
-    elif args.command == "recipes":
-        from .train import RECIPES
-        names = args.recipes.split(",")
-        unknown = [r for r in names if r not in RECIPES]
-        if unknown:
-            raise CourseError(f"unknown recipe {unknown[0]!r} in --recipes; choose from {', '.join(RECIPES)}")
-        try:
-            seeds = [int(x) for x in args.seeds.split(",")]
-        except ValueError:
-            raise CourseError(f"--seeds must be whole numbers separated by commas, got {args.seeds!r}") from None
-        env = {**(AVX2_ENV if args.emulate_avx2 else {}), **parse_env(args.env)}
-        nanogpt = Path(args.nanogpt)
-        if not (nanogpt / "train.py").is_file():
-            raise CourseError(f"nanoGPT not found: no train.py in {nanogpt} (give its folder with --nanogpt)")
-        dtype = args.dtype or ("float32" if args.emulate_avx2 else None)
-        recipes(names, seeds, args.data_dir, nanogpt, env, dtype)
-    else:
-        check_positive("--new-tokens", args.new_tokens)
-        check_positive("--repeats", args.repeats)
-        kv_cache(args.new_tokens, args.repeats)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    dtypes = args.dtypes.split(",")
+    unknown = [d for d in dtypes if d not in ("float32", "bfloat16")]
+    if unknown:
+        raise CourseError(f"unknown dtype {unknown[0]!r} in --dtypes; choose from float32, bfloat16")
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise CourseError("speed compares against transformers, which is not installed: "
+                          "pip install -r requirements-dev.txt") from None
+    speed(args.size, dtypes, args.rounds, args.steps, args.threads, args.compile)
+
+
+def cmd_recipes(args: argparse.Namespace) -> None:
+    from .train import RECIPES
+    names = args.recipes.split(",")
+    unknown = [r for r in names if r not in RECIPES]
+    if unknown:
+        raise CourseError(f"unknown recipe {unknown[0]!r} in --recipes; choose from {', '.join(RECIPES)}")
+    env = {**(AVX2_ENV if args.emulate_avx2 else {}), **parse_env(args.env)}
+    nanogpt = Path(args.nanogpt)
+    if not (nanogpt / "train.py").is_file():
+        raise CourseError(f"nanoGPT not found: no train.py in {nanogpt} (give its folder with --nanogpt)")
+    dtype = args.dtype or ("float32" if args.emulate_avx2 else None)
+    recipes(names, args.seeds, args.data_dir, nanogpt, env, dtype)
+
+
+def cmd_kv_cache(args: argparse.Namespace) -> None:
+    kv_cache(args.new_tokens, args.repeats)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,20 @@ import torch
 
 from ch01_bigram import CharTokenizer, load_text, prepare_char_data
 from ch01_bigram.cli import add_corpus_args
-from coursekit import CourseError, check_positive
+from coursekit import CourseError, CourseParser
+from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
+from coursekit.numbers import (
+    Number,
+    fraction,
+    learning_rate,
+    min_learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    probability,
+    seed,
+)
 from coursekit.runtime import pick_device
 
 from .checkpoint import load_checkpoint
@@ -26,23 +38,19 @@ def add_sampling_options(p: argparse.ArgumentParser, default_tokens: int = 500) 
     g = p.add_argument_group("sampling")
     g.add_argument("--prompt", default="\n", help="text the sample continues (default: a newline); a prompt "
                    "longer than the block size is cropped from the left, since the model cannot see further back")
-    g.add_argument("--max-new-tokens", type=int, default=default_tokens, help="characters to generate")
-    g.add_argument("--temperature", type=float, default=0.8, help="0 = always the most likely character; "
-                   "higher = more varied (default: %(default)s)")
-    g.add_argument("--top-k", type=int, help="sample only among the k most likely characters")
-    g.add_argument("--top-p", type=float, help="sample only among the most likely characters whose "
+    g.add_argument("--max-new-tokens", type=nonnegative_int, default=default_tokens,
+                   help="characters to generate (default: %(default)s)")
+    g.add_argument("--temperature", type=nonnegative_float, default=0.8, help="0 = always the most likely "
+                   "character; higher = more varied (default: %(default)s)")
+    g.add_argument("--top-k", type=positive_int, help="sample only among the k most likely characters")
+    g.add_argument("--top-p", type=probability, help="sample only among the most likely characters whose "
                    "probabilities add up to p, 0 < p <= 1")
-    g.add_argument("--seed", type=int, default=1337, help="the same seed gives the same text")
+    g.add_argument("--seed", type=seed, default=1337, help="the same seed gives the same text")
     g.add_argument("--no-cache", action="store_true", help="recompute every position at every step (slower)")
 
 
-def _eval_iters(text: str) -> int | str:
-    if text == "all":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'all', got {text!r}") from None
+# A number of random batches per loss estimate, or 'all' (the loss over the whole val split, exactly).
+eval_iters = Number(int, 1, words={"all": "all"}, called="positive")
 
 
 def describe_estimate(recipe) -> str:
@@ -53,7 +61,7 @@ def describe_estimate(recipe) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CourseParser(
         prog="python -m ch03_gpt",
         description="Chapter 3: train a character-level GPT and sample from it.",
         epilog="examples:\n"
@@ -66,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a GPT; keeps the best checkpoint by val loss",
                        description="Train a character-level GPT, evaluating every N steps and keeping the "
                                    "checkpoint with the best val loss (safetensors weights + config.json).")
+    t.set_defaults(run=cmd_train)
     add_corpus_args(t)
     t.add_argument("--out", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
     t.add_argument("--recipe", choices=RECIPES, default="baseline",
@@ -74,28 +83,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "fast: this chapter's recipe (1,000 steps of 16, lr 5e-3, one exact estimate at the "
                         "end), under 1.89 in about half the time of the published one")
     m = t.add_argument_group("model (default: 4 layers, 4 heads, 128 wide, block 64)")
-    m.add_argument("--n-layer", type=int, default=4)
-    m.add_argument("--n-head", type=int, default=4)
-    m.add_argument("--n-embd", type=int, default=128)
-    m.add_argument("--block-size", type=int, default=64)
-    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--n-layer", type=positive_int, default=4)
+    m.add_argument("--n-head", type=positive_int, default=4)
+    m.add_argument("--n-embd", type=positive_int, default=128)
+    m.add_argument("--block-size", type=positive_int, default=64)
+    m.add_argument("--dropout", type=fraction, default=0.0, help="0 <= p < 1 (default: %(default)s)")
     m.add_argument("--no-bias", action="store_true", help="no biases in Linear and LayerNorm layers")
     o = t.add_argument_group("overrides of the recipe")
-    for name, typ, text in [("steps", int, "optimisation steps"), ("batch-size", int, "sequences per step"),
-                            ("lr", float, "peak learning rate"), ("min-lr", float, "final learning rate"),
-                            ("warmup", int, "warm-up steps"), ("eval-interval", int, "evaluate every N steps"),
-                            ("eval-iters", _eval_iters, "random batches per loss estimate, or 'all': the loss over "
+    for name, typ, text in [("steps", positive_int, "optimisation steps"),
+                            ("batch-size", positive_int, "sequences per step"),
+                            ("lr", learning_rate, "peak learning rate, above 0 and at most 1"),
+                            ("min-lr", min_learning_rate, "final learning rate, at most --lr"),
+                            ("warmup", nonnegative_int, "warm-up steps"),
+                            ("eval-interval", positive_int, "evaluate every N steps"),
+                            ("eval-iters", eval_iters, "random batches per loss estimate, or 'all': the loss over "
                              "the whole val split and as many train windows, exactly (the fast recipe's choice)"),
-                            ("seed", int, "random seed")]:
+                            ("seed", seed, "random seed")]:
         o.add_argument(f"--{name}", type=typ, help=text)
     o.add_argument("--dtype", choices=DTYPE_CHOICES, help="number format (default auto: bfloat16 autocast on CPUs "
                    "with AVX-512 BF16 or AMX and on recent GPUs, float16 on older GPUs, float32 otherwise)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    t.add_argument("--sample-length", type=int, default=300, help="characters to print after training (0: none)")
+    t.add_argument("--sample-length", type=nonnegative_int, default=300,
+                   help="characters to print after training (0: none; default: %(default)s)")
 
     s = sub.add_parser("sample", help="generate text from a saved checkpoint",
                        description="Generate text from a checkpoint saved by `train`, streaming it as it comes.")
+    s.set_defaults(run=cmd_sample)
     s.add_argument("--checkpoint", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
     s.add_argument("--device", default="auto")
     add_sampling_options(s)
@@ -106,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "small size (embedding 32, 4 heads, block 8, batch 32, lr 1e-3) with the same "
                                    "budget, and print the best val loss of each. Published on Tiny Shakespeare "
                                    "at 5,000 steps: about 2.28, 2.24, then 2.06 with residuals and LayerNorm.")
+    a.set_defaults(run=cmd_ablation)
     add_corpus_args(a)
-    a.add_argument("--steps", type=int, default=5000, help="steps per stage (default: %(default)s)")
-    a.add_argument("--seed", type=int, default=1337)
+    a.add_argument("--steps", type=positive_int, default=5000, help="steps per stage (default: %(default)s)")
+    a.add_argument("--seed", type=seed, default=1337)
     a.add_argument("--plot", metavar="PNG", help="also save a bar chart of the val losses")
     a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
@@ -120,10 +135,8 @@ def cmd_train(args) -> None:
                                                "eval_iters", "seed", "dtype") if getattr(args, k) is not None}
     if overrides.get("eval_iters") == "all":
         overrides["eval_iters"] = None
-    recipe = replace(recipe, **overrides)
-    for name in ("steps", "batch_size", "eval_interval", "eval_iters"):
-        if getattr(recipe, name) is not None:
-            check_positive(name.replace("_", " "), getattr(recipe, name))
+    recipe = replace(recipe, **overrides)  # Recipe checks its settings: min-lr above lr stops here
+    check_writable_dir(args.out, "--out")
     device = pick_device(args.device)
     text = load_text(args.corpus, args.data_dir, progress=not args.no_progress)
     data = prepare_char_data(text, args.block_size)
@@ -171,7 +184,8 @@ def _print_stream(model, tokenizer, prompt, n, temperature, top_k, top_p, seed, 
 def cmd_ablation(args) -> None:
     from .ablation import LECTURE, STAGES, plot_ablation, run_ablation
 
-    check_positive("steps", args.steps)
+    if args.plot:
+        check_writable_file(args.plot, "--plot")
     data = prepare_char_data(load_text(args.corpus, args.data_dir, progress=not args.no_progress),
                              LECTURE["block_size"])
     print(f"corpus: {args.corpus}; {args.steps} steps per stage")
@@ -186,4 +200,4 @@ def cmd_ablation(args) -> None:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    {"train": cmd_train, "sample": cmd_sample, "ablation": cmd_ablation}[args.command](args)
+    args.run(args)

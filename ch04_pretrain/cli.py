@@ -1,7 +1,9 @@
 """Command line of Chapter 4: `python -m ch04_pretrain SUBCOMMAND ...`.
 
-Each subcommand has an `add_<name>_parser` function that declares its options
-and a `run_<name>` function that does the work; `build_parser` collects them.
+`build_parser` declares every subcommand's options and points each at its
+`cmd_<name>` function (`set_defaults(run=...)`); `main` parses and calls it.
+The torch-heavy modules are imported inside the cmd_ functions, so `prepare`
+and `--help` stay quick.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED
-from coursekit import BUILTIN, CourseError
+from coursekit import BUILTIN, CourseError, CourseParser
+from coursekit.files import check_writable_dir, check_writable_file
+from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_float, positive_int, seed
 
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
 from .data_pipeline.sources import OPENWEBTEXT, SourceOptions
-from .pretraining.settings import PRESETS, TrainSettings
+from .pretraining.settings import PRESETS, SETTING_RULES, TrainSettings
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
 
@@ -29,70 +34,9 @@ def parse_count(text: str) -> int:
     return int(float(match.group(1).replace(",", "").replace("_", "")) * _SUFFIXES[match.group(2)])
 
 
-def add_prepare_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "prepare", help="tokenize a corpus into shards for pretraining",
-        description="Tokenize documents with GPT-2's byte-pair encoding into uint16 shards plus a manifest.json. "
-                    "Interrupted, it resumes where it stopped when run again with the same options.")
-    p.add_argument("--source", required=True, metavar="SOURCE",
-                   help=f"'{OPENWEBTEXT}': OpenWebText's parquet files from the Hugging Face Hub (needs "
-                        f"pip install huggingface_hub pyarrow; downloads only the files it reads); "
-                        f"'{BUILTIN}': Chapter 1's generated stories, one story per document; "
-                        f"or a PATH: a file or folder of .txt, .xz (the original OpenWebText release), "
-                        f".tar, .jsonl or .parquet files")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR",
-                   help="folder for the shards and manifest.json (created if needed)")
-    p.add_argument("--max-docs", type=parse_count, metavar="N", help="stop after N documents (e.g. 10K)")
-    p.add_argument("--max-tokens", type=parse_count, metavar="N",
-                   help="stop at the document that brings the total to N tokens (e.g. 10M)")
-    p.add_argument("--workers", type=int, metavar="N", help="tokenizing processes; 0 tokenizes in this process "
-                                               "(default: the number of CPU cores)")
-    p.add_argument("--docs-per-shard", type=int, default=DOCS_PER_SHARD, metavar="N",
-                   help="documents per shard file; a rerun after a crash redoes at most one shard "
-                        "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=SplitRule.seed,
-                   help="seed of the train/val split; the same seed gives the same split (default: %(default)s)")
-    p.add_argument("--separator", metavar="TEXT",
-                   help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes "
-                        "are understood); default: one document per file")
-    p.add_argument("--text-field", default="text", metavar="NAME",
-                   help="the field of .jsonl lines / the column of .parquet files that holds the text "
-                        "(default: %(default)s)")
-    p.add_argument("--revision", help="Hub revision to read (default: main, else refs/convert/parquet)")
-    p.add_argument("--builtin-bytes", type=parse_count, default=DEFAULT_BYTES, metavar="N",
-                   help="size of the built-in corpus in bytes (default: %(default)s)")
-    p.add_argument("--builtin-seed", type=int, default=DEFAULT_SEED,
-                   help="seed of the built-in corpus (default: %(default)s)")
-    p.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"],
-                   help="how worker processes start; spawn, the default, works on every platform")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a preparation with other settings already in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run_prepare)
+# A count of documents, tokens or bytes, at least 1: 5000, 10K, 10M, 1.5B.
+count = Number(int, 1, parse=parse_count, called="positive")
 
-
-def run_prepare(args: argparse.Namespace) -> None:
-    separator = args.separator.encode("utf-8").decode("unicode_escape") if args.separator else None
-    if separator == "":
-        raise CourseError("--separator must not be empty")
-    options = SourceOptions(separator=separator, text_field=args.text_field, builtin_bytes=args.builtin_bytes,
-                            builtin_seed=args.builtin_seed, revision=args.revision)
-    start = time.perf_counter()
-    manifest = prepare(args.source, args.out, options=options, max_docs=args.max_docs, max_tokens=args.max_tokens,
-                       docs_per_shard=args.docs_per_shard, workers=args.workers, start_method=args.start_method,
-                       split=SplitRule(seed=args.seed), overwrite=args.overwrite, progress=not args.no_progress)
-    seconds = time.perf_counter() - start
-    splits = manifest["splits"]
-    size = sum(s[k]["tokens"] for s in manifest["shards"] for k in splits) * 2
-    print(f"{args.out}: {manifest['documents']:,} documents in {len(manifest['shards'])} shard(s), "
-          f"{manifest['skipped']:,} skipped (not UTF-8)")
-    print(f"  train: {splits['train']['documents']:,} documents, {splits['train']['tokens']:,} tokens")
-    print(f"  val:   {splits['val']['documents']:,} documents, {splits['val']['tokens']:,} tokens")
-    print(f"  {size / 1e6:,.1f} MB of uint16 tokens; this run took {seconds:.1f} s")
-
-
-# --------------------------------------------------------------------------- train, evaluate, plot, sample
-# These import torch-heavy modules inside their run_ functions, so `prepare` and `--help` stay quick.
 
 _SETTING_HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads per block", "n_embd": "width of the residual stream",
@@ -112,10 +56,54 @@ _SETTING_HELP = {
 }
 
 
-def add_train_parser(subparsers) -> None:
-    from dataclasses import fields
+def build_parser() -> argparse.ArgumentParser:
+    parser = CourseParser(
+        prog="python -m ch04_pretrain",
+        description="Chapter 4: pretraining a GPT. Start with `prepare` to tokenize a corpus into shards, "
+                    "then `train`, `plot`, `evaluate` and `sample`.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = subparsers.add_parser(
+    p = sub.add_parser(
+        "prepare", help="tokenize a corpus into shards for pretraining",
+        description="Tokenize documents with GPT-2's byte-pair encoding into uint16 shards plus a manifest.json. "
+                    "Interrupted, it resumes where it stopped when run again with the same options.")
+    p.add_argument("--source", required=True, metavar="SOURCE",
+                   help=f"'{OPENWEBTEXT}': OpenWebText's parquet files from the Hugging Face Hub (needs "
+                        f"pip install huggingface_hub pyarrow; downloads only the files it reads); "
+                        f"'{BUILTIN}': Chapter 1's generated stories, one story per document; "
+                        f"or a PATH: a file or folder of .txt, .xz (the original OpenWebText release), "
+                        f".tar, .jsonl or .parquet files")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="folder for the shards and manifest.json (created if needed)")
+    p.add_argument("--max-docs", type=count, metavar="N", help="stop after N documents (e.g. 10K)")
+    p.add_argument("--max-tokens", type=count, metavar="N",
+                   help="stop at the document that brings the total to N tokens (e.g. 10M)")
+    p.add_argument("--workers", type=nonnegative_int, metavar="N",
+                   help="tokenizing processes; 0 tokenizes in this process (default: the number of CPU cores)")
+    p.add_argument("--docs-per-shard", type=positive_int, default=DOCS_PER_SHARD, metavar="N",
+                   help="documents per shard file; a rerun after a crash redoes at most one shard "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=SplitRule.seed,
+                   help="seed of the train/val split; the same seed gives the same split (default: %(default)s)")
+    p.add_argument("--separator", metavar="TEXT",
+                   help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes "
+                        "are understood); default: one document per file")
+    p.add_argument("--text-field", default="text", metavar="NAME",
+                   help="the field of .jsonl lines / the column of .parquet files that holds the text "
+                        "(default: %(default)s)")
+    p.add_argument("--revision", help="Hub revision to read (default: main, else refs/convert/parquet)")
+    p.add_argument("--builtin-bytes", type=count, default=DEFAULT_BYTES, metavar="N",
+                   help="size of the built-in corpus in bytes (default: %(default)s)")
+    p.add_argument("--builtin-seed", type=seed, default=DEFAULT_SEED,
+                   help="seed of the built-in corpus (default: %(default)s)")
+    p.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"],
+                   help="how worker processes start; spawn, the default, works on every platform")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a preparation with other settings already in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=cmd_prepare)
+
+    p = sub.add_parser(
         "train", help="pretrain a GPT on prepared shards",
         description="Pretrain Chapter 3's GPT on shards made by `prepare`. A preset sets every option; the "
                     "options given override it. Checkpoints, log.jsonl, latest.json and best.json go to --out. "
@@ -129,7 +117,7 @@ def add_train_parser(subparsers) -> None:
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--peak-flops", type=float, metavar="F", help="the hardware peak for MFU, in FLOP/s "
+    p.add_argument("--peak-flops", type=positive_float, metavar="F", help="the hardware peak for MFU, in FLOP/s "
                    "(default: measured with a large matrix product at startup)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g = p.add_argument_group("settings (default: the preset's)")
@@ -138,20 +126,81 @@ def add_train_parser(subparsers) -> None:
         if f.type in (bool, "bool"):
             g.add_argument(flag, action="store_true", default=None, help=_SETTING_HELP[f.name])
         else:
-            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            g.add_argument(flag, type=kind, metavar=f.name.upper() if kind is not str else "NAME",
-                           help=_SETTING_HELP[f.name])
-    p.set_defaults(run=run_train)
+            rule = SETTING_RULES.get(f.name)  # every number has its range; the only other setting is dtype
+            g.add_argument(flag, type=rule or str, metavar=f.name.upper() if rule else "NAME",
+                           help=_SETTING_HELP[f.name] + (f"; {rule.describe()}" if rule else ""))
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="val loss and perplexity of a checkpoint, ours or OpenAI's",
+        description="Report the mean loss and perplexity of a model on prepared shards. SOURCE is a run folder "
+                    "(its best checkpoint), a checkpoint folder, a Hugging Face GPT-2 model.safetensors, or "
+                    "gpt2 / gpt2-medium / gpt2-large / gpt2-xl (OpenAI's weights, downloaded once).")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="a folder prepared by `prepare`")
+    p.add_argument("--split", default="val", choices=["train", "val"])
+    p.add_argument("--batch-size", type=positive_int, default=8, help="sequences per batch (default: %(default)s)")
+    p.add_argument("--block-size", type=positive_int, help="tokens per sequence (default: the model's block size)")
+    p.add_argument("--iters", type=positive_int, default=50, help="batches to average over (default: %(default)s)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="draw a run's loss and learning-rate curves to a PNG",
+                       description="Read RUN/log.jsonl and draw the train and val loss and the "
+                                   "learning rate against the step.")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder written by `train`")
+    p.add_argument("--out", type=Path, metavar="PNG", help="default: RUN/curves.png")
+    p.set_defaults(run=cmd_plot)
+
+    p = sub.add_parser("sample", help="continue a prompt with a pretrained model",
+                       description="Generate text from SOURCE (as for `evaluate`).")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("--prompt", default="<|endoftext|>", help="text to continue (default: a new document)")
+    p.add_argument("--max-new-tokens", type=nonnegative_int, default=100,
+                   help="tokens to generate (default: %(default)s)")
+    p.add_argument("--temperature", type=nonnegative_float, default=0.8,
+                   help="0: always the most likely token; higher: more varied (default: %(default)s)")
+    p.add_argument("--top-k", type=positive_int, default=50,
+                   help="sample only among the k most likely tokens (default: %(default)s)")
+    p.add_argument("--seed", type=seed, default=1337)
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    p.set_defaults(run=cmd_sample)
+    return parser
 
 
-def run_train(args: argparse.Namespace) -> None:
-    from dataclasses import fields, replace
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
 
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    separator = args.separator.encode("utf-8").decode("unicode_escape") if args.separator else None
+    if separator == "":
+        raise CourseError("--separator must not be empty")
+    options = SourceOptions(separator=separator, text_field=args.text_field, builtin_bytes=args.builtin_bytes,
+                            builtin_seed=args.builtin_seed, revision=args.revision)
+    start = time.perf_counter()
+    manifest = prepare(args.source, args.out, options=options, max_docs=args.max_docs, max_tokens=args.max_tokens,
+                       docs_per_shard=args.docs_per_shard, workers=args.workers, start_method=args.start_method,
+                       split=SplitRule(seed=args.seed), overwrite=args.overwrite, progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    splits = manifest["splits"]
+    size = sum(s[k]["tokens"] for s in manifest["shards"] for k in splits) * 2
+    print(f"{args.out}: {manifest['documents']:,} documents in {len(manifest['shards'])} shard(s), "
+          f"{manifest['skipped']:,} skipped (not UTF-8)")
+    print(f"  train: {splits['train']['documents']:,} documents, {splits['train']['tokens']:,} tokens")
+    print(f"  val:   {splits['val']['documents']:,} documents, {splits['val']['tokens']:,} tokens")
+    print(f"  {size / 1e6:,.1f} MB of uint16 tokens; this run took {seconds:.1f} s")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
     from .pretraining import trainer
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name) is not None}
-    settings = replace(PRESETS[args.preset], **overrides)
+    settings = replace(PRESETS[args.preset], **overrides)  # TrainSettings checks them: min-lr above lr stops here
     out = args.out or Path("runs") / f"ch04-{args.preset}"
+    check_writable_dir(out, "--out")
     summary = trainer.pretrain(settings, args.data, out, device=args.device, resume=args.resume,
                             peak_flops=args.peak_flops, progress=not args.no_progress)
     trainer.leave_distributed()
@@ -165,24 +214,7 @@ def run_train(args: argparse.Namespace) -> None:
               f"{summary['device']}, peak memory {summary['peak_mem_mb']:,.0f} MB")
 
 
-def add_evaluate_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "evaluate", help="val loss and perplexity of a checkpoint, ours or OpenAI's",
-        description="Report the mean loss and perplexity of a model on prepared shards. SOURCE is a run folder "
-                    "(its best checkpoint), a checkpoint folder, a Hugging Face GPT-2 model.safetensors, or "
-                    "gpt2 / gpt2-medium / gpt2-large / gpt2-xl (OpenAI's weights, downloaded once).")
-    p.add_argument("source", metavar="SOURCE")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="a folder prepared by `prepare`")
-    p.add_argument("--split", default="val", choices=["train", "val"])
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--block-size", type=int, help="tokens per sequence (default: the model's block size)")
-    p.add_argument("--iters", type=int, default=50, help="batches to average over (default: %(default)s)")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
-    p.set_defaults(run=run_evaluate)
-
-
-def run_evaluate(args: argparse.Namespace) -> None:
+def cmd_evaluate(args: argparse.Namespace) -> None:
     from .pretraining.evaluate import evaluate
 
     r = evaluate(args.source, args.data, args.split, args.batch_size, args.block_size, args.iters, args.device,
@@ -191,37 +223,17 @@ def run_evaluate(args: argparse.Namespace) -> None:
           f"{r['perplexity']:.2f} ({r['tokens']:,} tokens, block {r['block_size']}, {r['dtype']})")
 
 
-def add_plot_parser(subparsers) -> None:
-    p = subparsers.add_parser("plot", help="draw a run's loss and learning-rate curves to a PNG",
-                              description="Read RUN/log.jsonl and draw the train and val loss and the "
-                                          "learning rate against the step.")
-    p.add_argument("run_dir", type=Path, metavar="RUN", help="a run folder written by `train`")
-    p.add_argument("--out", type=Path, metavar="PNG", help="default: RUN/curves.png")
-    p.set_defaults(run=run_plot)
-
-
-def run_plot(args: argparse.Namespace) -> None:
+def cmd_plot(args: argparse.Namespace) -> None:
     from .pretraining.plot import plot_run
 
     out = args.out or args.run_dir / "curves.png"
+    if args.run_dir.is_dir():  # a missing run is plot_run's to report; no folder is made for it
+        check_writable_file(out, "--out")
     plot_run(args.run_dir, out)
     print(f"wrote {out}")
 
 
-def add_sample_parser(subparsers) -> None:
-    p = subparsers.add_parser("sample", help="continue a prompt with a pretrained model",
-                              description="Generate text from SOURCE (as for `evaluate`).")
-    p.add_argument("source", metavar="SOURCE")
-    p.add_argument("--prompt", default="<|endoftext|>", help="text to continue (default: a new document)")
-    p.add_argument("--max-new-tokens", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.set_defaults(run=run_sample)
-
-
-def run_sample(args: argparse.Namespace) -> None:
+def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
     from ch03_gpt import generate
@@ -240,22 +252,3 @@ def run_sample(args: argparse.Namespace) -> None:
     out = generate(model, torch.tensor([ids], device=device), args.max_new_tokens, temperature=args.temperature,
                    top_k=args.top_k, generator=generator)
     print(encoding.decode(out[0].tolist()))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m ch04_pretrain",
-        description="Chapter 4: pretraining a GPT. Start with `prepare` to tokenize a corpus into shards, "
-                    "then `train`, `plot`, `evaluate` and `sample`.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_prepare_parser(subparsers)
-    add_train_parser(subparsers)
-    add_evaluate_parser(subparsers)
-    add_plot_parser(subparsers)
-    add_sample_parser(subparsers)
-    return parser
-
-
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)

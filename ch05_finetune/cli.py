@@ -9,8 +9,19 @@ from pathlib import Path
 import torch
 
 from ch03_gpt import check_sampling
-from coursekit import CourseError, check_positive, read_json
+from coursekit import CourseError, CourseParser, read_json
+from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES
+from coursekit.numbers import (
+    Number,
+    learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    probability,
+    seed,
+    weight_decay,
+)
 from coursekit.runtime import pick_device, set_seed
 
 from .classify import (
@@ -35,17 +46,34 @@ SOURCES = f"'{TINY}' (a small GPT pretrained here on the built-in world, cached 
           f"directory from Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (needs Chapter 4's loader and network)"
 
 
-def _common(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
+# The allowed values of FitConfig's numbers: the types of the options below, and `check_fit_config`.
+FIT_RULES = {"epochs": positive_int, "batch_size": positive_int, "lr": learning_rate, "weight_decay": weight_decay,
+             "warmup": nonnegative_int, "grad_clip": nonnegative_float, "seed": seed}
+
+# --trainable: a number of blocks (0: only the final LayerNorm and the head) or 'all'
+trainable_blocks = Number(int, 0, words={"all": "all"})
+
+
+def check_fit_config(cfg: FitConfig) -> FitConfig:
+    """A one-line `CourseError` for a fine-tuning setting out of range (nan, inf, lr above 1...)."""
+    for name, rule in FIT_RULES.items():
+        rule.check(name, getattr(cfg, name))
+    return cfg
+
+
+def add_fit_args(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
+    """The options `classify` and `instruct` share: the starting model and the fine-tuning recipe."""
     p.add_argument("--from", dest="source", default=TINY, metavar="MODEL", help=f"starting point: {SOURCES}")
-    p.add_argument("--epochs", type=int, default=recipe.epochs,
+    p.add_argument("--epochs", type=positive_int, default=recipe.epochs,
                    help="passes over the training split (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=recipe.lr, help="peak learning rate (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=recipe.batch_size,
+    p.add_argument("--lr", type=learning_rate, default=recipe.lr,
+                   help="peak learning rate, above 0 and at most 1 (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=recipe.batch_size,
                    help="examples per step (default: %(default)s)")
-    p.add_argument("--lora-rank", type=int, default=0, metavar="R",
+    p.add_argument("--lora-rank", type=nonnegative_int, default=0, metavar="R",
                    help="train LoRA adapters of rank R on the attention and MLP projections instead of the "
                         "weights (0: no LoRA, the default)")
-    p.add_argument("--seed", type=int, default=1337, help="seed of the split, the shuffling and the head")
+    p.add_argument("--seed", type=seed, default=1337, help="seed of the split, the shuffling and the head")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="number format (default auto: bfloat16 autocast where the hardware runs it faster and the "
@@ -54,7 +82,7 @@ def _common(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CourseParser(
         prog="python -m ch05_finetune",
         description="Chapter 5: fine-tune a pretrained GPT into a classifier or an instruction follower.",
         epilog="examples:\n"
@@ -70,14 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Replace the model's output head by a classifier read at the last real token, "
                                    "fine-tune it, and compare it with a majority-class guess and a bag-of-words "
                                    "logistic regression on the same test split.")
+    c.set_defaults(run=cmd_classify)
     c.add_argument("--data", default="builtin", metavar="NAME_OR_PATH",
                    help=f"'builtin' (generated reviews where word order and negation decide), a dataset name "
                         f"({', '.join(DATASETS)}; downloaded and checked against a sha256), or a file: .tsv "
                         f"(label<TAB>text), .csv (text,label columns), .jsonl (text and label), .parquet, .zip")
-    c.add_argument("--trainable", default="all", metavar="N|all",
+    c.add_argument("--trainable", type=trainable_blocks, default="all", metavar="N|all",
                    help="train the last N transformer blocks, the final LayerNorm and the head; 'all' trains "
                         "every weight (default: %(default)s)")
-    c.add_argument("--max-len", type=int, help="tokens per text, cut from the left (default: the context size)")
+    c.add_argument("--max-len", type=positive_int,
+                   help="tokens per text, cut from the left, at most the context size (default: the context size)")
     c.add_argument("--no-balance", action="store_true", help="keep the class sizes as they are (default: cut "
                    "the larger classes down to the smallest, so that guessing scores 1 / classes)")
     c.add_argument("--out", default="runs/ch05/classify", help="checkpoint directory (default: %(default)s)")
@@ -86,11 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sha256", help="expected sha256 of the dataset's file, for an entry the course has not pinned")
     c.add_argument("--trust-unverified", action="store_true",
                    help="use a local copy of an unpinned dataset without checking its hash (prints the hash)")
-    _common(c, CLASSIFY_FIT)
+    add_fit_args(c, CLASSIFY_FIT)
 
     i = sub.add_parser("instruct", help="instruction-tune; print exact match before and after, save responses",
                        description="Fine-tune on instruction/input/output examples framed by a prompt template, "
                                    "with the loss masked on padding (and on the prompt, unless --no-mask-prompt).")
+    i.set_defaults(run=cmd_instruct)
     i.add_argument("--data", default="builtin", metavar="NAME_OR_PATH",
                    help="'builtin' (questions about the built-in world with exact answers, sums, words backwards) "
                         "or an Alpaca-style .json list / .jsonl of {instruction, input, output}")
@@ -101,28 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default="runs/ch05/instruct", help="checkpoint directory (default: %(default)s)")
     i.add_argument("--responses", metavar="JSON", help="where to save test responses beside the expected answers "
                    "(default: OUT/responses.json)")
-    _common(i, INSTRUCT_FIT)
+    add_fit_args(i, INSTRUCT_FIT)
 
     h = sub.add_parser("chat", help="talk to an instruction-tuned checkpoint (Ctrl-D to leave)",
                        description="Read messages from the terminal (or piped stdin, one per line) and stream "
                                    "the answers; the conversation is kept as far as the context window allows. "
                                    "Ctrl-D (end of input) leaves.")
+    h.set_defaults(run=cmd_chat)
     h.add_argument("--checkpoint", required=True, help="checkpoint directory saved by `instruct`")
     h.add_argument("--prompt", help="answer this one message and exit (for scripts)")
-    h.add_argument("--max-new-tokens", type=int, default=32, help="longest answer in tokens (default: %(default)s)")
-    h.add_argument("--temperature", type=float, default=0.0, help="0: always the most likely token (default)")
-    h.add_argument("--top-k", type=int, help="sample only among the k most likely tokens")
-    h.add_argument("--top-p", type=float, help="sample only from the smallest set of tokens with probability p")
-    h.add_argument("--seed", type=int, default=1337)
+    h.add_argument("--max-new-tokens", type=positive_int, default=32,
+                   help="longest answer in tokens (default: %(default)s)")
+    h.add_argument("--temperature", type=nonnegative_float, default=0.0,
+                   help="0: always the most likely token (default); higher: more varied")
+    h.add_argument("--top-k", type=positive_int, help="sample only among the k most likely tokens")
+    h.add_argument("--top-p", type=probability,
+                   help="sample only from the smallest set of tokens with probability p, 0 < p <= 1")
+    h.add_argument("--seed", type=seed, default=1337)
     h.add_argument("--device", default="auto")
 
     e = sub.add_parser("evaluate", help="score a saved classifier or instruction-tuned checkpoint",
                        description="A classifier checkpoint: accuracy, precision, recall, F1 and the confusion "
                                    "matrix on the test split of --data. An instruction-tuned one: exact match "
                                    "on the test split, responses saved as JSON.")
+    e.set_defaults(run=cmd_evaluate)
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", default="builtin", help="as for classify / instruct (default: builtin)")
-    e.add_argument("--seed", type=int, default=1337, help="the seed the split was made with")
+    e.add_argument("--seed", type=seed, default=1337, help="the seed the split was made with")
     e.add_argument("--responses", metavar="JSON", help="instruct checkpoints: where to save the responses")
     e.add_argument("--plot", metavar="PNG", help="classifiers: save the confusion matrix")
     e.add_argument("--data-dir", metavar="DIR")
@@ -133,12 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fit_config(args) -> FitConfig:
-    for name in ("epochs", "batch_size"):
-        check_positive(name.replace("_", " "), getattr(args, name))
-    check_positive("learning rate", args.lr)
-    if args.lora_rank < 0:
-        raise CourseError(f"LoRA rank must be >= 0, got {args.lora_rank}")
-    return FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype)
+    return check_fit_config(FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                      dtype=args.dtype))
 
 
 def _fmt(s: dict) -> str:
@@ -147,7 +179,10 @@ def _fmt(s: dict) -> str:
 
 def cmd_classify(args) -> None:
     cfg = _fit_config(args)
-    trainable = args.trainable if args.trainable == "all" else _int(args.trainable, "--trainable")
+    trainable = args.trainable
+    check_writable_dir(args.out, "--out")
+    if args.plot:
+        check_writable_file(args.plot, "--plot")
     device = pick_device(args.device)
     data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
                          progress=not args.no_progress)
@@ -177,15 +212,10 @@ def cmd_classify(args) -> None:
         print(f"saved {args.plot}")
 
 
-def _int(text: str, option: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise CourseError(f"{option} must be a number of blocks or 'all', got {text!r}") from None
-
-
 def cmd_instruct(args) -> None:
     cfg = _fit_config(args)
+    check_writable_dir(args.out, "--out")
+    check_writable_file(args.responses or Path(args.out) / "responses.json", "--responses")
     device = pick_device(args.device)
     template = get_template(args.template)
     examples = load_instructions(args.data, seed=args.seed)
@@ -205,7 +235,6 @@ def cmd_instruct(args) -> None:
 def cmd_chat(args) -> None:
     from .chat import chat_loop, load_chat_model, reply
 
-    check_positive("max new tokens", args.max_new_tokens)
     if args.prompt is not None:
         try:
             args.prompt.encode("utf-8")
@@ -232,6 +261,10 @@ def cmd_evaluate(args) -> None:
     device = pick_device(args.device)
     meta = read_json(Path(args.checkpoint) / "config.json")
     kind = (meta.get("finetune") or {}).get("type")
+    if kind == "classify" and args.plot:
+        check_writable_file(args.plot, "--plot")
+    if kind == "instruct":
+        check_writable_file(args.responses or Path(args.checkpoint) / "responses.json", "--responses")
     if kind == "classify":
         model, codec, labels = load_classifier(args.checkpoint, device)
         data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed)
@@ -263,4 +296,4 @@ def cmd_evaluate(args) -> None:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    {"classify": cmd_classify, "instruct": cmd_instruct, "chat": cmd_chat, "evaluate": cmd_evaluate}[args.command](args)
+    args.run(args)

@@ -266,6 +266,9 @@ def test_train_refuses_splits_shorter_than_a_block():
         train(model, data[:18], data[18:], TrainConfig(steps=5, block_size=8), progress=False, log=None)
     with pytest.raises(CourseError, match="steps must be positive"):
         train(model, data, data, TrainConfig(steps=0, block_size=8), progress=False, log=None)
+    for bad in ({"lr": float("nan")}, {"lr": float("inf")}, {"lr": 1e30}, {"eval_iters": 0}, {"seed": -1}):
+        with pytest.raises(CourseError, match=f"{next(iter(bad))} must be"):
+            TrainConfig(**bad)
 
 
 def test_estimate_loss_restores_training_mode(corpus_data):
@@ -304,11 +307,16 @@ def test_low_temperature_picks_the_most_likely_next_character():
         ]))
     out = sample_tokens(model, torch.tensor([[0]]), 8, temperature=0.01, generator=torch.Generator().manual_seed(0))
     assert out[0].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0]
+    for seed in (0, 1):  # temperature 0 is the limit: always the most likely, whatever the generator
+        greedy = sample_tokens(model, torch.tensor([[0]]), 8, temperature=0.0,
+                               generator=torch.Generator().manual_seed(seed))
+        assert greedy[0].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0]
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"max_new_tokens": -1}, "number of new tokens must be >= 0, got -1"),
-    ({"max_new_tokens": 3, "temperature": 0.0}, "temperature must be positive, got 0.0"),
+    ({"max_new_tokens": 3, "temperature": -1.0}, r"temperature must be a finite number >= 0, got -1.0"),
+    ({"max_new_tokens": 3, "temperature": float("nan")}, r"temperature must be a finite number >= 0, got nan"),
 ])
 def test_generate_refuses_bad_arguments(kwargs, match):
     with pytest.raises(CourseError, match=match):

@@ -32,16 +32,23 @@ ERROR_CASES = {
     "short file": (["--corpus", "{tmp}/short.txt"], "the corpus has 5 characters, fewer than block size + 1 = 9"),
     "short val split": (["--corpus", "{tmp}/twenty.txt"], "the validation split has 2 tokens"),
     "not utf-8": (["--corpus", "{tmp}/latin1.txt"], "is not UTF-8 text (byte 0xe9 at offset 3)"),
-    "block size 0": (["--block-size", "0"], "block size must be positive, got 0"),
-    "block size negative": (["--block-size", "-4"], "block size must be positive, got -4"),
-    "batch size 0": (["--batch-size", "0"], "batch size must be positive, got 0"),
-    "batch size negative": (["--batch-size", "-1"], "batch size must be positive, got -1"),
-    "steps 0": (["--steps", "0"], "steps must be positive, got 0"),
-    "lr 0": (["--lr", "0"], "learning rate must be positive, got 0.0"),
+    "block size 0": (["--block-size", "0"], "argument --block-size: must be positive (a whole number >= 1), got '0'"),
+    "block size negative": (["--block-size", "-4"], "argument --block-size: must be positive"),
+    "batch size 0": (["--batch-size", "0"], "argument --batch-size: must be positive (a whole number >= 1), got '0'"),
+    "batch size negative": (["--batch-size", "-1"], "argument --batch-size: must be positive"),
+    "steps 0": (["--steps", "0"], "argument --steps: must be positive (a whole number >= 1), got '0'"),
+    "steps not whole": (["--steps", "1e3"], "argument --steps: must be positive (a whole number >= 1), got '1e3'"),
+    "lr 0": (["--lr", "0"], "argument --lr: must be a finite number > 0 and <= 1, got '0'"),
+    "lr nan": (["--lr", "nan"], "argument --lr: must be a finite number > 0 and <= 1, got 'nan'"),
+    "lr inf": (["--lr", "inf"], "argument --lr: must be a finite number > 0 and <= 1, got 'inf'"),
+    "lr huge": (["--lr", "1e30"], "argument --lr: must be a finite number > 0 and <= 1, got '1e30'"),
+    "seed negative": (["--seed", "-1"], "argument --seed: must be a whole number >= 0 and <= 4,294,967,295"),
     "unknown prompt character": (["--prompt", "Zoé"], "--prompt 'Zoé': character 'é' is not in the tokenizer's"),
     "empty prompt": (["--prompt", ""], "the prompt is empty"),
-    "temperature 0": (["--temperature", "0"], "temperature must be positive, got 0.0"),
-    "negative sample length": (["--sample-length", "-5"], "sample length must be positive, got -5"),
+    "temperature nan": (["--temperature", "nan"], "argument --temperature: must be a finite number >= 0, got 'nan'"),
+    "negative temperature": (["--temperature", "-1"], "argument --temperature: must be a finite number >= 0"),
+    "negative sample length": (["--sample-length", "-5"],
+                               "argument --sample-length: must be a whole number >= 0, got '-5'"),
     "unknown device": (["--device", "tpu"], "unknown device 'tpu'"),
     "corpus not in data dir": (["--corpus", "tinyshakespeare", "--data-dir", "{tmp}"],
                                "tinyshakespeare.txt not found in --data-dir {tmp}"),
@@ -131,6 +138,13 @@ def test_cuda_requested_without_cuda(tmp_path, capsys, offline_env):
         run_cli(main, FAST + ["--device", "cuda"])
     out, err = capsys.readouterr()
     _check_error_line(exit_info.value.code, out, err, "device 'cuda' requested but CUDA is not available")
+
+
+def test_temperature_0_is_accepted_as_greedy(tmp_path, capsys, offline_env):
+    """Temperature 0 always takes the most likely character, as in every later chapter."""
+    run_cli(main, FAST + ["--temperature", "0", "--sample-length", "30"])
+    sample = capsys.readouterr().out.split("--- sample ---\n", 1)[1]
+    assert len(sample) == 1 + 30 + 1  # the prompt, 30 new characters, print's newline
 
 
 def test_a_text_without_newline_samples_from_its_first_character(tmp_path, capsys, offline_env):

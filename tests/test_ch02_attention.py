@@ -208,14 +208,17 @@ def test_sequence_longer_than_block_size():
 
 @pytest.mark.parametrize("argv, message", [
     (["--n-embd", "30", "--n-head", "4"], "embedding size 30 is not divisible by the number of heads 4"),
-    (["--n-head", "0"], "n_head must be positive, got 0"),
+    (["--n-head", "0"], "argument --n-head: must be positive (a whole number >= 1), got '0'"),
     (["--block-size", "8", "--attention-text", "a long text here"],
      "sequence length 16 is longer than the block size 8"),
-    (["--dropout", "-0.1"], "dropout must be at least 0 and below 1, got -0.1"),
+    (["--dropout", "-0.1"], "argument --dropout: must be a finite number >= 0 and < 1, got '-0.1'"),
+    (["--dropout", "nan"], "argument --dropout: must be a finite number >= 0 and < 1, got 'nan'"),
+    (["--temperature", "nan"], "argument --temperature: must be a finite number >= 0, got 'nan'"),
     (["--save-attention", "attention.jpg"], "--save-attention must name a .png file"),
     (["--compare-bigram", "--block-size", "16", "--score-context", "17"],
      "score context 17 is longer than the block size 16"),
-    (["--compare-bigram", "--score-temperature", "0"], "score temperature must be positive, got 0.0"),
+    (["--compare-bigram", "--score-temperature", "0"],
+     "argument --score-temperature: must be positive (a finite number > 0), got '0'"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -293,7 +293,8 @@ def test_cli_eval_iters_all_and_its_refusals(tmp_path):
     r = run_cli("train", *small, "--steps", "4", "--eval-interval", "4", "--eval-iters", "all")
     assert r.returncode == 0, r.stderr
     assert "loss over the whole val split" in r.stdout and "best val loss" in r.stdout
-    for bad, message in (("x", "expected a whole number or 'all'"), ("0", "eval iters must be positive")):
+    for bad, message in (("x", "argument --eval-iters: must be positive (a whole number >= 1 or 'all'), got 'x'"),
+                         ("0", "argument --eval-iters: must be positive")):
         r = run_cli("train", *small, "--eval-iters", bad)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
@@ -309,7 +310,7 @@ def test_cli_sample_streams_from_a_checkpoint(char_checkpoint):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--max-new-tokens", "-3"], "max new tokens"),
+    (["--max-new-tokens", "-3"], "--max-new-tokens"),
     (["--temperature", "-1"], "temperature"),
     (["--top-k", "0"], "top-k"),
     (["--top-k", "1000"], "top-k"),
@@ -382,12 +383,12 @@ def test_bench_speed_prints_every_contender_and_the_floor(capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["speed", "--dtypes", "float64"], "unknown dtype 'float64'"),
-    (["speed", "--rounds", "0"], "--rounds must be positive"),
-    (["speed", "--threads", "-1"], "--threads must be positive"),
-    (["kv-cache", "--new-tokens", "-1"], "--new-tokens must be positive"),
-    (["kv-cache", "--repeats", "0"], "--repeats must be positive"),
+    (["speed", "--rounds", "0"], "argument --rounds: must be positive"),
+    (["speed", "--threads", "-1"], "argument --threads: must be positive"),
+    (["kv-cache", "--new-tokens", "-1"], "argument --new-tokens: must be positive"),
+    (["kv-cache", "--repeats", "0"], "argument --repeats: must be positive"),
     (["recipes", "--recipes", "nope"], "unknown recipe 'nope'"),
-    (["recipes", "--seeds", "a,b"], "--seeds must be whole numbers"),
+    (["recipes", "--seeds", "a,b"], "argument --seeds: must be a whole number >= 0"),
     (["recipes", "--nanogpt", "/no/such/folder"], "nanoGPT not found: no train.py in /no/such/folder"),
     (["recipes", "--env", "OMP_NUM_THREADS"], "--env takes NAME=VALUE"),
 ])

@@ -203,7 +203,8 @@ def test_errors_keep_finished_shards_and_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--source", "{empty}"], "no documents in folder"),
-    (["--source", "builtin", "--max-docs", "0"], "max docs must be positive"),
+    (["--source", "builtin", "--max-docs", "0"], "argument --max-docs: must be positive"),
+    (["--source", "builtin", "--max-tokens", "nan"], "argument --max-tokens: must be positive"),
     (["--source", "{parquet}"], "no column 'text'"),
     (["--source", "{jsonl}"], "line 2: not valid JSON"),
 ])

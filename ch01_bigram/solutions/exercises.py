@@ -88,12 +88,15 @@ def estimate_loss(model: nn.Module, splits: dict[str, torch.Tensor], batch_size:
 @torch.no_grad()
 def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0: always the most likely token), got {temperature}")
     for _ in range(max_new_tokens):
         logits, _ = model(idx)                                   # (B, T, V)
-        last = logits[:, -1, :] / temperature                    # (B, V)
-        probs = F.softmax(last, dim=-1)                          # (B, V)
-        next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+        if temperature == 0:
+            next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (B, 1): greedy
+        else:
+            last = logits[:, -1, :] / temperature                # (B, V)
+            probs = F.softmax(last, dim=-1)                      # (B, V)
+            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
         idx = torch.cat((idx, next_id), dim=1)                   # (B, T + 1)
     return idx

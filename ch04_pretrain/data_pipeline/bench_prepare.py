@@ -33,7 +33,9 @@ import time
 from pathlib import Path
 
 from ch01_bigram.corpus import generate_corpus
+from coursekit import CourseParser, run_cli
 from coursekit.encode_workers import encode_documents
+from coursekit.numbers import NumberList, float_in, positive_int
 
 from .bpe import EOT, gpt2_encoding
 
@@ -126,26 +128,28 @@ def time_encoder(docs: list[str], how: str, chunk: int = 2000) -> tuple[float, f
 ENCODERS = ("encode_ordinary_batch", "encode_ordinary loop", "encode_to_numpy loop", "worker function")
 
 
-def worker_counts(text: str) -> list[int]:
-    try:
-        counts = sorted({int(n) for n in text.split(",")})
-    except ValueError:
-        counts = []
-    if not counts or counts[0] < 1:
-        raise argparse.ArgumentTypeError(f"expected worker counts >= 1 separated by commas, e.g. 1,2,4; got {text!r}")
-    return counts
+def build_parser() -> argparse.ArgumentParser:
+    parser = CourseParser(prog="python -m ch04_pretrain.data_pipeline.bench_prepare", description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    cores = os.cpu_count() or 1
+    parser.add_argument("--mb", type=float_in(0, 10_000, lo_open=True), default=50,
+                        help="megabytes of text, above 0 and at most 10,000 (default: %(default)s)")
+    parser.add_argument("--workers", type=NumberList(positive_int), default=list(range(1, cores + 1)),
+                        metavar="N,N,...", help="worker counts to try, each >= 1 "
+                                                "(default: 1 to the number of cores, here 1 to %d)" % cores)
+    parser.add_argument("--rounds", type=positive_int, default=2, help="runs of each measurement (default: %(default)s)")
+    parser.set_defaults(run=run_benchmark)
+    return parser
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ch04_pretrain.data_pipeline.bench_prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    cores = os.cpu_count() or 1
-    parser.add_argument("--mb", type=float, default=50, help="megabytes of text (default: %(default)s)")
-    parser.add_argument("--workers", type=worker_counts, default=list(range(1, cores + 1)), metavar="N,N,...",
-                        help="worker counts to try (default: 1 to the number of cores, here 1 to %d)" % cores)
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each measurement (default: %(default)s)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    args.run(args)
 
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    args.workers = sorted(set(args.workers))
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "stories.txt"
         text = generate_corpus(n_bytes=int(args.mb * 1e6))
@@ -207,4 +211,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

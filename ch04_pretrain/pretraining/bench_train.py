@@ -18,7 +18,9 @@ import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
+from coursekit import CourseParser, run_cli
 from coursekit.hardware import cpu_has_fast_bf16, matmul_peak_flops
+from coursekit.numbers import positive_int
 
 from .trainer import forward_backward, optimizer_step
 
@@ -49,12 +51,22 @@ def run(size: dict, dtype: str, steps: int, device: str = "cpu", seed: int = 0) 
     return steps * batch * cfg.block_size / (time.perf_counter() - start), losses
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ch04_pretrain.pretraining.bench_train", description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=5, help="timed steps per run (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=2, help="runs per format; the best is kept (default: %(default)s)")
+def build_parser() -> argparse.ArgumentParser:
+    p = CourseParser(prog="python -m ch04_pretrain.pretraining.bench_train", description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=positive_int, default=5, help="timed steps per run (default: %(default)s)")
+    p.add_argument("--repeats", type=positive_int, default=2,
+                   help="runs per format; the best is kept (default: %(default)s)")
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    args = p.parse_args(argv)
+    p.set_defaults(run=run_benchmark)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
     threads = torch.get_num_threads()
     peaks = {d: matmul_peak_flops("cpu", d, 2048, seconds=1.0) for d in ("float32", "bfloat16")}
     print(f"CPU, {threads} thread(s); hardware bfloat16 products: {'yes' if cpu_has_fast_bf16() else 'no'}")
@@ -80,4 +92,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

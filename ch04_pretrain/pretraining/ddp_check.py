@@ -28,6 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
+from coursekit import CourseParser, run_cli
+from coursekit.numbers import int_in
 
 from .trainer import forward_backward, optimizer_step
 
@@ -124,11 +126,21 @@ def check(world_size: int = 2, data_dir: str | Path | None = None, out: str | Pa
             "micro_batches": ACCUM, "run": out / "run" if data_dir else None, "train_steps": steps}
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ch04_pretrain.pretraining.ddp_check", description=__doc__.split("\n")[0])
-    p.add_argument("--processes", type=int, default=2)
+def build_parser() -> argparse.ArgumentParser:
+    p = CourseParser(prog="python -m ch04_pretrain.pretraining.ddp_check", description=__doc__.split("\n")[0])
+    p.add_argument("--processes", type=int_in(1, 64), default=2,
+                   help="processes of the distributed run, 1 to 64 (default: %(default)s)")
     p.add_argument("--data", help="a prepared folder: also run the trainer for 3 steps with DDP")
-    args = p.parse_args(argv)
+    p.set_defaults(run=run_check)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+def run_check(args: argparse.Namespace) -> None:
     r = check(args.processes, args.data)
     print(f"{args.processes} processes x {ACCUM} micro-batches of {MICRO_BATCH} vs 1 process, 1 batch of "
           f"{args.processes * ACCUM * MICRO_BATCH}: largest weight difference {r['max_difference']:.1e} "
@@ -138,4 +150,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

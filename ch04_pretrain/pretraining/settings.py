@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
-from coursekit import CourseError, check_positive
+from coursekit import CourseError
+from coursekit.numbers import (
+    Number,
+    fraction,
+    learning_rate,
+    min_learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    seed,
+    weight_decay,
+)
 
 
 @dataclass
@@ -41,11 +52,12 @@ class TrainSettings:
     seed: int = 1337
 
     def __post_init__(self):
-        for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_iters", "log_interval"):
-            check_positive(name.replace("_", " "), getattr(self, name))
-        if self.warmup < 0 or self.min_lr > self.lr or self.lr <= 0:
-            raise CourseError(f"need lr > 0, 0 <= min_lr <= lr and warmup >= 0; got lr {self.lr}, "
-                              f"min_lr {self.min_lr}, warmup {self.warmup}")
+        """Refuse nan, infinities and out-of-range values here, with the command line's words, not steps later."""
+        for name, rule in SETTING_RULES.items():
+            rule.check(name, getattr(self, name))
+        if self.min_lr > self.lr:
+            raise CourseError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}; the schedule decays from lr "
+                              f"down to min_lr")
 
     def model_config(self):
         from ch03_gpt import GPTConfig  # imported here: this module stays free of torch (the CLI's help is quick)
@@ -55,6 +67,15 @@ class TrainSettings:
     def tokens_per_step(self) -> int:
         return self.batch_size * self.block_size * self.grad_accum
 
+
+# The allowed values of every numeric setting: the `type` of its command-line option, and the check above.
+SETTING_RULES: dict[str, Number] = {
+    "n_layer": positive_int, "n_head": positive_int, "n_embd": positive_int, "block_size": positive_int,
+    "dropout": fraction, "batch_size": positive_int, "grad_accum": positive_int, "max_steps": positive_int,
+    "lr": learning_rate, "min_lr": min_learning_rate, "warmup": nonnegative_int, "weight_decay": weight_decay,
+    "beta1": fraction, "beta2": fraction, "grad_clip": nonnegative_float, "eval_interval": positive_int,
+    "eval_iters": positive_int, "log_interval": positive_int, "keep": nonnegative_int, "seed": seed,
+}
 
 PRESETS = {
     # Minutes on a CPU: 400 steps of 8 x 64 = 512 tokens, about 0.8 epoch of the built-in corpus.
