@@ -20,7 +20,6 @@ from coursekit.numbers import (
     positive_int,
     probability,
     seed,
-    weight_decay,
 )
 from coursekit.runtime import pick_device, set_seed
 
@@ -46,19 +45,8 @@ SOURCES = f"'{TINY}' (a small GPT pretrained here on the built-in world, cached 
           f"directory from Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (needs Chapter 4's loader and network)"
 
 
-# The allowed values of FitConfig's numbers: the types of the options below, and `check_fit_config`.
-FIT_RULES = {"epochs": positive_int, "batch_size": positive_int, "lr": learning_rate, "weight_decay": weight_decay,
-             "warmup": nonnegative_int, "grad_clip": nonnegative_float, "seed": seed}
-
 # --trainable: a number of blocks (0: only the final LayerNorm and the head) or 'all'
 trainable_blocks = Number(int, 0, words={"all": "all"})
-
-
-def check_fit_config(cfg: FitConfig) -> FitConfig:
-    """A one-line `CourseError` for a fine-tuning setting out of range (nan, inf, lr above 1...)."""
-    for name, rule in FIT_RULES.items():
-        rule.check(name, getattr(cfg, name))
-    return cfg
 
 
 def add_fit_args(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
@@ -169,8 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fit_config(args) -> FitConfig:
-    return check_fit_config(FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                      dtype=args.dtype))
+    return FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype)
 
 
 def _fmt(s: dict) -> str:

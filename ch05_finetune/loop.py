@@ -19,6 +19,7 @@ import torch
 from ch03_gpt import configure_optimizer, cosine_lr
 from coursekit import check_positive
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
+from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, seed, weight_decay
 from coursekit.progress import progress_bar
 
 
@@ -32,6 +33,16 @@ class FitConfig:
     grad_clip: float = 1.0
     seed: int = 1337
     dtype: str = "auto"          # coursekit.hardware.resolve_dtype, for the model's width and device
+
+    def __post_init__(self):
+        """A one-line `CourseError` for a number out of range (nan, inf, lr above 1...), as the command line says."""
+        for name, rule in FIT_RULES.items():
+            rule.check(name, getattr(self, name))
+
+
+# The allowed values of FitConfig's numbers: its check above, and the types of the command line's options.
+FIT_RULES = {"epochs": positive_int, "batch_size": positive_int, "lr": learning_rate, "weight_decay": weight_decay,
+             "warmup": nonnegative_int, "grad_clip": nonnegative_float, "seed": seed}
 
 
 # The two fine-tuning recipes, each set once: the command line's defaults, the notebook's and the main job's
