@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from coursekit import BUILTIN, CourseParser, run_cli
+from coursekit import BUILTIN, CourseParser, command_line, run_cli
 from coursekit.files import check_writable_dir
 from coursekit.numbers import positive_int
 
@@ -409,9 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def run(args: argparse.Namespace) -> None:

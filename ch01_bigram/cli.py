@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from coursekit import CourseError, CourseParser
+from coursekit import CourseError, CourseParser, command_line
 from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, seed
 from coursekit.runtime import pick_device, set_seed
 
@@ -84,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def run(args: argparse.Namespace) -> None:

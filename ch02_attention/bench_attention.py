@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from coursekit import CourseParser, run_cli
+from coursekit import CourseParser, command_line, run_cli
 from coursekit.numbers import nonnegative_int, positive_int, seed
 from coursekit.runtime import pick_device
 
@@ -53,9 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def run_benchmark(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ch01_bigram import TrainConfig, load_text, prepare_char_data, sample_text, train
 from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args, train_config_from_args
-from coursekit import CourseError, CourseParser
+from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_file
 from coursekit.numbers import fraction, positive_float, positive_int
 from coursekit.runtime import pick_device, set_seed
@@ -92,9 +92,7 @@ def default_attention_text(val_text: str, length: int) -> str:
     return val_text[start:start + length]
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def check_args(args: argparse.Namespace, block_size: int) -> None:

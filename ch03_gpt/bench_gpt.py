@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from coursekit import CourseError, CourseParser, run_cli
+from coursekit import CourseError, CourseParser, command_line, run_cli
 from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops
 from coursekit.numbers import NumberList, positive_int, seed
 
@@ -319,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def cmd_speed(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from ch01_bigram import CharTokenizer, load_text, prepare_char_data
 from ch01_bigram.cli import add_corpus_args
-from coursekit import CourseError, CourseParser
+from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
 from coursekit.numbers import (
@@ -198,6 +198,4 @@ def cmd_ablation(args) -> None:
         print(f"saved {args.plot}")
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen

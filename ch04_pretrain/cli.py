@@ -15,7 +15,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED
-from coursekit import BUILTIN, CourseError, CourseParser
+from coursekit import BUILTIN, CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_float, positive_int, seed
 
@@ -169,9 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ch03_gpt import check_sampling
-from coursekit import CourseError, CourseParser, read_json
+from coursekit import CourseError, CourseParser, command_line, read_json
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES
 from coursekit.numbers import (
@@ -281,6 +281,4 @@ def cmd_evaluate(args) -> None:
                           f"(config.json finetune type {kind!r})")
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen

@@ -15,11 +15,11 @@ light tools (Chapter 4's tokenizing workers) stay light: `runtime` and `hardware
 imported by name, `from coursekit.runtime import set_seed`.
 """
 
-from .errors import CourseError, CourseParser, check_positive, run_cli
+from .errors import CourseError, CourseParser, check_positive, command_line, run_cli
 from .files import atomic_path, read_json, write_json
 
 # The name that picks the course's own generated data wherever a command takes a corpus or data set.
 BUILTIN = "builtin"
 
-__all__ = ["BUILTIN", "CourseError", "CourseParser", "atomic_path", "check_positive", "read_json", "run_cli",
-           "write_json"]
+__all__ = ["BUILTIN", "CourseError", "CourseParser", "atomic_path", "check_positive", "command_line", "read_json",
+           "run_cli", "write_json"]

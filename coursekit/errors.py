@@ -40,6 +40,18 @@ class CourseParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def command_line(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable[[Sequence[str] | None], None]:
+    """The `main(argv)` of a command: parse `argv` with the parser `build_parser()` makes, then run what it chose.
+
+    Every parser of the course names its work with `set_defaults(run=...)`, on
+    itself or on each subcommand, so every command's main is this one.
+    """
+    def main(argv: Sequence[str] | None = None) -> None:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    return main
+
+
 def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
     """Call `main(argv)`; report a `CourseError` as `error: ...` on stderr and exit 2."""
     try:

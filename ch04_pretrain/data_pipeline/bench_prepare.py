@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from ch01_bigram.corpus import generate_corpus
-from coursekit import CourseParser, run_cli
+from coursekit import CourseParser, command_line, run_cli
 from coursekit.encode_workers import encode_documents
 from coursekit.numbers import NumberList, float_in, positive_int
 
@@ -142,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def run_benchmark(args: argparse.Namespace) -> None:

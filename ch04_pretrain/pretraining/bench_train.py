@@ -18,7 +18,7 @@ import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
-from coursekit import CourseParser, run_cli
+from coursekit import CourseParser, command_line, run_cli
 from coursekit.hardware import cpu_has_fast_bf16, matmul_peak_flops
 from coursekit.numbers import positive_int
 
@@ -61,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def run_benchmark(args: argparse.Namespace) -> None:

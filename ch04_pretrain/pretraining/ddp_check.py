@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
-from coursekit import CourseParser, run_cli
+from coursekit import CourseParser, command_line, run_cli
 from coursekit.numbers import int_in
 
 from .trainer import forward_backward, optimizer_step
@@ -135,9 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def run_check(args: argparse.Namespace) -> None:
