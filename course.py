@@ -11,7 +11,7 @@ It walks the path the chapters teach, on the course's own data, offline:
     7. Chapter 5   ask the tuned model a few questions
 
 and ends with a table: each stage's loss or score, its time, and where its
-files are (under runs/course/ by default). About 4 minutes on a 2-core CPU.
+files are (under runs/course/ by default). About 5 minutes on a 2-core CPU.
 
 Each finished stage leaves a `done.json` with the settings it ran with, so a
 second run reuses finished work and does only what is missing or changed; a
@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m course",
         description="Run the course's whole path on its built-in data, offline: corpus -> bigram (Chapter 1) -> "
                     "character-level GPT (Chapter 3) -> BPE shards and pretraining (Chapter 4) -> instruction "
-                    "tuning and a few questions (Chapter 5). About 4 minutes on a 2-core CPU. A second run reuses "
+                    "tuning and a few questions (Chapter 5). About 5 minutes on a 2-core CPU. A second run reuses "
                     "what is done.",
         epilog="Afterwards: python -m ch05_finetune chat --checkpoint runs/course/instruct")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
