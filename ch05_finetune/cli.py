@@ -183,8 +183,10 @@ def cmd_classify(args) -> None:
     print(f"majority class:  {_fmt(majority_baseline(train.labels, test.labels, k))}")
     print(f"bag of words:    {_fmt(bag_of_words_baseline(tr_seqs, train.labels, te_seqs, test.labels, codec.vocab_size, k))}")
     set_seed(args.seed)
+    # Ctrl-C during fine-tuning saves the best classifier so far to --out before the command ends.
     history, cost = measure(lambda: finetune_classifier(model, codec, train, val, cfg, trainable, args.lora_rank,
-                                                        max_len, progress=not args.no_progress), device)
+                                                        max_len, progress=not args.no_progress, out=args.out,
+                                                        meta={"data": args.data, "seed": args.seed}), device)
     result = evaluate_classifier(model, codec, test)
     print(f"fine-tuned GPT:  {_fmt(result)}  ({trainable_parameters(model):,} trainable parameters, "
           f"{cost['seconds']:.1f} s)")

@@ -222,3 +222,31 @@ def test_no_error_line_prints_a_vocabulary(tmp_path, codec):
     assert len(describe_tokenizer(codec.to_meta())) < 100
     assert describe_tokenizer({"type": "char", "chars": "abc" * 1000}) == "'char', 3,000 characters"
     assert Path(tmp_path / "config.json").stat().st_size > 3000  # what the old message printed on one line
+
+
+def test_ctrl_c_in_the_classify_command_saves_the_best_classifier_and_exits_130(tmp_path, codec, monkeypatch,
+                                                                                capsys):
+    from ch03_gpt import save_checkpoint
+    from ch05_finetune import classify as classify_module
+    from ch05_finetune import cli as ch05_cli
+
+    start = tmp_path / "start"
+    save_checkpoint(small_gpt(codec), start, {"tokenizer": codec.to_meta()})
+    real, calls = classify_module.class_logits, []
+
+    def interrupting(*args):
+        if torch.is_grad_enabled():
+            calls.append(1)
+            if len(calls) == 3:  # the third training step of the first epoch
+                raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(classify_module, "class_logits", interrupting)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(ch05_cli.main, ["classify", "--from", str(start), "--epochs", "2", "--batch-size", "64",
+                                "--out", str(tmp_path / "out"), "--no-progress"])
+    assert exit_info.value.code == 130
+    assert "interrupted in epoch 1" in capsys.readouterr().err
+    monkeypatch.undo()
+    _, _, labels = load_classifier(tmp_path / "out")
+    assert labels == ["negative", "positive"]
