@@ -13,17 +13,8 @@ from ch01_bigram.cli import add_corpus_args
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
-from coursekit.numbers import (
-    Number,
-    fraction,
-    learning_rate,
-    min_learning_rate,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    probability,
-    seed,
-)
+from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
+                               positive_int, probability, seed)
 from coursekit.runtime import pick_device
 
 from .checkpoint import load_checkpoint

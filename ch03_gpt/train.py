@@ -21,16 +21,8 @@ from ch01_bigram import CharData, History, TrainConfig, get_batch
 from ch01_bigram.bigram import check_split_lengths, record_losses
 from coursekit import CourseError
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
-from coursekit.numbers import (
-    Number,
-    learning_rate,
-    min_learning_rate,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    seed,
-    weight_decay,
-)
+from coursekit.numbers import (Number, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
+                               positive_int, seed, weight_decay)
 from coursekit.progress import progress_bar
 from coursekit.runtime import set_seed
 

@@ -6,17 +6,8 @@ from dataclasses import dataclass
 
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
-from coursekit.numbers import (
-    Number,
-    fraction,
-    learning_rate,
-    min_learning_rate,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    seed,
-    weight_decay,
-)
+from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
+                               positive_int, seed, weight_decay)
 
 
 @dataclass
