@@ -168,7 +168,9 @@ def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.
         with autocast:
             losses = record_losses(history, step, model, splits, cfg, eval_gen, device, log)
         if on_eval is not None:
-            on_eval(step, losses)
+            start = time.perf_counter()
+            on_eval(step, losses)  # e.g. saving a checkpoint: not training time either
+            history.eval_seconds += time.perf_counter() - start
 
     model.train()
     bar = progress_bar(range(recipe.steps), desc="training", unit="step", disable=not progress)
