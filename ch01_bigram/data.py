@@ -5,8 +5,8 @@ pinned sha256, and reused. On a machine without network, point the course at
 a directory that already holds the file, with `--data-dir DIR` or the
 environment variable `COURSE_DATA_DIR`.
 
-`download` is the one downloader of the course (later chapters fetch their
-datasets through it): it streams to a `.part` file, resumes an interrupted
+`download` fetches through the course's one downloader, `coursekit.download.fetch`
+(later chapters use it too): it streams to a `.part` file, resumes an interrupted
 download with an HTTP Range request, verifies the checksum, and only then
 renames the file into place, so a half-written file is never mistaken for a
 good one.
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from coursekit import BUILTIN, CourseError
-from coursekit.progress import progress_bar
+from coursekit.download import fetch
 
 from .corpus import DEFAULT_SEED, generate_corpus
 
@@ -67,43 +65,10 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0, progress:
     """Download `url` to `dest`, resuming a partial download, and verify its sha256.
 
     Raises `CourseError` when the network cannot be reached or the bytes do not
-    match. `dest` appears only once it is complete and verified.
+    match. `dest` appears only once it is complete and verified. (The work is
+    done by `coursekit.download.fetch`, which later chapters use too.)
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if have and response.status != 206:  # the server ignored Range: start over
-                have = 0
-            total = response.headers.get("Content-Length")
-            total = int(total) + have if total is not None else None
-            with open(part, "ab" if have else "wb") as out, progress_bar(
-                total=total, initial=have, unit="B", unit_scale=True,
-                desc=f"downloading {dest.name}", disable=not progress,
-            ) as bar:
-                while block := response.read(1 << 16):
-                    out.write(block)
-                    bar.update(len(block))
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # range not satisfiable: the .part file is already whole
-            pass
-        else:
-            raise CourseError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise CourseError(
-            f"could not download {url} ({reason}); if this machine is offline, put a copy of "
-            f"{dest.name} in a directory and pass --data-dir DIR or set {DATA_DIR_ENV}=DIR"
-        ) from None
-    actual = sha256_of(part)
-    if actual != sha256:
-        part.unlink()
-        raise CourseError(f"downloaded {url} but its sha256 is {actual}, expected {sha256}; deleted it, try again")
-    os.replace(part, dest)
-    return dest
+    return fetch(url, dest, sha256=sha256, timeout=timeout, progress=progress)
 
 
 def find_local(remote: RemoteFile, data_dir: str | Path | None = None) -> Path | None:
