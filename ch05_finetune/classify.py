@@ -13,6 +13,7 @@ LayerNorm can adapt too, or everything (`"all"`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -57,14 +58,21 @@ def choose_trainable(model: GPT, trainable_blocks: int | str = 2) -> None:
             p.requires_grad_(True)
 
 
-def encode_texts(codec: Codec, texts: list[str], max_len: int) -> list[list[int]]:
-    """Token ids of each text, cut from the left to `max_len` so the true last token stays."""
-    out = []
+def encode_texts(codec: Codec, texts: list[str], max_len: int, what: str = "the texts") -> list[list[int]]:
+    """Token ids of each text, cut from the left to `max_len` so the true last token stays.
+
+    A trimmed vocabulary refuses texts of which more than 1% of the tokens it does not know
+    (`Codec.check_coverage`): they would reach the model as one "unknown" id."""
+    out, unknown, total = [], 0, 0
     for i, text in enumerate(texts):
         ids = codec.encode(text)
         if not ids:
             raise CourseError(f"text {i} is empty")
+        unknown += codec.unknown_count(ids)
+        total += len(ids)
         out.append(ids[-max_len:])
+    if unknown:
+        codec.check_coverage(texts, what)
     return out
 
 
@@ -146,11 +154,11 @@ def majority_baseline(train_labels: list[int], test_labels: list[int], num_class
 
 
 class BagOfWords(nn.Module):
-    """Logistic regression on token counts: one weight per (token, class), blind to order."""
+    """Logistic regression on word counts: one weight per (word, class), blind to order."""
 
     def __init__(self, vocab_size: int, num_classes: int):
         super().__init__()
-        self.weights = nn.EmbeddingBag(vocab_size, num_classes, mode="sum")  # sums the rows of a text's tokens
+        self.weights = nn.EmbeddingBag(vocab_size, num_classes, mode="sum")  # sums the rows of a text's words
         nn.init.zeros_(self.weights.weight)
         self.bias = nn.Parameter(torch.zeros(num_classes))
 
@@ -160,12 +168,40 @@ class BagOfWords(nn.Module):
 
 def _flat(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     offsets = torch.tensor([0] + [len(s) for s in seqs[:-1]]).cumsum(0)
-    return torch.tensor([i for s in seqs for i in s]), offsets
+    return torch.tensor([i for s in seqs for i in s], dtype=torch.long), offsets
 
 
-def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, vocab_size: int, num_classes: int,
-                          steps: int = 300, lr: float = 0.1, weight_decay: float = 1e-3, seed: int = 1337) -> dict:
-    """Fit `BagOfWords` on the training set (full batch, AdamW) and score it on the test set."""
+WORD = re.compile(r"\w+(?:'\w+)*")
+
+
+def text_words(text: str) -> list[str]:
+    """The words of a text, lowercased (a word: letters and digits, with inner apostrophes)."""
+    return WORD.findall(text.lower())
+
+
+def words_to_ids(train_texts: list[str], test_texts: list[str]) -> tuple[list[list[int]], list[list[int]], int]:
+    """Number the training texts' words 1..V (0: a word seen only in the test texts); ids of both, and V + 1."""
+    vocab: dict[str, int] = {}
+    for text in train_texts:
+        for w in text_words(text):
+            vocab.setdefault(w, len(vocab) + 1)
+    ids = lambda texts: [[vocab.get(w, 0) for w in text_words(t)] for t in texts]
+    return ids(train_texts), ids(test_texts), len(vocab) + 1
+
+
+def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, vocab_size: int | None = None,
+                          num_classes: int | None = None, steps: int = 300, lr: float = 0.1,
+                          weight_decay: float = 1e-3, seed: int = 1337) -> dict:
+    """Fit `BagOfWords` on the training set (full batch, AdamW) and score it on the test set.
+
+    Give it the texts (strings): it counts their words, whatever model is fine-tuned beside it,
+    so a model's trimmed vocabulary cannot blind it. (Lists of token ids, with `vocab_size`,
+    still work: a bag of tokens.) The result has `vocabulary`, the number of ids it weighed."""
+    if train_seqs and isinstance(train_seqs[0], str):
+        train_seqs, test_seqs, vocab_size = words_to_ids(train_seqs, test_seqs)
+    if vocab_size is None:
+        raise CourseError("bag_of_words_baseline needs vocab_size for token ids (or give it the texts)")
+    num_classes = num_classes or max([*train_labels, *test_labels]) + 1
     torch.manual_seed(seed)
     model = BagOfWords(vocab_size, num_classes)
     x, off = _flat(train_seqs)
@@ -180,7 +216,7 @@ def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, voca
         tx, toff = _flat(test_seqs)
         pred = model(tx, toff).argmax(-1)
         train_acc = (model(x, off).argmax(-1) == y).float().mean().item()
-    return {**scores(pred, test_labels, num_classes), "train_accuracy": train_acc}
+    return {**scores(pred, test_labels, num_classes), "train_accuracy": train_acc, "vocabulary": vocab_size - 1}
 
 
 # --------------------------------------------------------------------------- #
@@ -205,8 +241,8 @@ def finetune_classifier(model: GPT, codec: Codec, train: LabelledData, val: Labe
         apply_lora(model, lora_rank, train_also=("lm_head",))
     else:
         choose_trainable(model, trainable_blocks)
-    train_seqs = encode_texts(codec, train.texts, max_len)
-    val_seqs = encode_texts(codec, val.texts, max_len)
+    train_seqs = encode_texts(codec, train.texts, max_len, "the training texts")
+    val_seqs = encode_texts(codec, val.texts, max_len, "the validation texts")
     examples = list(zip(train_seqs, train.labels))
 
     def loss_fn(batch):
@@ -242,7 +278,7 @@ def check_labels(classifier_labels: list[str] | None, data: LabelledData) -> Non
 def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData) -> dict:
     """Scores on `data`; a classifier from `load_classifier` (which knows its class names) refuses other classes."""
     check_labels(getattr(model, "label_names", None), data)
-    seqs = encode_texts(codec, data.texts, model.config.block_size)
+    seqs = encode_texts(codec, data.texts, model.config.block_size, "the texts to score")
     return scores(predict(model, seqs, codec.eot), data.labels, len(data.label_names))
 
 

@@ -9,13 +9,19 @@ loss (their target set to IGNORE):
 * the prompt, optionally: the model then learns only to answer, not to
   reproduce questions. `mask_prompt=False` trains on both, for comparison.
 
-Evaluation: val loss on the answers, and exact match of greedy answers on
-the test split, saved as JSON next to the expected answers.
+Evaluation (`score_answers`): the loss and perplexity of the expected
+answers, and greedy answers scored three ways: exact match, token F1 and
+ROUGE-L (scoring.py), the last two for open answers that can be right in
+other words. Generation runs until <|endoftext|>, with a budget taken from
+the references: the longest expected answer in tokens plus a margin, so a
+long answer is never cut by a fixed small limit. An answer that hits the
+budget anyway is marked "cut" in the saved responses.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ch01_bigram import RemoteFile, find_or_download
 from ch03_gpt import GPT, generate, save_checkpoint
 from coursekit import BUILTIN, CourseError, write_json
 from coursekit.readers import decode_utf8, json_lines
@@ -32,6 +39,7 @@ from coursekit.runtime import set_seed
 from .builtin import Instruction, generate_instructions
 from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
 from .measure import measure
+from .scoring import normalize_answer, rouge_l, token_f1
 from .template import PromptTemplate
 from .vocab import Codec
 
@@ -71,8 +79,26 @@ def read_alpaca(path: str | Path) -> list[Instruction]:
     return out
 
 
-def load_instructions(source: str, n_builtin: int = 1400, seed: int = 1337) -> list[Instruction]:
-    return generate_instructions(n_builtin, seed) if source == BUILTIN else read_alpaca(source)
+# Instruction data sets by name, downloaded at run time into the cache (never kept in the repository).
+INSTRUCTION_DATASETS = {
+    # 1,100 Alpaca-style records written for Raschka's "Build a Large Language Model (From Scratch)", chapter 7
+    # (https://github.com/rasbt/LLMs-from-scratch): open answers of one to a few dozen words.
+    "alpaca_sample": RemoteFile(
+        url="https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/"
+            "instruction-data.json",
+        sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+        filename="instruction-data.json"),
+}
+
+
+def load_instructions(source: str, n_builtin: int = 1400, seed: int = 1337, data_dir: str | Path | None = None,
+                      progress: bool = True) -> list[Instruction]:
+    """`builtin`, a name from INSTRUCTION_DATASETS (downloaded once, sha256-checked), or an Alpaca-style file."""
+    if source == BUILTIN:
+        return generate_instructions(n_builtin, seed)
+    if source in INSTRUCTION_DATASETS:
+        return read_alpaca(find_or_download(INSTRUCTION_DATASETS[source], data_dir, progress=progress))
+    return read_alpaca(source)
 
 
 def split_instructions(examples: list, seed: int = 1337, fractions=(0.8, 0.1, 0.1)) -> tuple[list, list, list]:
@@ -148,6 +174,8 @@ def finetune_instructions(model: GPT, codec: Codec, template: PromptTemplate, tr
     """Fit on `train`, the answer loss on `val` evaluated per epoch; `on_interrupt` as for `fit` (the model
     then holds the weights of the lowest val loss so far)."""
     block = model.config.block_size
+    for name, part in (("the training instructions", train), ("the validation instructions", val)):
+        codec.check_coverage([t for ex in part for t in (ex.instruction, ex.input, ex.output)], name)
     train_enc = [encode_example(codec, template, ex, block) for ex in train]
     val_enc = [encode_example(codec, template, ex, block) for ex in val]
 
@@ -158,32 +186,85 @@ def finetune_instructions(model: GPT, codec: Codec, template: PromptTemplate, tr
                progress, log, best=("val_loss", "min"), on_interrupt=on_interrupt)
 
 
-def respond(model: GPT, codec: Codec, template: PromptTemplate, instruction: str, input: str = "",
-            max_new_tokens: int = 16) -> str:
-    """The model's greedy answer, up to <|endoftext|>."""
-    prompt, _ = template.encode(codec, instruction, input, max_tokens=model.config.block_size - max_new_tokens)
+def answer_budget(codec: Codec, examples: list[Instruction], margin: float = 0.25, at_least: int = 4) -> int:
+    """New tokens to allow a generated answer: the longest expected answer (with its <|endoftext|>) plus a
+    margin (a quarter of it, and at least `at_least` tokens)."""
+    longest = max(len(codec.encode(ex.output)) + 1 for ex in examples)
+    return longest + max(at_least, int(longest * margin))
+
+
+def generate_answer(model: GPT, codec: Codec, template: PromptTemplate, instruction: str, input: str = "",
+                    max_new_tokens: int = 16) -> tuple[str, bool]:
+    """The model's greedy answer, up to <|endoftext|>, and whether the budget cut it (no <|endoftext|> came).
+
+    The prompt keeps room for the answer within the context (at most half of it); a longer answer
+    goes on with the context sliding, as `generate` does."""
+    block = model.config.block_size
+    prompt, _ = template.encode(codec, instruction, input, max_tokens=block - min(max_new_tokens, block // 2))
     device = next(model.parameters()).device
     out = generate(model, torch.tensor([prompt], device=device), max_new_tokens, temperature=0.0,
                    stop_token=codec.eot)[0, len(prompt):].tolist()
-    if codec.eot in out:
+    cut = codec.eot not in out
+    if not cut:
         out = out[:out.index(codec.eot)]
-    return codec.decode(out).strip()
+    return codec.decode(out).strip(), cut
+
+
+def respond(model: GPT, codec: Codec, template: PromptTemplate, instruction: str, input: str = "",
+            max_new_tokens: int = 16) -> str:
+    """The model's greedy answer, up to <|endoftext|> (at most `max_new_tokens` tokens)."""
+    return generate_answer(model, codec, template, instruction, input, max_new_tokens)[0]
+
+
+def score_answers(model: GPT, codec: Codec, template: PromptTemplate, examples: list[Instruction],
+                  max_new_tokens: int | None = None, out_path: str | Path | None = None) -> dict:
+    """Greedy answers to `examples`, scored against the expected outputs.
+
+    exact_match: the share of answers equal to the expected output (spaces at the ends stripped);
+    token_f1, rouge_l: their means (scoring.py), which give credit for an open answer that is partly
+    right or right in other words; answer_loss and perplexity (its exp): how likely the model finds the
+    expected answers, without generating; by_task: exact match per task; budget: the new tokens allowed
+    (default `answer_budget` of these examples); cut: how many answers the budget stopped.
+    With `out_path`, every response is saved as JSON beside its expected answer, its scores and "cut".
+    """
+    codec.check_coverage([t for ex in examples for t in (ex.instruction, ex.input, ex.output)],
+                         "the instructions to score")
+    budget = max_new_tokens or answer_budget(codec, examples)
+    records, by_task = [], defaultdict(list)
+    for ex in examples:
+        response, cut = generate_answer(model, codec, template, ex.instruction, ex.input, budget)
+        correct = response == ex.output.strip()
+        by_task[ex.task].append(correct)
+        records.append({**ex.to_dict(), "response": response, "correct": correct,
+                        "token_f1": round(token_f1(response, ex.output), 4),
+                        "rouge_l": round(rouge_l(response, ex.output), 4), "cut": cut})
+    if out_path is not None:
+        write_json(out_path, records)
+    n = len(records)
+    block = model.config.block_size
+    loss = answer_loss(model, [encode_example(codec, template, ex, block) for ex in examples], codec.eot)
+    return {"exact_match": sum(r["correct"] for r in records) / n,
+            "normalized_match": sum(normalize_answer(r["response"]) == normalize_answer(r["output"])
+                                    for r in records) / n,
+            "token_f1": sum(r["token_f1"] for r in records) / n, "rouge_l": sum(r["rouge_l"] for r in records) / n,
+            "answer_loss": loss, "perplexity": math.exp(min(loss, 50.0)),
+            "by_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())},
+            "budget": budget, "cut": sum(r["cut"] for r in records), "responses": records}
 
 
 def exact_match(model: GPT, codec: Codec, template: PromptTemplate, examples: list[Instruction],
-                max_new_tokens: int = 8, out_path: str | Path | None = None) -> dict:
-    """Share of greedy answers equal to the expected output (after stripping spaces), overall and by task.
-    With `out_path`, every response is saved as JSON beside its expected answer."""
-    records, by_task = [], defaultdict(list)
-    for ex in examples:
-        response = respond(model, codec, template, ex.instruction, ex.input, max_new_tokens)
-        correct = response == ex.output.strip()
-        by_task[ex.task].append(correct)
-        records.append({**ex.to_dict(), "response": response, "correct": correct})
-    if out_path is not None:
-        write_json(out_path, records)
-    return {"exact_match": sum(r["correct"] for r in records) / len(records),
-            "by_task": {t: sum(v) / len(v) for t, v in sorted(by_task.items())}, "responses": records}
+                max_new_tokens: int | None = None, out_path: str | Path | None = None) -> dict:
+    """`score_answers` under its first score's name: ["exact_match"] is the share of greedy answers equal to
+    the expected output; the other scores come with it."""
+    return score_answers(model, codec, template, examples, max_new_tokens, out_path)
+
+
+def format_scores(result: dict) -> str:
+    """One line of the scores of `score_answers`."""
+    cut = f"; {result['cut']} cut at the budget of {result['budget']} tokens" if result["cut"] else ""
+    return (f"exact match {result['exact_match']:.3f}, token F1 {result['token_f1']:.3f}, "
+            f"ROUGE-L {result['rouge_l']:.3f}, answer loss {result['answer_loss']:.3f} "
+            f"(perplexity {result['perplexity']:.1f}){cut}")
 
 
 def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits: tuple[list, list, list],
@@ -191,16 +272,16 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
                      responses: str | Path | None = None, progress: bool = True, log=print) -> dict:
     """The whole instruction-tuning run: score, fine-tune, score again, save.
 
-    Exact match on the test split before and after; fine-tuning on train
+    The scores of `score_answers` on the test split before and after; fine-tuning on train
     (LoRA adapters of `lora_rank`, merged afterwards, when it is above 0); the
     test responses saved as JSON (default OUT/responses.json) and the model as a
     checkpoint whose config.json records the template, so `chat` frames
     messages the same way. Returns the scores, the loss history and the cost.
     """
     train_split, val_split, test_split = splits
-    before = exact_match(model, codec, template, test_split)
+    before = score_answers(model, codec, template, test_split)
     if log:
-        log(f"exact match before: {before['exact_match']:.3f}")
+        log(f"before tuning: {format_scores(before)}")
     if lora_rank:
         from .lora import apply_lora
         apply_lora(model, lora_rank)
@@ -225,7 +306,7 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
                                                           on_interrupt=on_interrupt), device)
     merged()
     responses = Path(responses) if responses else out / "responses.json"
-    after = exact_match(model, codec, template, test_split, out_path=responses)
+    after = score_answers(model, codec, template, test_split, out_path=responses)
     save_checkpoint(model, out, {"tokenizer": codec.to_meta(), "finetune": {
-        **finetune, "exact_match": after["exact_match"]}})
+        **finetune, **{k: after[k] for k in ("exact_match", "token_f1", "rouge_l", "answer_loss", "budget", "cut")}}})
     return {"before": before, "after": after, "history": history, "cost": cost, "responses": responses}

@@ -8,6 +8,12 @@ the built-in data uses (`builtin_token_ids`), numbered 0..K-1, plus one
 "unknown" id for everything else. The text is still cut by GPT-2's BPE; only
 the numbering differs. A checkpoint records which kind it was in config.json:
 {"type": "gpt2"} or {"type": "gpt2-subset", "ids": [...]}.
+
+A trimmed model cannot read text from outside its world: every token it
+does not know becomes the same "unknown" id, and the model learns from (and
+answers in) a string of them while its loss looks healthy. `check_coverage`
+refuses such text before any training, with the share it would lose and the
+way out (a full-vocabulary model).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from coursekit import CourseError
 from .builtin import BACKWARD_WORDS, generate_instructions, generate_reviews
 
 UNKNOWN_TEXT = "\ufffd"  # how an unknown token prints: the replacement character
+MAX_UNKNOWN_SHARE = 0.01  # a trimmed model refuses text of which more than this share would be unknown
+FULL_VOCABULARY_HINT = ("start from a full-vocabulary model: --from gpt2 (OpenAI's GPT-2, downloaded once) "
+                        "or --from DIR, a Chapter 4 checkpoint")
 
 
 class Codec:
@@ -53,6 +62,25 @@ class Codec:
 
     def unknown_count(self, ids: list[int]) -> int:
         return 0 if self.keep is None else sum(i == self.unknown for i in ids)
+
+    def unknown_share(self, texts) -> tuple[float, int]:
+        """(share of the tokens of `texts` that become the unknown id, number of tokens); (0.0, n) untrimmed."""
+        unknown = total = 0
+        for text in texts:
+            ids = self.encode(text)
+            total += len(ids)
+            unknown += self.unknown_count(ids)
+        return (unknown / total if total else 0.0), total
+
+    def check_coverage(self, texts, what: str = "the data", limit: float = MAX_UNKNOWN_SHARE) -> None:
+        """Refuse `texts` when more than `limit` of their tokens are outside a trimmed vocabulary."""
+        if self.keep is None:
+            return
+        share, total = self.unknown_share(texts)
+        if share > limit:
+            raise CourseError(f"{what}: {share:.1%} of its {total:,} tokens are outside this model's trimmed "
+                              f"vocabulary ({len(self.keep):,} GPT-2 tokens of the built-in world) and would all "
+                              f"become one unknown token; {FULL_VOCABULARY_HINT}")
 
     def token_bytes(self, i: int) -> bytes:
         if self.keep is not None:

@@ -274,26 +274,23 @@ def test_balanced_split():
 
 # --------------------------------------------------------------------------- real datasets: hashes and downloads
 
-def _sms_zip(path):
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("SMSSpamCollection", "ham\tsee you soon\nspam\tFREE entry, text WIN now\nham\tok\n")
-    return path
-
-
 def test_unpinned_dataset_is_refused_then_trusted_on_request(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert labelled.DATASETS["sms_spam"].remote.sha256 == labelled.UNPINNED  # nothing made up
-    with pytest.raises(CourseError, match="no verified sha256 for sms_spam"):
-        labelled.load_labelled("sms_spam", data_dir=tmp_path)
-    _sms_zip(tmp_path / "sms_spam_collection.zip")
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    spec = labelled.DATASETS["imdb"]
+    assert spec.remote.sha256 == labelled.UNPINNED and not spec.member_sha256  # nothing made up
+    with pytest.raises(CourseError, match="no verified sha256 for imdb"):
+        labelled.load_labelled("imdb", data_dir=tmp_path)
+    local = tmp_path / spec.remote.filename
+    pq.write_table(pa.table({"text": ["great film", "dull film", "fine"], "label": [1, 0, 1]}), local)
     with pytest.raises(CourseError, match="--trust-unverified to use it"):
-        labelled.load_labelled("sms_spam", data_dir=tmp_path)
+        labelled.load_labelled("imdb", data_dir=tmp_path)
     logs = []
-    data = labelled.load_labelled("sms_spam", data_dir=tmp_path, trust_unverified=True, log=logs.append)
-    assert data.label_names == ["ham", "spam"] and data.labels == [0, 1, 0]
-    assert sha256_of(tmp_path / "sms_spam_collection.zip") in logs[0]
+    data = labelled.load_labelled("imdb", data_dir=tmp_path, trust_unverified=True, log=logs.append)
+    assert data.label_names == ["negative", "positive"] and data.labels == [1, 0, 1]
+    assert sha256_of(local) in logs[0]
     with pytest.raises(CourseError, match="has sha256"):
-        labelled.load_labelled("sms_spam", data_dir=tmp_path, sha256="0" * 64)
+        labelled.load_labelled("imdb", data_dir=tmp_path, sha256="0" * 64)
 
 
 def test_download_with_a_given_sha256_over_loopback(tmp_path, monkeypatch):
