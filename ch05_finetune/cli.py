@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ch03_gpt import check_sampling
-from coursekit import CourseError, CourseParser, command_line, read_json
+from coursekit import BUILTIN, CourseError, CourseParser, command_line, read_json
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES
 from coursekit.numbers import (
@@ -33,16 +33,55 @@ from .classify import (
     plot_confusion,
     save_classifier,
 )
-from .instruct import exact_match, instruction_tune, load_instructions, split_instructions
-from .labelled import DATASETS, load_labelled, split_balanced
+from .instruct import (
+                       INSTRUCTION_DATASETS,
+                       format_scores,
+                       instruction_tune,
+                       load_instructions,
+                       score_answers,
+                       split_instructions,
+)
+from .labelled import DATASETS, FORMAT_CHOICES, SPLIT_CHOICES, load_labelled, make_splits
 from .loop import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig, trainable_parameters
 from .lora import merge_lora
 from .measure import measure
 from .pretrained import TINY, load_start
 from .template import TEMPLATES, get_template
+from .vocab import MAX_UNKNOWN_SHARE, Codec, builtin_token_ids
 
-SOURCES = f"'{TINY}' (a small GPT pretrained here on the built-in world, cached in runs/ch05/tiny), a checkpoint " \
-          f"directory from Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (needs Chapter 4's loader and network)"
+AUTO = "auto"
+SOURCES = f"'{AUTO}' (the default: '{TINY}' for the built-in data and for data in its vocabulary, else gpt2), " \
+          f"'{TINY}' (a small GPT pretrained here on the built-in world, cached in runs/ch05/tiny; it knows only " \
+          f"the 634 GPT-2 tokens of that world and refuses text it cannot read), a checkpoint directory from " \
+          f"Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (downloaded once through Chapter 4's loader)"
+
+
+def choose_start(source: str, data: str, texts) -> tuple[str, str]:
+    """The starting model for `--from auto`, and why: the tiny model where it can read the data, else GPT-2.
+
+    The tiny model keeps only the GPT-2 tokens of the built-in world; on other text most tokens would
+    become one unknown id, so real data starts from a model with GPT-2's whole vocabulary."""
+    if source != AUTO:
+        return source, ""
+    if data == BUILTIN:
+        return TINY, "the built-in data"
+    share, _ = Codec(list(builtin_token_ids())).unknown_share(texts)
+    if share <= MAX_UNKNOWN_SHARE:
+        return TINY, f"only {share:.1%} of the data's tokens are outside its vocabulary"
+    return "gpt2", f"{share:.1%} of the data's tokens are outside the tiny model's vocabulary"
+
+
+def load_chosen(source: str, reason: str, device: str, progress: bool):
+    """`load_start`, saying which model `--from auto` chose; a GPT-2 that cannot be had offline is one line."""
+    if reason:
+        print(f"start: {source} (--from auto: {reason})")
+    try:
+        return load_start(source, device, progress=progress)
+    except CourseError as e:
+        if not reason or source == TINY:
+            raise
+        raise CourseError(f"{e}; --from auto needs a full-vocabulary model for this data: run once with network, "
+                          f"or pass --from DIR (a Chapter 4 checkpoint or a downloaded model.safetensors)") from None
 
 
 # --trainable: a number of blocks (0: only the final LayerNorm and the head) or 'all'
@@ -51,7 +90,7 @@ trainable_blocks = Number(int, 0, words={"all": "all"})
 
 def add_fit_args(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
     """The options `classify` and `instruct` share: the starting model and the fine-tuning recipe."""
-    p.add_argument("--from", dest="source", default=TINY, metavar="MODEL", help=f"starting point: {SOURCES}")
+    p.add_argument("--from", dest="source", default=AUTO, metavar="MODEL", help=f"starting point: {SOURCES}")
     p.add_argument("--epochs", type=positive_int, default=recipe.epochs,
                    help="passes over the training split (default: %(default)s)")
     p.add_argument("--lr", type=learning_rate, default=recipe.lr,
@@ -75,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chapter 5: fine-tune a pretrained GPT into a classifier or an instruction follower.",
         epilog="examples:\n"
                "  python -m ch05_finetune classify                     # built-in reviews, tiny model\n"
-               "  python -m ch05_finetune classify --data sms_spam --from gpt2 --sha256 HASH\n"
+               "  python -m ch05_finetune classify --data sms_spam --split balanced   # UCI download, GPT-2\n"
+               "  python -m ch05_finetune classify --data path/to/folder               # train/dev/test files\n"
+               "  python -m ch05_finetune instruct --data alpaca_sample --from gpt2\n"
                "  python -m ch05_finetune instruct --out runs/ch05/instruct\n"
                "  python -m ch05_finetune chat --checkpoint runs/ch05/instruct\n"
                "  python -m ch05_finetune evaluate --checkpoint runs/ch05/classify",
@@ -89,15 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_classify)
     c.add_argument("--data", default="builtin", metavar="NAME_OR_PATH",
                    help=f"'builtin' (generated reviews where word order and negation decide), a dataset name "
-                        f"({', '.join(DATASETS)}; downloaded and checked against a sha256), or a file: .tsv "
-                        f"(label<TAB>text), .csv (text,label columns), .jsonl (text and label), .parquet, .zip")
+                        f"({', '.join(DATASETS)}; downloaded and checked against a sha256), a file: label<TAB>text "
+                        f"(e.g. the UCI SMSSpamCollection as it comes), fastText/flair '__label__X text' lines, "
+                        f"CSV/TSV with a header (text and label columns), JSONL, Parquet, a .zip of one; or a "
+                        f"folder of train/dev/test files (their splits are kept)")
+    c.add_argument("--format", choices=FORMAT_CHOICES, help="the file's format, when its extension and its content "
+                   "do not say (default: .tsv/.csv/.jsonl/.parquet/.zip by extension, otherwise read from the content)")
+    c.add_argument("--split", choices=SPLIT_CHOICES, default="auto",
+                   help="given: the data's own train/dev/test files; balanced: every class cut to the smallest, "
+                        "then 70/10/20 (the split of the published SMS Spam figure); stratified: 70/10/20 with "
+                        "the classes as they are; auto (default): given when the data has splits, else balanced")
     c.add_argument("--trainable", type=trainable_blocks, default="all", metavar="N|all",
                    help="train the last N transformer blocks, the final LayerNorm and the head; 'all' trains "
                         "every weight (default: %(default)s)")
     c.add_argument("--max-len", type=positive_int,
                    help="tokens per text, cut from the left, at most the context size (default: the context size)")
-    c.add_argument("--no-balance", action="store_true", help="keep the class sizes as they are (default: cut "
-                   "the larger classes down to the smallest, so that guessing scores 1 / classes)")
+    c.add_argument("--no-balance", action="store_true", help="the same as --split stratified where the split would "
+                   "be balanced: keep the class sizes as they are")
     c.add_argument("--out", default="runs/ch05/classify", help="checkpoint directory (default: %(default)s)")
     c.add_argument("--plot", metavar="PNG", help="save the test confusion matrix as a picture")
     c.add_argument("--data-dir", metavar="DIR", help="directory that already holds a downloaded dataset")
@@ -108,11 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("instruct", help="instruction-tune; print exact match before and after, save responses",
                        description="Fine-tune on instruction/input/output examples framed by a prompt template, "
-                                   "with the loss masked on padding (and on the prompt, unless --no-mask-prompt).")
+                                   "with the loss masked on padding (and on the prompt, unless --no-mask-prompt). "
+                                   "Test answers are generated up to <|endoftext|> (budget: the longest expected "
+                                   "answer plus a margin) and scored by exact match, token F1 and ROUGE-L, beside "
+                                   "the loss of the expected answers; answers cut by the budget are marked.")
     i.set_defaults(run=cmd_instruct)
     i.add_argument("--data", default="builtin", metavar="NAME_OR_PATH",
-                   help="'builtin' (questions about the built-in world with exact answers, sums, words backwards) "
-                        "or an Alpaca-style .json list / .jsonl of {instruction, input, output}")
+                   help=f"'builtin' (questions about the built-in world with exact answers, sums, words backwards), "
+                        f"a name ({', '.join(INSTRUCTION_DATASETS)}: 1,100 Alpaca-style records with open answers, "
+                        f"downloaded once and checked against a sha256), or an Alpaca-style .json list / .jsonl of "
+                        f"{{instruction, input, output}}")
+    i.add_argument("--data-dir", metavar="DIR", help="directory that already holds a downloaded data set")
     i.add_argument("--template", default="compact", choices=list(TEMPLATES),
                    help="prompt frame: compact (### Instruction/Input/Response) or alpaca (the same with "
                         "Alpaca's preamble)")
@@ -141,12 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a saved classifier or instruction-tuned checkpoint",
                        description="A classifier checkpoint: accuracy, precision, recall, F1 and the confusion "
-                                   "matrix on the test split of --data. An instruction-tuned one: exact match "
-                                   "on the test split, responses saved as JSON.")
+                                   "matrix on the test split of --data. An instruction-tuned one: exact match, "
+                                   "token F1, ROUGE-L and answer loss on the test split, responses saved as JSON.")
     e.set_defaults(run=cmd_evaluate)
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", default="builtin", help="as for classify / instruct (default: builtin)")
     e.add_argument("--seed", type=seed, default=1337, help="the seed the split was made with")
+    e.add_argument("--format", choices=FORMAT_CHOICES, help="as for classify")
+    e.add_argument("--split", choices=SPLIT_CHOICES, default="auto", help="the split classify used (default auto)")
     e.add_argument("--responses", metavar="JSON", help="instruct checkpoints: where to save the responses")
     e.add_argument("--plot", metavar="PNG", help="classifiers: save the confusion matrix")
     e.add_argument("--data-dir", metavar="DIR")
@@ -172,29 +229,36 @@ def cmd_classify(args) -> None:
         check_writable_file(args.plot, "--plot")
     device = pick_device(args.device)
     data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
-                         progress=not args.no_progress)
-    train, val, test = split_balanced(data, args.seed, balance=not args.no_balance)
-    model, codec, _ = load_start(args.source, device, progress=not args.no_progress)
+                         progress=not args.no_progress, fmt=args.format)
+    how = args.split
+    if how == "auto":
+        how = "given" if data.given else "stratified" if args.no_balance else "balanced"
+    train, val, test = make_splits(data, args.seed, how)
+    source, reason = choose_start(args.source, args.data, train.texts)
+    model, codec, _ = load_chosen(source, reason, device, not args.no_progress)
     max_len = min(args.max_len or model.config.block_size, model.config.block_size)
-    print(f"data: {args.data}, {len(data):,} examples; split train {len(train):,} / val {len(val):,} / "
+    kind = "its own train/dev/test" if how == "given" else how
+    print(f"data: {args.data}, {len(data):,} examples; split ({kind}) train {len(train):,} / val {len(val):,} / "
           f"test {len(test):,}; classes {', '.join(data.label_names)}")
     k = len(data.label_names)
-    tr_seqs, te_seqs = encode_texts(codec, train.texts, max_len), encode_texts(codec, test.texts, max_len)
+    encode_texts(codec, train.texts, max_len, "the training texts")  # refuses text the model cannot read
+    encode_texts(codec, test.texts, max_len, "the test texts")
     print(f"majority class:  {_fmt(majority_baseline(train.labels, test.labels, k))}")
-    print(f"bag of words:    {_fmt(bag_of_words_baseline(tr_seqs, train.labels, te_seqs, test.labels, codec.vocab_size, k))}")
+    bow = bag_of_words_baseline(train.texts, train.labels, test.texts, test.labels, num_classes=k)
+    print(f"bag of words:    {_fmt(bow)}  ({bow['vocabulary']:,} words)")
     set_seed(args.seed)
     # Ctrl-C during fine-tuning saves the best classifier so far to --out before the command ends.
-    history, cost = measure(lambda: finetune_classifier(model, codec, train, val, cfg, trainable, args.lora_rank,
+    meta = {"data": args.data, "seed": args.seed, "split": how, "format": args.format}
+    _history, cost = measure(lambda: finetune_classifier(model, codec, train, val, cfg, trainable, args.lora_rank,
                                                         max_len, progress=not args.no_progress, out=args.out,
-                                                        meta={"data": args.data, "seed": args.seed}), device)
+                                                        meta=meta), device)
     result = evaluate_classifier(model, codec, test)
     print(f"fine-tuned GPT:  {_fmt(result)}  ({trainable_parameters(model):,} trainable parameters, "
           f"{cost['seconds']:.1f} s)")
     print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
     if args.lora_rank:
         merge_lora(model)
-    save_classifier(model, codec, data.label_names, args.out, {"data": args.data, "seed": args.seed,
-                                                              "test": {k: v for k, v in result.items()}})
+    save_classifier(model, codec, data.label_names, args.out, {**meta, "test": dict(result.items())})
     print(f"saved {args.out}")
     if args.plot:
         plot_confusion(result["confusion"], data.label_names).savefig(args.plot, dpi=120)
@@ -207,16 +271,19 @@ def cmd_instruct(args) -> None:
     check_writable_file(args.responses or Path(args.out) / "responses.json", "--responses")
     device = pick_device(args.device)
     template = get_template(args.template)
-    examples = load_instructions(args.data, seed=args.seed)
+    examples = load_instructions(args.data, seed=args.seed, data_dir=args.data_dir, progress=not args.no_progress)
     splits = split_instructions(examples, args.seed)
-    model, codec, meta = load_start(args.source, device, progress=not args.no_progress)
+    source, reason = choose_start(args.source, args.data,
+                                  [t for ex in splits[0] for t in (ex.instruction, ex.input, ex.output)])
+    model, codec, _meta = load_chosen(source, reason, device, not args.no_progress)
     print(f"data: {args.data}, {len(examples):,} examples; split train {len(splits[0]):,} / val {len(splits[1]):,} / "
           f"test {len(splits[2]):,}; prompt {'masked' if not args.no_mask_prompt else 'trained on too'}")
     run = instruction_tune(model, codec, template, splits, cfg, args.out, args.data, not args.no_mask_prompt,
                            args.lora_rank, args.responses, progress=not args.no_progress)
     after, epochs = run["after"], run["history"].epochs
-    print(f"exact match after:  {after['exact_match']:.3f} ({run['cost']['seconds']:.1f} s of training); by task: " +
-          ", ".join(f"{t} {v:.2f}" for t, v in after["by_task"].items()))
+    print(f"after tuning:  {format_scores(after)}")
+    print(f"({run['cost']['seconds']:.1f} s of training; exact match by task: " +
+          ", ".join(f"{t} {v:.2f}" for t, v in after["by_task"].items()) + ")")
     print(f"val loss (answer tokens): {epochs[0]['val_loss']:.3f} -> {epochs[-1]['val_loss']:.3f}")
     print(f"saved {args.out} and {run['responses']}")
 
@@ -256,11 +323,13 @@ def cmd_evaluate(args) -> None:
         check_writable_file(args.responses or Path(args.checkpoint) / "responses.json", "--responses")
     if kind == "classify":
         model, codec, labels = load_classifier(args.checkpoint, device)
-        data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed)
+        data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
+                             fmt=args.format)
         if len(data.label_names) != len(labels):
             raise CourseError(f"the checkpoint knows {len(labels)} classes ({', '.join(labels)}), "
                               f"the data has {len(data.label_names)}")
-        test = split_balanced(data, args.seed)[2] if args.data == meta.get("data") else data
+        how = meta.get("split", "auto") if args.split == "auto" else args.split
+        test = make_splits(data, args.seed, how)[2] if args.data == meta.get("data") or data.given else data
         result = evaluate_classifier(model, codec, test)
         print(f"{args.checkpoint} on {args.data} ({len(test):,} examples): {_fmt(result)}")
         print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
@@ -271,12 +340,12 @@ def cmd_evaluate(args) -> None:
         from .chat import load_chat_model
 
         model, codec, template = load_chat_model(args.checkpoint, device)
-        examples = load_instructions(args.data, seed=args.seed)
+        examples = load_instructions(args.data, seed=args.seed, data_dir=args.data_dir)
         test = split_instructions(examples, args.seed)[2]
         out = Path(args.responses) if args.responses else Path(args.checkpoint) / "responses.json"
-        result = exact_match(model, codec, template, test, out_path=out)
-        print(f"{args.checkpoint} on {args.data} ({len(test):,} test examples): exact match "
-              f"{result['exact_match']:.3f}; by task: " + ", ".join(f"{t} {v:.2f}" for t, v in result["by_task"].items()))
+        result = score_answers(model, codec, template, test, out_path=out)
+        print(f"{args.checkpoint} on {args.data} ({len(test):,} test examples): {format_scores(result)}")
+        print("exact match by task: " + ", ".join(f"{t} {v:.2f}" for t, v in result["by_task"].items()))
         print(f"saved {out}")
     else:
         raise CourseError(f"{args.checkpoint} is not a fine-tuned checkpoint of this chapter "
