@@ -29,9 +29,34 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from coursekit import BUILTIN, CourseParser, command_line, run_cli
-from coursekit.files import check_writable_dir
+import torch
+from safetensors.torch import save_file
+
+from ch01_bigram import (
+    BigramLanguageModel,
+    TrainConfig,
+    generate_corpus,
+    initial_loss,
+    long_range_score,
+    prepare_char_data,
+    sample_text,
+    train,
+)
+from ch03_gpt import RECIPES, GPTConfig, Recipe, generate, load_checkpoint, train_gpt
+from ch04_pretrain.data_pipeline.prepare import prepare
+from ch04_pretrain.data_pipeline.sources import SourceOptions
+from ch04_pretrain.pretraining.settings import PRESETS, TrainSettings
+from ch04_pretrain.pretraining.trainer import pretrain
+from ch05_finetune.chat import load_chat_model
+from ch05_finetune.instruct import instruction_tune, load_instructions, respond, split_instructions
+from ch05_finetune.loop import INSTRUCT_FIT, FitConfig
+from ch05_finetune.pretrained import load_start
+from ch05_finetune.template import TEMPLATES
+from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
+from coursekit.files import check_writable_dir, write_bytes_atomically
 from coursekit.numbers import positive_int
+from coursekit.progress import progress_write
+from coursekit.runtime import pick_device, set_seed
 
 DEFAULT_OUT = Path("runs/course")
 DONE = "done.json"        # written last, when a stage has finished
@@ -39,24 +64,6 @@ ATTEMPT = "attempt.json"  # written first: the settings of the work in progress 
 
 
 # --------------------------------------------------------------------------- the plan
-
-def _fast_recipe():
-    from ch03_gpt import RECIPES
-
-    return RECIPES["fast"]
-
-
-def _instruct_recipe(**changes):
-    from ch05_finetune.loop import INSTRUCT_FIT
-
-    return replace(INSTRUCT_FIT, **changes)
-
-
-def _tiny_pretraining():
-    from ch04_pretrain.pretraining.settings import PRESETS
-
-    return PRESETS["tiny"]
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -66,27 +73,28 @@ class Plan:
     corpus_bytes: int = 1_000_000
     bigram_steps: int = 3000
     bigram_eval_iters: int = 200
-    gpt_shape: dict = field(default_factory=lambda: {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64})
-    gpt_recipe: object = field(default_factory=_fast_recipe)       # ch03_gpt.Recipe
+    # Chapter 3's small model (4 layers, 4 heads, 128 wide, block 64); its vocabulary comes from the corpus.
+    gpt: GPTConfig = field(default_factory=GPTConfig)
+    gpt_recipe: Recipe = field(default_factory=lambda: RECIPES["fast"])
     gpt_sample_chars: int = 2000
-    pretraining: object = field(default_factory=_tiny_pretraining)  # ch04_pretrain.TrainSettings
+    pretraining: TrainSettings = field(default_factory=lambda: PRESETS["tiny"])
     instructions: int = 1400
     # Chapter 5's instruction recipe suits its 64-wide model; the main job tunes the 128-wide one it pretrained,
     # which scored 0.11 at its 5e-3, 0.38 with 1e-3 (10 epochs each), and 0.76 with 1e-3 over 20 epochs.
-    instruct_fit: object = field(default_factory=lambda: _instruct_recipe(epochs=20, lr=1e-3))  # FitConfig
+    instruct_fit: FitConfig = field(default_factory=lambda: replace(INSTRUCT_FIT, epochs=20, lr=1e-3))
     questions: int = 7  # one test question per task, for the chat stage
 
     @staticmethod
     def quick() -> "Plan":
         plan = Plan()
         return replace(plan, corpus_bytes=60_000, bigram_steps=200, bigram_eval_iters=10,
-                       gpt_shape={"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32},
+                       gpt=GPTConfig(block_size=32, n_layer=1, n_head=2, n_embd=32),
                        gpt_recipe=replace(plan.gpt_recipe, steps=40, eval_interval=20, eval_iters=5),
                        gpt_sample_chars=300,
                        pretraining=replace(plan.pretraining, n_layer=1, n_head=2, n_embd=32, block_size=64,
                                            max_steps=20, eval_interval=10, eval_iters=2, log_interval=5,
                                            warmup=5),
-                       instructions=140, instruct_fit=_instruct_recipe(epochs=2, lr=1e-3))
+                       instructions=140, instruct_fit=replace(INSTRUCT_FIT, epochs=2, lr=1e-3))
 
 
 # --------------------------------------------------------------------------- running stages
@@ -150,8 +158,6 @@ def _read(path: Path) -> dict | None:
 
 
 def _write(path: Path, obj) -> None:
-    from coursekit import write_json
-
     write_json(path, obj)
 
 
@@ -159,9 +165,6 @@ def _write(path: Path, obj) -> None:
 
 def corpus_stage(plan: Plan):
     def work(folder: Path):
-        from ch01_bigram import generate_corpus
-        from coursekit.files import write_bytes_atomically
-
         text = generate_corpus(plan.seed, plan.corpus_bytes)
         write_bytes_atomically(folder / "corpus.txt", text.encode())
         stories = text.count("\n\n") + 1
@@ -172,18 +175,10 @@ def corpus_stage(plan: Plan):
 
 
 def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
-    from ch01_bigram import TrainConfig
-
     cfg = TrainConfig(steps=plan.bigram_steps, eval_iters=plan.bigram_eval_iters, seed=plan.seed,
                       eval_interval=max(1, plan.bigram_steps // 10))
 
     def work(folder: Path):
-        import torch
-        from safetensors.torch import save_file
-
-        from ch01_bigram import BigramLanguageModel, initial_loss, prepare_char_data, sample_text, train
-        from coursekit.runtime import set_seed
-
         data = prepare_char_data(corpus.read_text(encoding="utf-8"), cfg.block_size)
         set_seed(cfg.seed)
         model = BigramLanguageModel(data.tokenizer.vocab_size).to(device)
@@ -207,14 +202,9 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
     recipe = plan.gpt_recipe
 
     def work(folder: Path):
-        import torch
-
-        from ch01_bigram import long_range_score, prepare_char_data
-        from ch03_gpt import GPTConfig, generate, load_checkpoint, train_gpt
-
         text = corpus.read_text(encoding="utf-8")
-        data = prepare_char_data(text, plan.gpt_shape["block_size"])
-        cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, **plan.gpt_shape)
+        data = prepare_char_data(text, plan.gpt.block_size)
+        cfg = replace(plan.gpt, vocab_size=data.tokenizer.vocab_size)
         _model, _history, summary = train_gpt(data, cfg, recipe, folder, device, progress, log=None)
         best, _meta = load_checkpoint(folder, device=device)
         prompt = torch.tensor([data.tokenizer.encode("\n")], device=device)
@@ -230,17 +220,13 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
                  "names_kept": score.names, "pronouns_kept": score.pronouns, "dtype": summary["dtype"]},
                 f"{folder}/")
 
-    return {"shape": plan.gpt_shape, "recipe": asdict(recipe)}, work
+    return {"model": asdict(plan.gpt), "recipe": asdict(recipe)}, work
 
 
 def shards_stage(plan: Plan, corpus: Path, progress: bool):
-    from ch04_pretrain.data_pipeline.sources import SourceOptions
-
     options = SourceOptions(separator="\n\n")  # one story per document
 
     def work(folder: Path):
-        from ch04_pretrain.data_pipeline.prepare import prepare
-
         manifest = prepare(str(corpus), folder, options=options, workers=0, progress=progress, log=lambda *a: None)
         train_tokens, val_tokens = manifest["splits"]["train"]["tokens"], manifest["splits"]["val"]["tokens"]
         return (f"{manifest['tokens']:,} GPT-2 tokens from {manifest['documents']:,} documents "
@@ -254,8 +240,6 @@ def pretrain_stage(plan: Plan, shards: Path, device: str, progress: bool, log):
     settings = plan.pretraining
 
     def work(folder: Path):
-        from ch04_pretrain.pretraining.trainer import pretrain
-
         resume = (folder / "latest.json").is_file()  # an earlier run of this stage was interrupted
         summary = pretrain(settings, shards, folder, device=device, resume=resume, progress=progress,
                         log=lambda message: log(f"  {message}"))
@@ -274,20 +258,19 @@ def instruct_stage(plan: Plan, pretrained: Path, device: str, progress: bool):
     cfg = replace(plan.instruct_fit, seed=plan.seed)
 
     def work(folder: Path):
-        from ch05_finetune.instruct import instruction_tune, load_instructions, split_instructions
-        from ch05_finetune.pretrained import load_start
-        from ch05_finetune.template import TEMPLATES
-
         examples = load_instructions(BUILTIN, plan.instructions, plan.seed)
         splits = split_instructions(examples, plan.seed)
         model, codec, _meta = load_start(pretrained, device, progress=progress, log=None)
         run = instruction_tune(model, codec, TEMPLATES["compact"], splits, cfg, folder, BUILTIN,
                                progress=progress, log=None)
         before, after = run["before"]["exact_match"], run["after"]["exact_match"]
+        f1_before, f1_after = run["before"]["token_f1"], run["after"]["token_f1"]
         epochs = run["history"].epochs
-        return (f"exact match {before:.2f} -> {after:.2f} on {len(splits[2])} test questions; "
-                f"answer loss {epochs[0]['val_loss']:.2f} -> {epochs[-1]['val_loss']:.2f}",
+        return (f"exact match {before:.2f} -> {after:.2f} (token F1 {f1_before:.2f} -> {f1_after:.2f}) on "
+                f"{len(splits[2])} test questions; answer loss {epochs[0]['val_loss']:.2f} -> "
+                f"{epochs[-1]['val_loss']:.2f}",
                 {"exact_match_before": before, "exact_match": after, "by_task": run["after"]["by_task"],
+                 "token_f1_before": f1_before, "token_f1": f1_after, "rouge_l": run["after"]["rouge_l"],
                  "answer_loss": epochs[-1]["val_loss"]}, f"{folder}/")
 
     return {"fit": asdict(cfg), "instructions": plan.instructions, "template": "compact"}, work
@@ -295,9 +278,6 @@ def instruct_stage(plan: Plan, pretrained: Path, device: str, progress: bool):
 
 def chat_stage(plan: Plan, tuned: Path, device: str, log):
     def work(folder: Path):
-        from ch05_finetune.chat import load_chat_model
-        from ch05_finetune.instruct import load_instructions, respond, split_instructions
-
         model, codec, template = load_chat_model(tuned, device)
         test = split_instructions(load_instructions(BUILTIN, plan.instructions, plan.seed), plan.seed)[2]
         questions, tasks = [], set()
@@ -333,8 +313,6 @@ STAGES = 7
 def run_course(out: str | Path = DEFAULT_OUT, plan: Plan = Plan(), device: str = "auto", fresh: bool = False,
                progress: bool = True, log=print) -> list[StageRecord]:
     """Run (or reuse) every stage; write summary.json; return the stages' records."""
-    from coursekit.runtime import pick_device
-
     out = Path(out)
     if fresh:
         for name in ("corpus", "bigram", "gpt", "shards", "pretrain", "instruct", "chat", "summary.json"):
@@ -415,14 +393,10 @@ main = command_line(build_parser)  # parse, then run the command chosen
 def run(args: argparse.Namespace) -> None:
     """Run every stage that is not done yet, then print the summary table."""
     check_writable_dir(args.out, "--out")
-    import torch
-
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     plan = Plan.quick() if args.quick else Plan()
     start = time.perf_counter()
-    from coursekit.progress import progress_write
-
     # Stage messages print above a live progress bar instead of being overdrawn by it.
     records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress, log=progress_write)
     print("\n" + summary_table(records))

@@ -82,7 +82,7 @@ def test_a_second_run_reuses_everything(first_run, tmp_path):
 
 def test_a_changed_stage_reruns_it_and_everything_after(first_run, tmp_path):
     out = _copy(first_run[0], tmp_path / "runs")
-    plan = replace(course.Plan.quick(), instruct_fit=course._instruct_recipe(epochs=1, lr=1e-3))
+    plan = replace(course.Plan.quick(), instruct_fit=replace(course.Plan.quick().instruct_fit, epochs=1))
     again = course.run_course(out, plan, device="cpu", progress=False, log=lambda *a: None)
     assert [r.reused for r in again] == [True] * 5 + [False] * 2
     back = course.run_course(out, course.Plan.quick(), device="cpu", progress=False, log=lambda *a: None)
