@@ -303,18 +303,20 @@ def plot_attention(model: AttentionLanguageModel, tokenizer, text: str, path=Non
     n_head, T = weights.shape[0], len(text)
     cols = min(n_head, max_cols)
     rows = math.ceil(n_head / cols)
-    cell = max(2.5, 0.08 * T)  # inches per heat map, so each character stays readable
-    fig = Figure(figsize=(cols * cell, rows * cell), layout="constrained")
+    cell = max(3.2, 0.16 * T)  # inches per heat map: at least 11 points per character, so every tick label is legible
+    fig = Figure(figsize=(cols * cell + 0.8, rows * cell), layout="constrained")
     labels = [_show(ch) for ch in text]
-    fontsize = 8 if T <= 32 else 5
+    image = None
     for h in range(n_head):
         ax = fig.add_subplot(rows, cols, h + 1)
-        ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+        image = ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
         ax.set_title(f"head {h}")
-        ax.set_xticks(range(T), labels, fontsize=fontsize)
-        ax.set_yticks(range(T), labels, fontsize=fontsize)
+        ax.set_xticks(range(T), labels, fontsize=9, family="monospace")
+        ax.set_yticks(range(T), labels, fontsize=9, family="monospace")
+        ax.tick_params(length=0)
         ax.set_xlabel("looks at (key)")
         ax.set_ylabel("position (query)")
+    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="attention weight (0 to 1)")
     fig.suptitle(f"attention weights of {n_head} heads (rows sum to 1; above the diagonal is the masked future)")
     if path is not None:
         fig.savefig(path, dpi=120)

@@ -300,6 +300,9 @@ def test_plots_have_one_panel_per_head_and_characters_on_the_axes(small_comparis
     labels = [t.get_text() for t in axes[0].get_xticklabels()]
     assert labels[:3] == ["M", "i", "a"] and labels[3] == "\u2423" and labels[19] == "\u21b5"
     assert len(axes[0].get_yticklabels()) == len(text)
+    assert all(t.get_fontsize() >= 9 for t in axes[0].get_xticklabels())
+    colour_bars = [ax for ax in fig.axes if ax.get_ylabel().startswith("attention weight")]
+    assert len(colour_bars) == 1
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(CourseError, match="longer than the block size 32"):
         plot_attention(cmp.attention_model, data.tokenizer, "x" * 33)
