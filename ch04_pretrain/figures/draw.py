@@ -5,13 +5,14 @@ The merges in bpe_merges.png are real: those the notebook's tiny encoder learns 
 100 kB of the built-in stories). The other two figures are schematic.
 """
 
+import itertools
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,13 +43,13 @@ def draw_bpe_merges() -> None:
     ids = list(word.encode("utf-8"))
     rows = [(ids, "start: one token per byte (ids 0-255)")]
     while len(ids) > 1:
-        pair = min(zip(ids, ids[1:]), key=lambda p: rank.get(p, len(rank)))
+        pair = min(itertools.pairwise(ids), key=lambda p: rank.get(p, len(rank)))
         if pair not in rank:
             break
         new = 256 + rank[pair]
         ids = merge_pair(ids, pair, new)
-        rows.append((ids, f"merge {rank[pair]:>3}: '{show_bytes(vocab[pair[0]])}' + '{show_bytes(vocab[pair[1]])}'"
-                          f" → token {new}"))
+        label = f"merge {rank[pair]:>3}: '{show_bytes(vocab[pair[0]])}' + '{show_bytes(vocab[pair[1]])}' → token {new}"
+        rows.append((ids, label))
     fig, ax = plt.subplots(figsize=(11, 0.9 * len(rows) + 1.2))
     for r, (ids, label) in enumerate(rows):
         y = len(rows) - 1 - r
