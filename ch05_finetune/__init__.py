@@ -1,4 +1,5 @@
-"""Chapter 5: fine-tuning a pretrained GPT as a classifier and as an instruction follower, LoRA, chat."""
+"""Chapter 5: fine-tuning a pretrained GPT as a classifier and as an instruction follower, LoRA, chat, on the
+built-in data or real files as they come."""
 
 from .builtin import Instruction, Review, generate_instructions, generate_reviews
 from .classify import (
@@ -11,19 +12,29 @@ from .classify import (
                        majority_baseline,
                        scores,
 )
-from .instruct import IGNORE, collate, exact_match, finetune_instructions, lm_loss, read_alpaca
-from .labelled import DATASETS, LabelledData, load_labelled, read_labelled, split_balanced
+from .instruct import (
+                       IGNORE,
+                       INSTRUCTION_DATASETS,
+                       collate,
+                       exact_match,
+                       finetune_instructions,
+                       lm_loss,
+                       read_alpaca,
+                       score_answers,
+)
+from .labelled import DATASETS, LabelledData, load_labelled, make_splits, read_labelled, split_balanced
 from .loop import FitConfig, fit, trainable_parameters
 from .lora import LoRALinear, apply_lora, merge_lora
 from .pretrained import TinyRecipe, load_start, pretrain_tiny
+from .scoring import rouge_l, token_f1
 from .template import TEMPLATES, PromptTemplate
 from .vocab import Codec
 
 __all__ = [
-    "DATASETS", "IGNORE", "TEMPLATES", "Codec", "FitConfig", "Instruction", "LabelledData", "LoRALinear",
+    "DATASETS", "IGNORE", "INSTRUCTION_DATASETS", "TEMPLATES", "Codec", "FitConfig", "Instruction", "LabelledData", "LoRALinear",
     "PromptTemplate", "Review", "TinyRecipe", "add_classifier_head", "apply_lora", "bag_of_words_baseline",
     "choose_trainable", "class_logits", "collate", "evaluate_classifier", "exact_match", "finetune_classifier",
     "finetune_instructions", "fit", "generate_instructions", "generate_reviews", "lm_loss",
-    "load_labelled", "load_start", "majority_baseline", "merge_lora", "pretrain_tiny", "read_alpaca",
-    "read_labelled", "scores", "split_balanced", "trainable_parameters",
+    "load_labelled", "load_start", "majority_baseline", "make_splits", "merge_lora", "pretrain_tiny", "read_alpaca",
+    "read_labelled", "rouge_l", "score_answers", "scores", "split_balanced", "token_f1", "trainable_parameters",
 ]
