@@ -5,8 +5,14 @@ At the lecture's small size (embedding 32, 4 heads, block 8, batch 32,
 
     attention      one multi-head attention layer (Chapter 2's model)
     feedforward    + a per-token feed-forward layer after it
-    residual       + three blocks with residual connections around both
+    deep           three such attention + feed-forward pairs, stacked plainly
+    residual       + residual connections around every sublayer of the three
     layernorm      + LayerNorm before each sublayer and at the end
+
+The lecture goes from one layer straight to three residual blocks, which
+adds depth (and 2.5 times the parameters) and the skip connections at once;
+the `deep` row separates the two, so that `residual` differs from the row
+before it by the skip connections alone.
 
 Every row is built from Chapter 3's own pieces (`Attention`, `FeedForward`,
 `nn.LayerNorm`) with PyTorch's default initialisation, so that each row
@@ -27,7 +33,7 @@ from coursekit.runtime import set_seed
 
 from .model import Attention, FeedForward, GPTConfig
 
-STAGES = ("attention", "feedforward", "residual", "layernorm")
+STAGES = ("attention", "feedforward", "deep", "residual", "layernorm")
 LECTURE = dict(n_embd=32, n_head=4, block_size=8, n_layer=3)
 
 
@@ -37,7 +43,7 @@ class LectureModel(nn.Module):
     def __init__(self, cfg: GPTConfig, feedforward: bool, residual: bool, layernorm: bool):
         super().__init__()
         self.block_size, self.residual = cfg.block_size, residual
-        n_layer = cfg.n_layer if residual else 1  # without the skip path, depth does not help
+        n_layer = cfg.n_layer
         C = cfg.n_embd
         norm = (lambda: nn.LayerNorm(C)) if layernorm else nn.Identity
         self.wte = nn.Embedding(cfg.vocab_size, C)
@@ -66,9 +72,22 @@ def build_stage(stage: str, vocab_size: int, n_embd=32, n_head=4, block_size=8, 
         raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
     if stage == "attention":
         return AttentionLanguageModel(vocab_size, n_embd, n_head, block_size)  # Chapter 2's model
-    cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
     rank = STAGES.index(stage)
-    return LectureModel(cfg, feedforward=rank >= 1, residual=rank >= 2, layernorm=rank >= 3)
+    depth = n_layer if rank >= STAGES.index("deep") else 1
+    cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=depth, n_head=n_head, n_embd=n_embd)
+    return LectureModel(cfg, feedforward=rank >= 1, residual=rank >= STAGES.index("residual"),
+                        layernorm=rank >= STAGES.index("layernorm"))
+
+
+def layer_gradient_norms(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    """The gradient's norm at each layer's attention weights (`attn[i].c_attn.weight`), first layer first,
+    after one backward pass of the loss on (idx, targets). Leaves the gradients zeroed."""
+    model.zero_grad(set_to_none=True)
+    _, loss = model(idx, targets)
+    loss.backward()
+    norms = [attn.c_attn.weight.grad.norm().item() for attn in model.attn]
+    model.zero_grad(set_to_none=True)
+    return norms
 
 
 def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = 1337, progress: bool = False,
@@ -90,19 +109,28 @@ def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = 1
 PUBLISHED = {"attention": 2.28, "feedforward": 2.24, "layernorm": 2.06}  # the lecture, Tiny Shakespeare
 
 
-def plot_ablation(results: dict[str, dict], published: dict[str, float] | None = PUBLISHED):
-    """Bar chart of each stage's best val loss, with the lecture's figures as markers."""
+def plot_ablation(results: dict[str, dict], published: dict[str, float] | None = PUBLISHED,
+                  title: str = "from attention to GPT, one idea at a time"):
+    """Bar chart (from zero) of each stage's best val loss, labelled with its value and parameter count;
+    the lecture's figures, where given, as red markers."""
     import matplotlib.pyplot as plt
 
     stages = [s for s in STAGES if s in results]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     losses = [results[s]["val_loss"] for s in stages]
-    ax.bar(stages, losses, color="tab:blue", label="this run")
+    bars = ax.bar(stages, losses, color="tab:blue", label="best val loss, this run")
+    for bar, s in zip(bars, stages):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() / 2,
+                f"{results[s]['val_loss']:.2f}\n{results[s]['params'] / 1000:.1f}k\nparams",
+                ha="center", va="center", color="white", fontsize=8)
     if published:
         xs = [i for i, s in enumerate(stages) if s in published]
-        ax.scatter(xs, [published[stages[i]] for i in xs], color="tab:red", zorder=3, label="lecture")
-    ax.set_ylim(min(losses) - 0.15, max(losses) + 0.1)
-    ax.set_ylabel("best val loss")
-    ax.set_title("from attention to GPT, one idea at a time")
-    ax.legend()
+        ax.scatter(xs, [published[stages[i]] for i in xs], color="tab:red", zorder=3,
+                   label="Karpathy's lecture (Tiny Shakespeare)")
+    top = max(losses + (list(published.values()) if published else []))
+    ax.set_ylim(0, top * 1.25)
+    ax.set_ylabel("best val loss (nats per character)")
+    ax.set_xlabel("row of the ablation (each adds one idea to the row before)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
     return fig

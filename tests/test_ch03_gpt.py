@@ -448,3 +448,64 @@ def test_the_chapter_loop_schedules_clips_and_evaluates_where_the_recipe_says(tm
     _, history, _ = train_gpt(data, cfg, replace(recipe, eval_interval=10, eval_at_start=False), progress=False,
                               log=None)
     assert history.eval_steps == [10]  # the fast recipe's way: one estimate, of the trained model
+
+
+# ----------------------------------------------------------------------------- the ablation
+
+
+def test_ablation_rows_differ_by_one_idea_each():
+    from ch03_gpt.ablation import STAGES, LectureModel, build_stage
+
+    assert STAGES == ("attention", "feedforward", "deep", "residual", "layernorm")
+    models = {stage: build_stage(stage, 37) for stage in STAGES}
+    params = {stage: sum(p.numel() for p in m.parameters()) for stage, m in models.items()}
+    # `deep` adds only depth (three layers, no skip connections); `residual` adds only the skip connections
+    assert len(models["feedforward"].attn) == 1 and len(models["deep"].attn) == len(models["residual"].attn) == 3
+    assert params["deep"] == params["residual"] > 2 * params["feedforward"]
+    assert not models["deep"].residual and models["residual"].residual
+    assert isinstance(models["residual"].ln_1[0], torch.nn.Identity)
+    assert isinstance(models["layernorm"].ln_1[0], torch.nn.LayerNorm)
+    x = torch.randint(0, 37, (2, 8))
+    for stage, m in models.items():
+        logits, loss = m(x, x)
+        assert logits.shape == (2, 8, 37) and loss.ndim == 0, stage
+    # the rows shared with the lecture are built exactly as before `deep` was added (same weights from a seed)
+    torch.manual_seed(0)
+    ff = build_stage("feedforward", 37)
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=37, block_size=8, n_layer=1, n_head=4, n_embd=32)
+    again = LectureModel(cfg, feedforward=True, residual=False, layernorm=False)
+    assert all(torch.equal(a, b) for a, b in zip(ff.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ValueError, match="unknown stage"):
+        build_stage("dropout", 37)
+
+
+def test_gradient_norms_vanish_without_shortcuts_and_not_with_them():
+    from ch03_gpt.ablation import LectureModel, layer_gradient_norms
+
+    cfg = GPTConfig(vocab_size=37, block_size=8, n_layer=8, n_head=4, n_embd=32)
+    x = torch.randint(0, 37, (4, 8), generator=torch.Generator().manual_seed(0))
+    norms = {}
+    for residual in (False, True):
+        torch.manual_seed(0)
+        model = LectureModel(cfg, feedforward=True, residual=residual, layernorm=False)
+        norms[residual] = layer_gradient_norms(model, x, x)
+        assert len(norms[residual]) == 8
+        assert all(p.grad is None for p in model.parameters())  # left zeroed
+    assert norms[False][0] < 1e-3 * norms[False][-1]
+    assert max(norms[True]) < 5 * min(norms[True])
+
+
+def test_ablation_plot_starts_at_zero():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ch03_gpt.ablation import STAGES, plot_ablation
+
+    results = {s: {"val_loss": 2.0 + i / 10, "params": 1000 * (i + 1)} for i, s in enumerate(STAGES)}
+    fig = plot_ablation(results)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= 2.4
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(STAGES)
+    fig_no_markers = plot_ablation(results, published=None)
+    assert fig_no_markers.axes[0].get_ylim()[0] == 0
