@@ -5,11 +5,14 @@ Three kinds of starting point:
 * `tiny`: a small GPT (4 layers, 64 wide, 0.2M parameters besides its
   embeddings) pretrained here on Chapter 1's stories and unlabelled reviews,
   in about half a minute on a CPU, and cached under runs/. It uses a trimmed
-  GPT-2 vocabulary (see vocab.py). It is what the notebook and tests use.
+  GPT-2 vocabulary (see vocab.py), and refuses text it cannot read. It is
+  what the notebook and tests use, and what the command line's `--from auto`
+  picks for the built-in data.
 * a checkpoint directory from Chapter 3/4 (model.safetensors + config.json
   with a GPT-2 tokenizer);
 * OpenAI's GPT-2 ("gpt2", "gpt2-medium", ...), through Chapter 4's
-  `load_pretrained`, which downloads the weights once (needs network).
+  `load_pretrained`, which downloads the weights once (needs network): the
+  start `--from auto` picks for real data.
 """
 
 from __future__ import annotations
