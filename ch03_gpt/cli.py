@@ -20,7 +20,7 @@ from coursekit.runtime import pick_device
 from .checkpoint import load_checkpoint
 from .generate import check_sampling, stream
 from .model import GPTConfig
-from .train import RECIPES, train_gpt
+from .train import OPTIMIZERS, RECIPES, train_gpt
 
 DEFAULT_OUT = "runs/ch03"
 
@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "the whole val split and as many train windows, exactly (the fast recipe's choice)"),
                             ("seed", seed, "random seed")]:
         o.add_argument(f"--{name}", type=typ, help=text)
+    o.add_argument("--optimizer", choices=OPTIMIZERS, help="adamw, or muon: orthogonalised momentum for the blocks' "
+                   "matrices, AdamW for the rest (see ch03_gpt/muon.py)")
     o.add_argument("--dtype", choices=DTYPE_CHOICES, help="number format (default auto: bfloat16 autocast on CPUs "
                    "with AVX-512 BF16 or AMX and on recent GPUs, float16 on older GPUs, float32 otherwise)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> None:
     recipe = RECIPES[args.recipe]
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "min_lr", "warmup", "eval_interval",
-                                               "eval_iters", "seed", "dtype") if getattr(args, k) is not None}
+                                               "eval_iters", "seed", "optimizer", "dtype") if getattr(args, k) is not None}
     if overrides.get("eval_iters") == "all":
         overrides["eval_iters"] = None
     recipe = replace(recipe, **overrides)  # Recipe checks its settings: min-lr above lr stops here

@@ -28,6 +28,7 @@ from coursekit.runtime import set_seed
 
 from .checkpoint import save_checkpoint
 from .model import GPT, GPTConfig
+from .muon import Muon, Optimizers
 
 
 def cosine_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -44,7 +45,12 @@ def configure_optimizer(model: torch.nn.Module, lr: float, weight_decay: float =
                         betas: tuple[float, float] = (0.9, 0.99), device: str = "cpu") -> torch.optim.AdamW:
     """AdamW that decays weight matrices and embeddings (2-D and up) but not biases or LayerNorm gains,
     which set scales and offsets rather than store features."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    return adamw([p for p in model.parameters() if p.requires_grad], lr, weight_decay, betas)
+
+
+def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float = 0.1,
+          betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
+    """AdamW over `params`, with weight decay on those of 2 dimensions and up (`configure_optimizer`)."""
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
@@ -54,6 +60,19 @@ def configure_optimizer(model: torch.nn.Module, lr: float, weight_decay: float =
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def configure_muon(model: GPT, lr: float, weight_decay: float = 0.1) -> Optimizers:
+    """Muon for the matrices inside the transformer blocks; AdamW, as `configure_optimizer` sets it up, for
+    everything else (the embeddings and the output layer tied to them, LayerNorm gains, biases)."""
+    in_blocks = {id(p) for p in model.transformer.h.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    matrices = [p for p in params if id(p) in in_blocks and p.dim() == 2]
+    rest = [p for p in params if not (id(p) in in_blocks and p.dim() == 2)]
+    return Optimizers(Muon(matrices, lr=lr, weight_decay=weight_decay), adamw(rest, lr, weight_decay))
+
+
+OPTIMIZERS = {"adamw": configure_optimizer, "muon": configure_muon}
 
 
 @dataclass
@@ -67,6 +86,7 @@ class Recipe:
     warmup: int = 100
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    optimizer: str = "adamw"        # or "muon": orthogonalised steps for the blocks' matrices (muon.py)
     dtype: str = "auto"             # coursekit.hardware.resolve_dtype: bfloat16 where the hardware runs it faster
     eval_interval: int = 250
     eval_iters: int | None = 200    # batches per loss estimate; None: all of val, as many train windows (exact)
@@ -80,6 +100,8 @@ class Recipe:
         """A one-line `CourseError` for a setting out of range (nan, inf, lr above 1, min_lr above lr...)."""
         for name, rule in RECIPE_RULES.items():
             rule.check(name, getattr(self, name))
+        if self.optimizer not in OPTIMIZERS:
+            raise CourseError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.min_lr > self.lr:
             raise CourseError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}; the schedule decays from lr "
                               f"down to min_lr")
@@ -124,7 +146,7 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
     dtype = resolve_dtype(recipe.dtype, device, model_cfg.n_embd)
     set_seed(recipe.seed)
     model = GPT(model_cfg).to(device)
-    optimizer = configure_optimizer(model, recipe.lr, recipe.weight_decay, device=device)
+    optimizer = OPTIMIZERS[recipe.optimizer](model, recipe.lr, recipe.weight_decay)
     best = {"val_loss": float("inf"), "step": -1}
     meta = {"tokenizer": {"type": "char", "chars": data.tokenizer.chars}, "recipe": asdict(recipe)}
 

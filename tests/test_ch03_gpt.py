@@ -509,3 +509,54 @@ def test_ablation_plot_starts_at_zero():
     assert [t.get_text() for t in ax.get_xticklabels()] == list(STAGES)
     fig_no_markers = plot_ablation(results, published=None)
     assert fig_no_markers.axes[0].get_ylim()[0] == 0
+
+
+@pytest.mark.parametrize("shape", [(96, 32), (32, 96), (48, 48)])
+def test_orthogonalize_pushes_every_singular_value_towards_one(shape):
+    from ch03_gpt.muon import orthogonalize
+
+    g = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    g[:, 0] *= 3  # one direction stronger than the rest, as in a real gradient
+    o = orthogonalize(g)
+    s = torch.linalg.svdvals(o)
+    assert s.min() > 0.5 and s.max() < 1.3, s
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    exact = u @ vh  # what the iteration approximates
+    cosine = (o * exact).sum() / (o.norm() * exact.norm())
+    assert cosine > 0.95, cosine
+
+
+def test_muon_steps_the_blocks_matrices_and_adamw_the_rest():
+    from ch03_gpt import GPT
+    from ch03_gpt.muon import Muon
+    from ch03_gpt.train import configure_muon
+
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    opt = configure_muon(model, 1e-2)
+    muon, adamw = opt.optimizers
+    assert isinstance(muon, Muon) and isinstance(adamw, torch.optim.AdamW)
+    seen = [id(p) for group in opt.param_groups for p in group["params"]]
+    assert sorted(seen) == sorted(id(p) for p in model.parameters()) and len(set(seen)) == len(seen)
+    assert {tuple(p.shape) for g in muon.param_groups for p in g["params"]} == {(48, 16), (16, 16), (64, 16), (16, 64)}
+    # One step moves a matrix by about 0.2 x lr in RMS, as AdamW's first step does (weight decay aside).
+    x = torch.randint(0, 11, (4, 8))
+    w = model.transformer.h[0].mlp.c_fc.weight
+    before = w.detach().clone()
+    _, loss = model(x, x)
+    loss.backward()
+    opt.step()
+    rms = ((w.detach() - before * (1 - 1e-2 * 0.1)) / 1e-2).pow(2).mean().sqrt().item()
+    assert 0.12 < rms < 0.3, rms
+    state = opt.state_dict()
+    opt.load_state_dict(state)  # round trip
+
+
+def test_a_recipe_with_muon_trains_and_an_unknown_optimizer_is_one_line():
+    text = "hello world, this is a tiny corpus. " * 200
+    data = prepare_char_data(text, 16)
+    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    recipe = Recipe(steps=30, batch_size=8, lr=3e-3, warmup=5, eval_interval=30, eval_iters=None, optimizer="muon")
+    _, history, summary = train_gpt(data, cfg, recipe, None, progress=False, log=None)
+    assert history.val[-1] < history.val[0] - 0.25
+    with pytest.raises(CourseError, match="unknown optimizer 'sgd'"):
+        Recipe(optimizer="sgd")
