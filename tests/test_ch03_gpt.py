@@ -556,7 +556,7 @@ def test_a_recipe_with_muon_trains_and_an_unknown_optimizer_is_one_line():
     data = prepare_char_data(text, 16)
     cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
     recipe = Recipe(steps=30, batch_size=8, lr=3e-3, warmup=5, eval_interval=30, eval_iters=None, optimizer="muon")
-    _, history, summary = train_gpt(data, cfg, recipe, None, progress=False, log=None)
+    _, history, _ = train_gpt(data, cfg, recipe, None, progress=False, log=None)
     assert history.val[-1] < history.val[0] - 0.25
     with pytest.raises(CourseError, match="unknown optimizer 'sgd'"):
         Recipe(optimizer="sgd")
