@@ -189,6 +189,8 @@ def finetune_instructions(model: GPT, codec: Codec, template: PromptTemplate, tr
 def answer_budget(codec: Codec, examples: list[Instruction], margin: float = 0.25, at_least: int = 4) -> int:
     """New tokens to allow a generated answer: the longest expected answer (with its <|endoftext|>) plus a
     margin (a quarter of it, and at least `at_least` tokens)."""
+    if not examples:
+        raise CourseError("no examples to take an answer budget from")
     longest = max(len(codec.encode(ex.output)) + 1 for ex in examples)
     return longest + max(at_least, int(longest * margin))
 
@@ -227,6 +229,8 @@ def score_answers(model: GPT, codec: Codec, template: PromptTemplate, examples: 
     (default `answer_budget` of these examples); cut: how many answers the budget stopped.
     With `out_path`, every response is saved as JSON beside its expected answer, its scores and "cut".
     """
+    if not examples:
+        raise CourseError("no examples to score")
     codec.check_coverage([t for ex in examples for t in (ex.instruction, ex.input, ex.output)],
                          "the instructions to score")
     budget = max_new_tokens or answer_budget(codec, examples)
