@@ -222,3 +222,20 @@ def test_bag_of_words_reads_words_not_model_ids():
     labels = [1, 1, 0, 0] * 5
     result = bag_of_words_baseline(train, labels, ["free prize", "see you later"], [1, 0])
     assert result["accuracy"] == 1.0 and result["vocabulary"] == 9
+
+
+def test_the_downloader_never_lands_an_unverified_file(tmp_path):
+    from coursekit.download import fetch, write_verified
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"payload")
+    with pytest.raises(CourseError, match="without a sha256 or a check"):
+        fetch(src.as_uri(), tmp_path / "a.bin", progress=False)
+    with pytest.raises(CourseError, match="sha256 is .* expected 0+; deleted it"):
+        fetch(src.as_uri(), tmp_path / "b.bin", sha256="0" * 64, progress=False)
+    assert not (tmp_path / "b.bin").exists() and not (tmp_path / "b.bin.part").exists()
+    good = hashlib.sha256(b"payload").hexdigest()
+    assert fetch(src.as_uri(), tmp_path / "c.bin", sha256=good, progress=False).read_bytes() == b"payload"
+    with pytest.raises(CourseError, match="has sha256"):
+        write_verified(b"other", tmp_path / "d.bin", good, "member")
+    assert not (tmp_path / "d.bin").exists()
