@@ -152,22 +152,24 @@ def loss_by_position(model: nn.Module, data: torch.Tensor, block_size: int, batc
 
 
 def plot_losses(comparison: Comparison, path=None):
-    """Train (thin) and val (thick) loss curves of both models on one plot; saved as PNG when `path` is given."""
+    """Train and val loss curves, one panel per model (so neither curve hides the other's); saved as PNG
+    when `path` is given."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.add_subplot()
-    for name, hist, colour in (("bigram", comparison.bigram, "tab:gray"),
-                               ("attention", comparison.attention, "tab:blue")):
-        ax.plot(hist.eval_steps, hist.train, color=colour, linewidth=1, linestyle="--", label=f"{name} train")
-        ax.plot(hist.eval_steps, hist.val, color=colour, linewidth=2.5, label=f"{name} val")
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (name, hist) in zip(axes, (("bigram", comparison.bigram), ("attention", comparison.attention))):
+        ax.plot(hist.eval_steps, hist.val, color="tab:blue", linewidth=2, label="val")
+        ax.plot(hist.eval_steps, hist.train, color="tab:orange", linestyle="none", marker="o", markersize=5,
+                markerfacecolor="none", label="train")
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_ylabel("loss (nats per character)")
     cfg = comparison.config
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per character)")
-    ax.set_title(f"same loop and budget: {cfg.steps} steps, batch {cfg.batch_size}, block {cfg.block_size}, "
+    fig.suptitle(f"same loop and budget: {cfg.steps} steps, batch {cfg.batch_size}, block {cfg.block_size}, "
                  f"lr {cfg.lr:g}")
-    ax.legend()
-    ax.grid(alpha=0.3)
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
