@@ -144,6 +144,8 @@ def memory_table(cfg: GPTConfig, experiments: list[dict], device: str = "cpu", m
                  steps: int = 1) -> list[dict]:
     """One row per experiment (keys of `measure_peak`: batch_size, grad_accum, dtype, activation_checkpointing):
     the estimate of each item in MB, the activations autograd keeps (counted), and the measured peak."""
+    if measure and torch.device(device).type == "cpu":
+        return_freed_memory_at_once()  # else a row measured after a larger one can read near 0
     if measure:  # the first training step in a process also pays for one-time allocations: pay them here
         measure_peak(replace(cfg, n_layer=1), batch_size=1, device=device, steps=1)
     rows = []
