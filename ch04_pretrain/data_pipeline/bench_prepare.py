@@ -17,7 +17,12 @@ per megabyte), then in turns measures, on the same documents:
 
 and prints, for each N, prepare's speed and its ratio to N x the fastest of the
 four single-thread encoders, measured in the same run (the target at 2
-workers: at least 80%). The machine may be shared, so each figure is the best
+workers: at least 80%), and beside it what the machine gives N lone encoders
+running side by side with no pipeline around them. Where N cores cannot run
+N encoders at full speed (a shared or throttled machine), the first ratio is
+capped by the machine, not by `prepare`; "prepare of lone" (prepare's speed
+over the N lone encoders' speed, same tokens) says how much of what the
+machine offers the pipeline uses. The machine may be shared, so each figure is the best
 of --rounds runs. Run: python -m ch04_pretrain.data_pipeline.bench_prepare
 """
 
@@ -198,10 +203,11 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(f"prepare with N workers, against N x the fastest single-thread encoder ({fastest}, "
           f"{tokens / one / 1e6:.2f}M tokens/s); the machine itself: N lone encoders run side by side:")
     print(f"  {'N':>3} {'prepare tokens/s':>17} {'of N x fastest':>15} {'N lone encoders':>16} {'of N x fastest':>15} "
-          f"{'prepare CPU / encoding CPU':>27}")
+          f"{'prepare of lone':>16} {'prepare CPU / encoding CPU':>27}")
     for n, stats in runs.items():
         print(f"  {n:>3} {tokens / stats['seconds']:>17,.0f} {one / (n * stats['seconds']):>15.0%} "
               f"{n * tokens / alone[n]:>16,.0f} {one / alone[n]:>15.0%} "
+              f"{alone[n] / (n * stats['seconds']):>16.0%} "
               f"{stats['cpu'] / one_cpu:>13.2f} (main {stats['cpu_main'] / one_cpu:.2f})")
     print(f"peak RSS: main process up to {max(s['rss_main_mb'] for s in runs.values()):.0f} MB, "
           f"largest worker {max(s['rss_worker_mb'] for s in runs.values()):.0f} MB")
