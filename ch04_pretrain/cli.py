@@ -2,8 +2,8 @@
 
 `build_parser` declares every subcommand's options and points each at its
 `cmd_<name>` function (`set_defaults(run=...)`); `main` parses and calls it.
-The torch-heavy modules are imported inside the cmd_ functions, so `prepare`
-and `--help` stay quick.
+The training, evaluation and sampling modules are imported inside the cmd_
+functions, so that a command loads only what it runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positi
 
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
 from .data_pipeline.sources import OPENWEBTEXT, SourceOptions
-from .pretraining.settings import PRESETS, SETTING_RULES, TrainSettings
+from .pretraining.settings import MODEL_RULES, PRESETS, SETTING_RULES, TrainSettings
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
 
@@ -120,8 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peak-flops", type=positive_float, metavar="F", help="the hardware peak for MFU, in FLOP/s "
                    "(default: measured with a large matrix product at startup)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g = p.add_argument_group("the model's shape (default: the preset's)")
+    for name, rule in MODEL_RULES.items():
+        g.add_argument("--" + name.replace("_", "-"), type=rule, metavar=name.upper(),
+                       help=f"{_SETTING_HELP[name]}; {rule.describe()}")
     g = p.add_argument_group("settings (default: the preset's)")
     for f in fields(TrainSettings):
+        if f.name == "model":
+            continue  # its fields are the options above
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
             g.add_argument(flag, action="store_true", default=None, help=_SETTING_HELP[f.name])
@@ -195,8 +201,12 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from .pretraining import trainer
 
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name) is not None}
-    settings = replace(PRESETS[args.preset], **overrides)  # TrainSettings checks them: min-lr above lr stops here
+    preset = PRESETS[args.preset]
+    shape = {name: getattr(args, name) for name in MODEL_RULES if getattr(args, name) is not None}
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
+                 if f.name != "model" and getattr(args, f.name) is not None}
+    # GPTConfig and TrainSettings check them: 6 heads in 128 wide, or min-lr above lr, stop here
+    settings = replace(preset, model=replace(preset.model, **shape), **overrides)
     out = args.out or Path("runs") / f"ch04-{args.preset}"
     check_writable_dir(out, "--out")
     summary = trainer.pretrain(settings, args.data, out, device=args.device, resume=args.resume,

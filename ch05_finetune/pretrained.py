@@ -18,7 +18,7 @@ Three kinds of starting point:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -38,12 +38,14 @@ DEFAULT_TINY_DIR = Path("runs/ch05/tiny")
 
 @dataclass(frozen=True)
 class TinyRecipe:
-    """The tiny practice model and its pretraining run."""
+    """The tiny practice model and its pretraining run.
 
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 64
-    block_size: int = 64    # the longest built-in instruction example is 51 tokens
+    `model` is the model's shape (Chapter 3's GPTConfig: 4 layers, 4 heads, 64 wide, block 64); its
+    vocab_size is set to the trimmed vocabulary's size when the model is built (`pretrain_tiny`).
+    """
+
+    # block 64: the longest built-in instruction example is 51 tokens
+    model: GPTConfig = field(default_factory=lambda: GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=64))
     steps: int = 400
     batch_size: int = 32
     lr: float = 3e-3
@@ -71,8 +73,7 @@ def pretrain_tiny(out_dir: str | Path = DEFAULT_TINY_DIR, recipe: TinyRecipe = T
         ids += codec.encode(doc) + [codec.eot]
     data = torch.tensor(ids, dtype=torch.long)
     n_val = len(data) // 20
-    cfg = GPTConfig(vocab_size=codec.vocab_size, block_size=recipe.block_size, n_layer=recipe.n_layer,
-                    n_head=recipe.n_head, n_embd=recipe.n_embd)
+    cfg = replace(recipe.model, vocab_size=codec.vocab_size)
     set_seed(recipe.seed)
     model = GPT(cfg)
     optimizer = configure_optimizer(model, recipe.lr)

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint
+from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from ch04_pretrain.data_pipeline.prepare import prepare
 from ch04_pretrain.data_pipeline.sources import SourceOptions
 from ch04_pretrain.pretraining import training_state as checkpoints
@@ -28,9 +29,10 @@ from coursekit.hardware import cpu_has_fast_bf16, resolve_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 # A model small enough for a step to take milliseconds; dropout on, so that resuming must restore torch's RNG.
-SMALL = TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.1, batch_size=4, grad_accum=2,
-                      max_steps=8, lr=1e-2, min_lr=1e-3, warmup=2, eval_interval=2, eval_iters=2, log_interval=1,
-                      dtype="float32", keep=2)
+SMALL = TrainSettings(model=GPTConfig(vocab_size=VOCAB_SIZE, block_size=16, n_layer=1, n_head=2, n_embd=32,
+                                      dropout=0.1),
+                      batch_size=4, grad_accum=2, max_steps=8, lr=1e-2, min_lr=1e-3, warmup=2, eval_interval=2,
+                      eval_iters=2, log_interval=1, dtype="float32", keep=2)
 QUIET = dict(device="cpu", peak_flops=1e11, progress=False, log=lambda *a: None)
 
 
@@ -78,8 +80,33 @@ def test_trainer_follows_the_schedule(reference):
 
 def test_gpt2_recipe_preset():
     p = PRESETS["gpt2-124m"]
-    assert (p.n_layer, p.n_head, p.n_embd, p.block_size) == (12, 12, 768, 1024)
+    assert (p.model.n_layer, p.model.n_head, p.model.n_embd, p.model.block_size) == (12, 12, 768, 1024)
+    assert p.model.vocab_size == VOCAB_SIZE
     assert p.tokens_per_step() == 524_288 and (p.lr, p.warmup, p.max_steps) == (6e-4, 2000, 600_000)
+
+
+def test_settings_hold_the_model_as_a_gptconfig():
+    assert TrainSettings().model == GPTConfig(vocab_size=VOCAB_SIZE, block_size=64, n_layer=4, n_head=4, n_embd=128)
+    assert TrainSettings().tokens_per_step() == 8 * 64
+    # a dict (as read back from JSON) becomes a GPTConfig, with GPT-2's vocabulary unless it says otherwise
+    assert TrainSettings(**asdict(SMALL)) == SMALL
+    assert TrainSettings(model={"n_layer": 2}).model == GPTConfig(vocab_size=VOCAB_SIZE, n_layer=2)
+    with pytest.raises(CourseError, match="unknown GPTConfig fields: n_layers"):
+        TrainSettings(model={"n_layers": 2})
+    with pytest.raises(CourseError, match=r"^n_layer must be positive \(a whole number >= 1\), got 2.0$"):
+        TrainSettings(model=replace(SMALL.model, n_layer=2.0))
+    with pytest.raises(CourseError, match=r"dropout must be in \[0, 1\)"):
+        TrainSettings(model={"dropout": 1.0})
+
+
+def test_settings_difference_names_the_model_field():
+    saved, now = asdict_of(SMALL), asdict_of(replace(SMALL, lr=0.02, model=replace(SMALL.model, n_embd=64)))
+    assert checkpoints.settings_difference(saved, now, set()) == "lr 0.01 != 0.02, model.n_embd 32 != 64"
+    assert checkpoints.settings_difference(saved, now, {"lr", "model.n_embd"}) == ""
+
+
+def asdict_of(settings: TrainSettings) -> dict:
+    return json.loads(json.dumps(asdict(settings)))  # as config.json holds it
 
 
 def test_weight_decay_on_matrices_only():
@@ -212,7 +239,7 @@ def test_pickle_that_would_run_code_is_refused(data, tmp_path):
 def test_other_config_is_refused_by_name(data, tmp_path):
     pretrain(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
     with pytest.raises(CourseError, match=r"n_embd 32 != 64"):
-        pretrain(replace(SMALL, n_embd=64), data, tmp_path, resume=True, **QUIET)
+        pretrain(replace(SMALL, model=replace(SMALL.model, n_embd=64)), data, tmp_path, resume=True, **QUIET)
     with pytest.raises(CourseError, match=r"lr 0.01 != 0.02"):
         pretrain(replace(SMALL, lr=0.02), data, tmp_path, resume=True, **QUIET)
     with pytest.raises(CourseError, match="no checkpoint to resume"):
@@ -244,7 +271,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
 
 @pytest.mark.slow
 def test_sigint_saves_and_exits_cleanly(data, tmp_path):
-    settings = replace(SMALL, max_steps=100_000, eval_interval=100_000, n_embd=64, block_size=32)
+    settings = replace(SMALL, max_steps=100_000, eval_interval=100_000,
+                       model=replace(SMALL.model, n_embd=64, block_size=32))
     from dataclasses import asdict
     code = KILLER.replace("{settings}", repr(asdict(settings))).replace("{peak}", "1e11")
     proc = run_python(code, "none", -1, data, tmp_path)
@@ -351,8 +379,8 @@ def test_ddp_two_processes_equal_one_process_on_the_whole_batch(data, tmp_path):
     state = torch.load(r["run"] / "step_000003" / "trainer.pt", weights_only=True)
     assert len(state["ranks"]) == 2 and not torch.equal(state["ranks"][0]["data"], state["ranks"][1]["data"])
     with pytest.raises(CourseError, match="written by 2 process"):
-        pretrain(TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=2, grad_accum=4, max_steps=4,
-                            eval_interval=2, eval_iters=2, log_interval=1, dtype="float32", warmup=1),
+        pretrain(TrainSettings(model=replace(SMALL.model, dropout=0.0), batch_size=2, grad_accum=4, max_steps=4,
+                               eval_interval=2, eval_iters=2, log_interval=1, dtype="float32", warmup=1),
               data, r["run"], resume=True, **QUIET)
 
 

@@ -81,8 +81,8 @@ def test_shards_manifest_and_classifier_files_get_the_users_umask(tmp_path, code
 
 
 def test_pretraining_checkpoints_get_the_users_umask(tmp_path):
-    settings = TrainSettings(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=2, grad_accum=1,
-                             max_steps=2, eval_interval=2, eval_iters=1, log_interval=1, dtype="float32")
+    settings = TrainSettings(model={"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}, batch_size=2,
+                             grad_accum=1, max_steps=2, eval_interval=2, eval_iters=1, log_interval=1, dtype="float32")
 
     def make(folder):
         pretrain(settings, prepared_data(folder), folder / "run", device="cpu", peak_flops=1e11, progress=False,

@@ -22,19 +22,19 @@ from coursekit import CourseParser, command_line, run_cli
 from coursekit.hardware import cpu_has_fast_bf16, matmul_peak_flops
 from coursekit.numbers import positive_int
 
+from .settings import PRESETS
 from .trainer import forward_backward, optimizer_step
 
-SIZES = {
-    "tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=16),
-    "384-wide": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=4),
+# name: (the model, sequences per batch); the models are those of the presets tiny and small
+SIZES: dict[str, tuple[GPTConfig, int]] = {
+    "tiny": (PRESETS["tiny"].model, 16),            # 4 layers, 128 wide, block 64
+    "384-wide": (PRESETS["small"].model, 4),        # 6 layers, 384 wide, block 256
 }
 
 
-def run(size: dict, dtype: str, steps: int, device: str = "cpu", seed: int = 0) -> tuple[float, list[float]]:
+def run(cfg: GPTConfig, batch: int, dtype: str, steps: int, device: str = "cpu",
+        seed: int = 0) -> tuple[float, list[float]]:
     """Tokens/s over `steps` steps after one warm-up step, and the loss of every step."""
-    size = dict(size)
-    batch = size.pop("batch_size")
-    cfg = GPTConfig(vocab_size=VOCAB_SIZE, **size)
     torch.manual_seed(seed)
     model = GPT(cfg).to(device)
     optimizer = configure_optimizer(model, 1e-3, device=device)
@@ -71,16 +71,15 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(f"matrix-multiply peak at 2048 x 2048: float32 {peaks['float32'] / 1e9:.0f} GFLOP/s, "
           f"bfloat16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s")
     for name in args.sizes:
-        size = SIZES[name]
-        cfg = GPTConfig(vocab_size=VOCAB_SIZE, **{k: v for k, v in size.items() if k != "batch_size"})
+        cfg, batch = SIZES[name]
         flops_per_token = GPT(cfg).flops_per_token()
         best, losses = {}, {}
         for _ in range(args.repeats):
             for dtype in ("float32", "bfloat16"):
-                rate, losses[dtype] = run(size, dtype, args.steps)
+                rate, losses[dtype] = run(cfg, batch, dtype, args.steps)
                 best[dtype] = max(best.get(dtype, 0.0), rate)
-        print(f"\n{name}: {size['n_layer']} layers, {size['n_embd']} wide, block {size['block_size']}, batch "
-              f"{size['batch_size']}, {GPT(cfg).num_params() / 1e6:.1f}M parameters")
+        print(f"\n{name}: {cfg.n_layer} layers, {cfg.n_embd} wide, block {cfg.block_size}, batch "
+              f"{batch}, {GPT(cfg).num_params() / 1e6:.1f}M parameters")
         for dtype in ("float32", "bfloat16"):
             mfu = flops_per_token * best[dtype] / peaks[dtype]
             print(f"  {dtype:>8}: {best[dtype]:>8,.0f} tokens/s   MFU {mfu:6.1%} of the {dtype} peak   "

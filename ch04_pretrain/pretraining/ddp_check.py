@@ -82,11 +82,12 @@ def _worker(rank: int, world_size: int, port: int, out: str, data_dir: str | Non
                       f"{out}/ddp.safetensors")
             Path(f"{out}/exchanges.txt").write_text(" ".join(map(str, exchanges)))
         if data_dir is not None:
+            from ..data_pipeline.bpe import VOCAB_SIZE
             from .settings import TrainSettings
             from .trainer import pretrain
-            settings = TrainSettings(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=2,
-                                     grad_accum=world_size * 2, max_steps=3, eval_interval=2, eval_iters=2,
-                                     log_interval=1, dtype="float32", warmup=1)
+            model = GPTConfig(vocab_size=VOCAB_SIZE, block_size=16, n_layer=1, n_head=2, n_embd=32)
+            settings = TrainSettings(model=model, batch_size=2, grad_accum=world_size * 2, max_steps=3,
+                                     eval_interval=2, eval_iters=2, log_interval=1, dtype="float32", warmup=1)
             summary = pretrain(settings, data_dir, f"{out}/run", device="cpu", peak_flops=1e11, progress=False,
                             log=lambda *a: None)
             if rank == 0:

@@ -1,9 +1,15 @@
-"""The settings of a pretraining run and the presets, free of torch so that the command line starts quickly."""
+"""The settings of a pretraining run and the presets.
+
+The model's shape is Chapter 3's `GPTConfig`, one description of a model
+wherever the course needs one; so importing this module imports torch (through
+ch03_gpt), as importing the ch04_pretrain package does anyway.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ch03_gpt import GPTConfig
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
 from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
@@ -12,14 +18,15 @@ from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rat
 
 @dataclass
 class TrainSettings:
-    """Everything that decides a pretraining run."""
+    """Everything that decides a pretraining run.
 
-    # model
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 64
-    dropout: float = 0.0
+    `model` is the shape of the model trained (Chapter 3's GPTConfig; default: GPT-2's vocabulary,
+    block 64, 4 layers, 4 heads, 128 wide, no dropout). It may also be given as a dict, as it is
+    when settings are read back from JSON: `GPTConfig.from_dict` converts it, and its vocab_size
+    defaults to GPT-2's (VOCAB_SIZE).
+    """
+
+    model: GPTConfig = field(default_factory=lambda: GPTConfig(vocab_size=VOCAB_SIZE))
     # optimisation
     batch_size: int = 8           # sequences per micro-batch, per process
     grad_accum: int = 1           # micro-batches per optimizer step, over all processes together
@@ -44,25 +51,30 @@ class TrainSettings:
 
     def __post_init__(self):
         """Refuse nan, infinities and out-of-range values here, with the command line's words, not steps later."""
+        if isinstance(self.model, dict):
+            self.model = GPTConfig.from_dict({"vocab_size": VOCAB_SIZE, **self.model})
+        if not isinstance(self.model, GPTConfig):
+            raise CourseError(f"model must be a GPTConfig or a dict of its fields, got {type(self.model).__name__}")
+        for name, rule in MODEL_RULES.items():
+            rule.check(name, getattr(self.model, name))
         for name, rule in SETTING_RULES.items():
             rule.check(name, getattr(self, name))
         if self.min_lr > self.lr:
             raise CourseError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}; the schedule decays from lr "
                               f"down to min_lr")
 
-    def model_config(self):
-        from ch03_gpt import GPTConfig  # imported here: this module stays free of torch (the CLI's help is quick)
-        return GPTConfig(vocab_size=VOCAB_SIZE, block_size=self.block_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=True)
-
     def tokens_per_step(self) -> int:
-        return self.batch_size * self.block_size * self.grad_accum
+        return self.batch_size * self.model.block_size * self.grad_accum
 
 
-# The allowed values of every numeric setting: the `type` of its command-line option, and the check above.
-SETTING_RULES: dict[str, Number] = {
+# The allowed values of the model's shape and of every numeric setting: the `type` of its command-line option
+# (--n-layer, ..., --batch-size, ...), and the checks above.
+MODEL_RULES: dict[str, Number] = {
     "n_layer": positive_int, "n_head": positive_int, "n_embd": positive_int, "block_size": positive_int,
-    "dropout": fraction, "batch_size": positive_int, "grad_accum": positive_int, "max_steps": positive_int,
+    "dropout": fraction,
+}
+SETTING_RULES: dict[str, Number] = {
+    "batch_size": positive_int, "grad_accum": positive_int, "max_steps": positive_int,
     "lr": learning_rate, "min_lr": min_learning_rate, "warmup": nonnegative_int, "weight_decay": weight_decay,
     "beta1": fraction, "beta2": fraction, "grad_clip": nonnegative_float, "eval_interval": positive_int,
     "eval_iters": positive_int, "log_interval": positive_int, "keep": nonnegative_int, "seed": seed,
@@ -72,13 +84,15 @@ PRESETS = {
     # Minutes on a CPU: 400 steps of 8 x 64 = 512 tokens, about 0.8 epoch of the built-in corpus.
     "tiny": TrainSettings(),
     # A 6-layer, 384-wide model (~30M parameters with GPT-2's vocabulary): an hour or so on one GPU.
-    "small": TrainSettings(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=16, grad_accum=4,
-                           max_steps=5000, lr=1e-3, min_lr=1e-4, warmup=200, eval_interval=250, eval_iters=50),
+    "small": TrainSettings(model=GPTConfig(vocab_size=VOCAB_SIZE, n_layer=6, n_head=6, n_embd=384, block_size=256),
+                           batch_size=16, grad_accum=4, max_steps=5000, lr=1e-3, min_lr=1e-4, warmup=200,
+                           eval_interval=250, eval_iters=50),
     # GPT-2 124M, the published recipe (GPT-3 paper's hyperparameters for its size, as nanoGPT reproduces them):
     # 16 x 1024 tokens x 32 = 524,288 tokens per step, 600,000 steps = 315 billion tokens.
-    "gpt2-124m": TrainSettings(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=16, grad_accum=32,
-                               max_steps=600_000, lr=6e-4, min_lr=6e-5, warmup=2000, eval_interval=1000,
-                               eval_iters=200, log_interval=10, keep=3),
+    "gpt2-124m": TrainSettings(model=GPTConfig(vocab_size=VOCAB_SIZE, n_layer=12, n_head=12, n_embd=768,
+                                               block_size=1024),
+                               batch_size=16, grad_accum=32, max_steps=600_000, lr=6e-4, min_lr=6e-5, warmup=2000,
+                               eval_interval=1000, eval_iters=200, log_interval=10, keep=3),
 }
 
 # Settings that may change when a run is resumed: they do not affect the numbers it computes.

@@ -246,16 +246,16 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     """
     out_dir = Path(out_dir)
     info, device = init_distributed(pick_device(device))
-    dtype = resolve_dtype(settings.dtype, device, settings.n_embd)
+    dtype = resolve_dtype(settings.dtype, device, settings.model.n_embd)
     if settings.grad_accum % info.world_size:
         raise CourseError(f"grad accum {settings.grad_accum} must be a multiple of the number of processes "
                           f"{info.world_size} (it counts micro-batches over all of them)")
     accum = settings.grad_accum // info.world_size
-    cfg = settings.model_config()
+    cfg = settings.model
     train_data = ShardDataset(data_dir, "train", info.rank, info.world_size)
     val_data = ShardDataset(data_dir, "val", info.rank, info.world_size)
     for data in (train_data, val_data):  # an empty or too-short split is refused now, not after the first step
-        data.check_block_size(settings.block_size)
+        data.check_block_size(cfg.block_size)
 
     set_seed(settings.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     model = GPT(cfg).to(device)
@@ -277,7 +277,7 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     if info.enabled:
         runner = DistributedDataParallel(runner, device_ids=[info.local_rank] if device.startswith("cuda") else None)
     peak = peak_flops or matmul_peak_flops(device, "float32" if dtype == "float32" else dtype)
-    flops_per_step = model.flops_per_token(settings.block_size) * settings.tokens_per_step()
+    flops_per_step = model.flops_per_token(cfg.block_size) * settings.tokens_per_step()
 
     def write_log(record: dict) -> None:
         if info.main:
@@ -286,7 +286,7 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
                 f.write(json.dumps(record) + "\n")
 
     def evaluate_and_save(step: int) -> float:
-        val = estimate_val_loss(runner, val_data, settings.batch_size, settings.block_size, settings.eval_iters,
+        val = estimate_val_loss(runner, val_data, settings.batch_size, cfg.block_size, settings.eval_iters,
                                 device, dtype, seed=settings.seed + 7919 + info.rank)
         val = average_across([val], info, device)[0]
         write_log({"step": step, "val_loss": val})
@@ -300,7 +300,7 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
                "parameters": model.num_params(), "val_loss": None, "world_size": info.world_size}
     if info.main:
         log(f"{model.num_params():,} parameters, {settings.tokens_per_step():,} tokens per step "
-            f"({settings.batch_size} x {settings.block_size} x {settings.grad_accum}), {dtype} on {device}"
+            f"({settings.batch_size} x {cfg.block_size} x {settings.grad_accum}), {dtype} on {device}"
             + (f", {info.world_size} processes" if info.enabled else ""))
     if step == 0:
         summary["val_loss"] = evaluate_and_save(0)
@@ -315,7 +315,7 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
             lr = cosine_lr(step, settings.lr, settings.min_lr, settings.warmup, settings.max_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batches = [train_data.get_batch(settings.batch_size, settings.block_size, data_rng, device)
+            batches = [train_data.get_batch(settings.batch_size, cfg.block_size, data_rng, device)
                        for _ in range(accum)]
             loss = forward_backward(runner, batches, device, dtype, scaler)
             # One small exchange per step: every process stops together, on a bad loss or a Ctrl-C.

@@ -150,6 +150,22 @@ def load_training_state(checkpoint: str | Path) -> tuple[dict, dict]:
 
 
 def settings_difference(saved: dict, current: dict, free: set[str]) -> str:
-    """'lr 0.001 != 0.0006, batch_size 8 != 16' for settings that differ, ignoring those in `free`."""
+    """'model.n_embd 32 != 64, lr 0.001 != 0.0006' for settings that differ, ignoring those in `free`.
+
+    Nested settings (the model's shape, `asdict` of a GPTConfig) are compared field by field and named
+    with a dot, so that a changed width reads as one field, not as two whole dicts.
+    """
+    saved, current = _flatten(saved), _flatten(current)
     keys = sorted((set(saved) | set(current)) - free)
     return ", ".join(f"{k} {saved.get(k)} != {current.get(k)}" for k in keys if saved.get(k) != current.get(k))
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict:
+    """{"model": {"n_embd": 32}, "lr": 0.001} -> {"model.n_embd": 32, "lr": 0.001}."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
