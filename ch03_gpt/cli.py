@@ -107,12 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     add_sampling_options(s)
 
-    a = sub.add_parser("ablation", help="the lecture's ablation: attention -> + feed-forward -> + residual -> "
-                       "+ LayerNorm, one val loss per row",
+    a = sub.add_parser("ablation", help="the lecture's ablation with a depth row: attention -> + feed-forward "
+                       "-> three plain layers -> + residual -> + LayerNorm, one val loss per row",
                        description="Train each stage of the road from Chapter 2's model to GPT at the lecture's "
                                    "small size (embedding 32, 4 heads, block 8, batch 32, lr 1e-3) with the same "
-                                   "budget, and print the best val loss of each. Published on Tiny Shakespeare "
-                                   "at 5,000 steps: about 2.28, 2.24, then 2.06 with residuals and LayerNorm.")
+                                   "budget, and print the best val loss of each. The 'deep' row stacks three "
+                                   "layers without residual connections, so that depth and the skip connections "
+                                   "are measured apart. Published on Tiny Shakespeare at 5,000 steps: about 2.28, "
+                                   "2.24, then 2.06 with residuals and LayerNorm.")
     a.set_defaults(run=cmd_ablation)
     add_corpus_args(a)
     a.add_argument("--steps", type=positive_int, default=5000, help="steps per stage (default: %(default)s)")
