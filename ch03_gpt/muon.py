@@ -40,8 +40,9 @@ def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> to
         x = x.T  # iterate on the wide shape, so that the Gram matrix x x^T is the smaller one
     x = x / (x.norm() + eps)  # the Frobenius norm bounds the largest singular value: all now at most 1
     for _ in range(steps):
-        gram = x @ x.T                              # (m, m), m = the smaller side
-        x = a * x + (b * gram + c * gram @ gram) @ x
+        gram = x @ x.T                                                  # (m, m), m = the smaller side
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)           # b gram + c gram^2
+        x = torch.addmm(x, poly, x, beta=a)                             # a x + (b gram + c gram^2) x
     return x.T if tall else x
 
 
