@@ -29,6 +29,21 @@ def arrow(ax, start, end, text="", color="#333", fontsize=9, offset=(0, 0.12)):
                 va="bottom", fontsize=fontsize, color=color)
 
 
+def canvas(width: float, height: float, xlim: tuple[float, float], ylim: tuple[float, float]):
+    """A figure of `width` x `height` inches whose axes, hidden, run over `xlim` and `ylim`."""
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.axis("off")
+    return fig, ax
+
+
+def save(fig, name: str) -> None:
+    fig.tight_layout()
+    fig.savefig(HERE / name, dpi=120)
+    plt.close(fig)
+
+
 def show_bytes(piece: bytes) -> str:
     return piece.decode("utf-8", errors="replace").replace(" ", "␣")
 
@@ -50,7 +65,7 @@ def draw_bpe_merges() -> None:
         ids = merge_pair(ids, pair, new)
         label = f"merge {rank[pair]:>3}: '{show_bytes(vocab[pair[0]])}' + '{show_bytes(vocab[pair[1]])}' → token {new}"
         rows.append((ids, label))
-    fig, ax = plt.subplots(figsize=(11, 0.9 * len(rows) + 1.2))
+    fig, ax = canvas(11, 0.9 * len(rows) + 1.2, (-0.2, 17.5), (-0.2, len(rows)))
     for r, (ids, label) in enumerate(rows):
         y = len(rows) - 1 - r
         x = 0.0
@@ -60,22 +75,14 @@ def draw_bpe_merges() -> None:
                 fontsize=10, family="monospace")
             x += w + 0.12
         ax.text(9.2, y + 0.41, label, va="center", fontsize=10.5, family="monospace")
-    ax.set_xlim(-0.2, 17.5)
-    ax.set_ylim(-0.2, len(rows))
-    ax.axis("off")
     ax.set_title("Byte-pair encoding of ' played' with the notebook's 300 merges: each step applies the earliest-learned"
                  " merge present\n(blue: a single byte, orange: a merged token; ␣ is the space; the number under"
                  " each piece is its id)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(HERE / "bpe_merges.png", dpi=120)
-    plt.close(fig)
+    save(fig, "bpe_merges.png")
 
 
 def draw_data_pipeline() -> None:
-    fig, ax = plt.subplots(figsize=(13, 4.6))
-    ax.set_xlim(0, 13)
-    ax.set_ylim(0, 4.6)
-    ax.axis("off")
+    fig, ax = canvas(13, 4.6, (0, 13), (0, 4.6))
     # 1. documents
     ax.text(1.3, 4.25, "1. documents", ha="center", fontsize=12, weight="bold")
     for k, doc in enumerate(["Once there was a\nboy named Jack...", "Lily had a red\nball. One day...",
@@ -104,16 +111,11 @@ def draw_data_pipeline() -> None:
     arrow(ax, (9.3, 3.05), (9.9, 2.75), "memory\nmap", offset=(0.0, 0.12))
     ax.set_title("The data path of pretraining: tokenized once, ahead of training; read as random windows at "
                  "every step", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(HERE / "data_pipeline.png", dpi=120)
-    plt.close(fig)
+    save(fig, "data_pipeline.png")
 
 
 def draw_data_parallel() -> None:
-    fig, ax = plt.subplots(figsize=(12, 5.2))
-    ax.set_xlim(0, 12)
-    ax.set_ylim(0, 5.4)
-    ax.axis("off")
+    fig, ax = canvas(12, 5.2, (0, 12), (0, 5.4))
     for r, y in enumerate((3.4, 0.9)):
         ax.text(0.1, y + 0.95, f"process {r} (GPU {r})", fontsize=11, weight="bold")
         box(ax, 0.1, y, 2.2, 0.8, f"its own windows:\npart {r} of every shard", color="#eef5e9", fontsize=9)
@@ -130,9 +132,7 @@ def draw_data_parallel() -> None:
     ax.set_title("Data parallelism (DDP) with two processes: each computes a gradient on its own data, the gradients "
                  "are averaged,\nand every copy takes the same step, as one process would on the two batches together",
                  fontsize=11.5)
-    fig.tight_layout()
-    fig.savefig(HERE / "data_parallel.png", dpi=120)
-    plt.close(fig)
+    save(fig, "data_parallel.png")
 
 
 if __name__ == "__main__":
