@@ -228,14 +228,15 @@ def check_split_lengths(train_data: torch.Tensor, val_data: torch.Tensor, block_
 
 def record_losses(history: History, step: int, model: nn.Module, splits: dict[str, torch.Tensor], cfg: TrainConfig,
                   generator: torch.Generator, device: str, log) -> dict[str, float]:
-    """Estimate both losses, append them to `history` with the time it took, log a line, and return them."""
+    """Estimate the losses of `splits` (train and val, or val alone), append them to `history` with the time it
+    took (nan for a train loss not estimated), log a line, and return them."""
     start = time.perf_counter()
     losses = estimate_loss(model, splits, cfg.batch_size, cfg.block_size, cfg.eval_iters, generator, device)
     history.eval_steps.append(step)
-    history.train.append(losses["train"])
+    history.train.append(losses.get("train", math.nan))
     history.val.append(losses["val"])
     if log:
-        log(f"step {step:5d}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        log(f"step {step:5d}: " + ", ".join(f"{name} loss {loss:.4f}" for name, loss in losses.items()))
     history.eval_seconds += time.perf_counter() - start
     return losses
 

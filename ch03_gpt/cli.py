@@ -47,7 +47,7 @@ eval_iters = Number(int, 1, words={"all": "all"}, called="positive")
 def describe_estimate(recipe) -> str:
     """How a recipe's loss estimates are made, in words (and how many tokens they cover)."""
     if recipe.eval_iters is None:
-        return "loss over the whole val split"
+        return "loss over the whole val split" + ("" if recipe.eval_train else " (train loss not estimated)")
     return f"loss over {recipe.eval_iters} random batches of {recipe.batch_size} per split"
 
 

@@ -560,3 +560,17 @@ def test_a_recipe_with_muon_trains_and_an_unknown_optimizer_is_one_line():
     assert history.val[-1] < history.val[0] - 0.25
     with pytest.raises(CourseError, match="unknown optimizer 'sgd'"):
         Recipe(optimizer="sgd")
+
+
+def test_a_recipe_may_estimate_val_alone_and_the_log_says_so():
+    text = "hello world, this is a tiny corpus. " * 200
+    data = prepare_char_data(text, 16)
+    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    lines = []
+    recipe = Recipe(steps=10, batch_size=4, lr=3e-3, warmup=2, eval_interval=10, eval_iters=None,
+                    eval_at_start=False, eval_train=False)
+    _, history, summary = train_gpt(data, cfg, recipe, None, progress=False, log=lines.append)
+    assert lines == [f"step    10: val loss {history.val[0]:.4f}"] and summary["best_val_loss"] == history.val[0]
+    assert history.eval_steps == [10] and len(history.train) == 1 and history.train[0] != history.train[0]  # nan
+    both = train_gpt(data, cfg, replace(recipe, eval_train=True), None, progress=False, log=None)[1]
+    assert both.val == history.val  # the same val loss: skipping the train split changes nothing else
