@@ -54,6 +54,7 @@ from ch05_finetune.pretrained import load_start
 from ch05_finetune.template import TEMPLATES
 from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
 from coursekit.files import check_writable_dir, write_bytes_atomically
+from coursekit.hardware import resolve_dtype
 from coursekit.numbers import positive_int
 from coursekit.progress import progress_write
 from coursekit.runtime import pick_device, set_seed
@@ -187,7 +188,8 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # a vocabulary-squared table: one thread is fastest (see Chapter 1's cli)
         try:
-            history = train(model, data.train, data.val, cfg, device, progress, log=None)
+            dtype = resolve_dtype("auto", device, data.tokenizer.vocab_size)  # float32 on every CPU
+            history = train(model, data.train, data.val, cfg, device, progress, log=None, dtype=dtype)
         finally:
             torch.set_num_threads(threads)
         save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, folder / "model.safetensors")

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
+from coursekit.hardware import DTYPE_NAMES
 from coursekit.numbers import Number, learning_rate, nonnegative_float, positive_int, seed
 from coursekit.progress import progress_bar
 
@@ -186,7 +187,7 @@ class History:
 
 
 def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig,
-          device: str = "cpu", progress: bool = True, log=print) -> History:
+          device: str = "cpu", progress: bool = True, log=print, dtype: str = "float32") -> History:
     """AdamW on random batches, estimating train and val loss every `eval_interval` steps and at the end.
 
     Batches and evaluations draw from their own seeded generators, so the same
@@ -200,21 +201,29 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     splits = {"train": train_data, "val": val_data}
+    # `dtype` other than float32 runs the forward passes in that format under autocast (where the hardware
+    # makes it pay: coursekit.hardware.resolve_dtype); the weights and AdamW stay float32.
+    autocast = torch.autocast(torch.device(device).type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dtype == "float16")  # float16's small range
     history = History()
     model.train()
     bar = progress_bar(range(cfg.steps), desc="training", unit="step", disable=not progress)
     for step in bar:
         if step % cfg.eval_interval == 0:
-            record_losses(history, step, model, splits, cfg, eval_gen, device, log)
+            with autocast:
+                record_losses(history, step, model, splits, cfg, eval_gen, device, log)
         x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, batch_gen, device)
-        _, loss = model(x, y)
+        with autocast:
+            _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()  # with float32 or bfloat16 the scaler is off: loss.backward()
+        scaler.step(optimizer)
+        scaler.update()
         history.step_losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
-    record_losses(history, cfg.steps, model, splits, cfg, eval_gen, device, log)
+    with autocast:
+        record_losses(history, cfg.steps, model, splits, cfg, eval_gen, device, log)
     return history
 
 

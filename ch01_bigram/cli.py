@@ -9,6 +9,7 @@ import time
 import torch
 
 from coursekit import CourseError, CourseParser, command_line
+from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
 from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, seed
 from coursekit.runtime import pick_device, set_seed
 
@@ -45,6 +46,10 @@ def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) ->
     g.add_argument("--seed", type=seed, default=defaults.seed,
                    help="random seed, 0 to 2**32 - 1; the same seed gives the same run (default: %(default)s)")
     g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    g.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                   help="number format of the forward passes (default auto: bfloat16 autocast on recent GPUs, "
+                        "float16 on older ones; on a CPU with bfloat16 hardware, bfloat16 from 256 wide, else "
+                        "float32, so the chapters' small models train in float32 on every CPU)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -110,7 +115,8 @@ def run(args: argparse.Namespace) -> None:
     set_seed(cfg.seed)
     model = BigramLanguageModel(data.tokenizer.vocab_size).to(device)
     start = time.perf_counter()
-    history = train(model, data.train, data.val, cfg, device, progress=not args.no_progress)
+    dtype = resolve_dtype(args.dtype, device, data.tokenizer.vocab_size)  # the table is vocabulary-wide
+    history = train(model, data.train, data.val, cfg, device, progress=not args.no_progress, dtype=dtype)
     print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s; "
           f"final val loss {history.val[-1]:.4f} (best {history.best_val:.4f})")
     if args.sample_length:

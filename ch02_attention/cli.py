@@ -10,6 +10,7 @@ from ch01_bigram import TrainConfig, load_text, prepare_char_data, sample_text, 
 from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args, train_config_from_args
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_file
+from coursekit.hardware import resolve_dtype
 from coursekit.numbers import fraction, positive_float, positive_int
 from coursekit.runtime import pick_device, set_seed
 
@@ -136,11 +137,12 @@ def run(args: argparse.Namespace) -> None:
           f"block {cfg.block_size}, dropout {args.dropout:g}, {'explicit' if args.explicit else 'fused'} attention")
 
     progress = not args.no_progress
+    dtype = resolve_dtype(args.dtype, device, args.n_embd)
     start = time.perf_counter()
     if args.compare_bigram:
         cmp = compare_with_bigram(data, cfg, args.n_embd, args.n_head, args.dropout, args.score_streams,
                                   args.score_length, args.score_prompt, args.score_temperature, args.score_context,
-                                  fused=not args.explicit, device=device, progress=progress)
+                                  fused=not args.explicit, device=device, progress=progress, dtype=dtype)
         model = cmp.attention_model
         print(f"trained and sampled both models in {time.perf_counter() - start:.1f} s")
         print(f"long-range checker on {args.score_streams} samples of {args.score_length:,} characters "
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> None:
         model = AttentionLanguageModel(tok.vocab_size, args.n_embd, args.n_head, cfg.block_size, args.dropout,
                                        fused=not args.explicit).to(device)
         print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
-        history = train(model, data.train, data.val, cfg, device, progress=progress)
+        history = train(model, data.train, data.val, cfg, device, progress=progress, dtype=dtype)
         print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s; "
               f"final val loss {history.val[-1]:.4f} (best {history.best_val:.4f})")
 

@@ -96,7 +96,8 @@ def score_samples(samples: list[str]) -> LongRangeScore:
 def compare_with_bigram(data: CharData, cfg: TrainConfig, n_embd: int = 64, n_head: int = 8, dropout: float = 0.0,
                         streams: int = 64, length: int = 600, prompt: str = SCORE_PROMPT,
                         temperature: float = SCORE_TEMPERATURE, sample_context: int | None = None,
-                        fused: bool = True, device: str = "cpu", progress: bool = True, log=print) -> Comparison:
+                        fused: bool = True, device: str = "cpu", progress: bool = True, log=print,
+                        dtype: str = "float32") -> Comparison:
     """Train a bigram and an attention model with the same `cfg`, then score samples of both.
 
     Both models are sampled with the same prompt, temperature, seed, number and
@@ -123,7 +124,7 @@ def compare_with_bigram(data: CharData, cfg: TrainConfig, n_embd: int = 64, n_he
             context = sample_context
         if log:
             log(f"--- {name}: {sum(p.numel() for p in model.parameters()):,} parameters ---")
-        history = train(model, data.train, data.val, cfg, device, progress=progress, log=log)
+        history = train(model, data.train, data.val, cfg, device, progress=progress, log=log, dtype=dtype)
         samples = long_samples(model, tok, prompt, streams, length, temperature, context, cfg.seed, device)
         results[name] = (model, history, samples)
     (bm, bh, bs), (am, ah, as_) = results["bigram"], results["attention"]

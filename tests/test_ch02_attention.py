@@ -331,3 +331,18 @@ def test_bench_prints_both_timings_and_a_ratio(capsys):
     assert "explicit" in out and "fused" in out and "x as fast as explicit" in out
     diff = float(out.rsplit("max output difference ", 1)[1].rstrip(")\n"))
     assert diff < 1e-5
+
+
+def test_chapter_1s_loop_runs_the_forward_passes_in_the_format_asked():
+    from ch01_bigram import train
+
+    data = prepare_char_data("hello world, this is a tiny corpus. " * 50, 8)
+    cfg = TrainConfig(steps=20, batch_size=8, block_size=8, eval_interval=10, eval_iters=2, lr=1e-2)
+    torch.manual_seed(0)
+    model = AttentionLanguageModel(data.tokenizer.vocab_size, n_embd=16, n_head=2, block_size=8)
+    seen = []
+    first_linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    first_linear.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    history = train(model, data.train, data.val, cfg, progress=False, log=None, dtype="bfloat16")
+    assert torch.bfloat16 in seen and history.val[-1] < history.val[0]
+    assert next(model.parameters()).dtype == torch.float32  # the weights stay float32
