@@ -188,6 +188,7 @@ def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.
     splits = {"train": train_data, "val": val_data} if recipe.eval_train else {"val": val_data}
     # Products in bfloat16 where the hardware runs it faster; weights, gradients and AdamW stay float32.
     autocast = torch.autocast(torch.device(device).type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dtype == "float16")  # float16's small range
     history = History()
 
     def evaluate(step: int) -> None:
@@ -209,10 +210,12 @@ def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.
         with autocast:
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()  # with float32 or bfloat16 the scaler is off: loss.backward()
         if recipe.grad_clip:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         history.step_losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
