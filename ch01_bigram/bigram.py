@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
 from coursekit.hardware import DTYPE_NAMES
-from coursekit.numbers import Number, learning_rate, nonnegative_float, positive_int, seed
+from coursekit.numbers import Number, check_settings, learning_rate, nonnegative_float, positive_int, seed
 from coursekit.progress import progress_bar
 
 # --------------------------------------------------------------------------- #
@@ -160,8 +160,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """A one-line `CourseError` for a setting out of range (nan, inf, a size below 1, lr above 1)."""
-        for name, rule in TRAIN_CONFIG_RULES.items():
-            rule.check(name, getattr(self, name))
+        check_settings(self, TRAIN_CONFIG_RULES)
 
 
 # The allowed values of each setting: the command line's option types and `TrainConfig.check`.

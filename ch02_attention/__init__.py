@@ -1,21 +1,8 @@
 """Chapter 2: self-attention, from averaging the past to multi-head attention."""
 
-from .attention import (
-    AttentionLanguageModel,
-    CausalSelfAttention,
-    Head,
-    MultiHeadAttention,
-    attend,
-    attention_weights,
-    average_past_loops,
-    average_past_matmul,
-    average_past_softmax,
-    causal_mask,
-    check_dropout,
-    check_heads,
-    check_length,
-    plot_attention,
-)
+from .attention import (AttentionLanguageModel, CausalSelfAttention, Head, MultiHeadAttention, attend,
+                        attention_weights, average_past_loops, average_past_matmul, average_past_softmax,
+                        causal_mask, check_dropout, check_heads, check_length, plot_attention)
 
 __all__ = [
     "AttentionLanguageModel", "CausalSelfAttention", "Head", "MultiHeadAttention", "attend", "attention_weights",

@@ -21,8 +21,8 @@ from ch01_bigram import CharData, History, TrainConfig, get_batch
 from ch01_bigram.bigram import check_split_lengths, record_losses
 from coursekit import CourseError
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
-from coursekit.numbers import (Number, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
-                               positive_int, seed, weight_decay)
+from coursekit.numbers import (Number, check_lr_floor, check_settings, learning_rate, min_learning_rate,
+                               nonnegative_float, nonnegative_int, positive_int, seed, weight_decay)
 from coursekit.progress import progress_bar
 from coursekit.runtime import set_seed
 
@@ -99,13 +99,10 @@ class Recipe:
 
     def check(self) -> None:
         """A one-line `CourseError` for a setting out of range (nan, inf, lr above 1, min_lr above lr...)."""
-        for name, rule in RECIPE_RULES.items():
-            rule.check(name, getattr(self, name))
+        check_settings(self, RECIPE_RULES)
         if self.optimizer not in OPTIMIZERS:
             raise CourseError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        if self.min_lr > self.lr:
-            raise CourseError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}; the schedule decays from lr "
-                              f"down to min_lr")
+        check_lr_floor(self.lr, self.min_lr)
 
 
 # The allowed values of each setting: the types of `python -m ch03_gpt train`'s options and `Recipe.check`.

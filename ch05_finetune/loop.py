@@ -19,7 +19,8 @@ import torch
 from ch03_gpt import configure_optimizer, cosine_lr
 from coursekit import check_positive
 from coursekit.hardware import DTYPE_NAMES, resolve_dtype
-from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, seed, weight_decay
+from coursekit.numbers import (check_settings, learning_rate, nonnegative_float, nonnegative_int, positive_int, seed,
+                               weight_decay)
 from coursekit.progress import progress_bar
 
 
@@ -36,8 +37,7 @@ class FitConfig:
 
     def __post_init__(self):
         """A one-line `CourseError` for a number out of range (nan, inf, lr above 1...), as the command line says."""
-        for name, rule in FIT_RULES.items():
-            rule.check(name, getattr(self, name))
+        check_settings(self, FIT_RULES)
 
 
 # The allowed values of FitConfig's numbers: its check above, and the types of the command line's options.

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from ch03_gpt import GPTConfig
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
-from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
-                               positive_int, seed, weight_decay)
+from coursekit.numbers import (Number, check_lr_floor, check_settings, fraction, learning_rate, min_learning_rate,
+                               nonnegative_float, nonnegative_int, positive_int, seed, weight_decay)
 
 
 @dataclass
@@ -55,13 +55,9 @@ class TrainSettings:
             self.model = GPTConfig.from_dict({"vocab_size": VOCAB_SIZE, **self.model})
         if not isinstance(self.model, GPTConfig):
             raise CourseError(f"model must be a GPTConfig or a dict of its fields, got {type(self.model).__name__}")
-        for name, rule in MODEL_RULES.items():
-            rule.check(name, getattr(self.model, name))
-        for name, rule in SETTING_RULES.items():
-            rule.check(name, getattr(self, name))
-        if self.min_lr > self.lr:
-            raise CourseError(f"min_lr {self.min_lr:g} is above lr {self.lr:g}; the schedule decays from lr "
-                              f"down to min_lr")
+        check_settings(self.model, MODEL_RULES)
+        check_settings(self, SETTING_RULES)
+        check_lr_floor(self.lr, self.min_lr)
 
     def tokens_per_step(self) -> int:
         return self.batch_size * self.model.block_size * self.grad_accum
