@@ -1,4 +1,5 @@
-"""The floor package: progress that suits a log, the one number-format policy, a peak that leaves RNG alone."""
+"""The floor package: progress that suits a log, the one number-format policy, a peak that leaves RNG alone, the
+settings check every config class shares."""
 
 import io
 
@@ -7,6 +8,7 @@ import torch
 
 from coursekit import CourseError
 from coursekit.hardware import DTYPE_CHOICES, cpu_has_fast_bf16, matmul_peak_flops, resolve_dtype
+from coursekit.numbers import check_lr_floor, check_settings, learning_rate, positive_int
 from coursekit.progress import LogProgress, progress_bar
 
 
@@ -75,3 +77,16 @@ def test_measuring_the_peak_leaves_the_global_random_state_alone():
     before = torch.get_rng_state()
     matmul_peak_flops(size=64, seconds=0.01)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_check_settings_names_the_first_field_out_of_range_and_the_lr_floor_refuses_a_floor_above_the_peak():
+    from types import SimpleNamespace
+    rules = {"steps": positive_int, "lr": learning_rate}
+    check_settings(SimpleNamespace(steps=3, lr=1e-3), rules)
+    with pytest.raises(CourseError, match="lr.*nan"):
+        check_settings(SimpleNamespace(steps=3, lr=float("nan")), rules)
+    with pytest.raises(CourseError, match="steps"):
+        check_settings(SimpleNamespace(steps=0, lr=float("nan")), rules)
+    check_lr_floor(1e-3, 1e-3)
+    with pytest.raises(CourseError, match="min_lr 0.002 is above lr 0.001"):
+        check_lr_floor(1e-3, 2e-3)
