@@ -17,6 +17,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
+import coursekit.claims  # noqa: E402
+
+# A seed sweep (python -m coursekit.sweep) runs the trained-figure tests with every seed shifted.
+coursekit.claims.perturb_from_environment()
+
 ROOT = Path(__file__).resolve().parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
