@@ -35,6 +35,7 @@ from ch01_bigram import (
 )
 from ch01_bigram.corpus import BOYS, GIRLS, OBJECTS
 from coursekit import CourseError
+from coursekit.claims import claim
 from coursekit.runtime import set_seed
 
 PINNED_SHA256 = "4d58ee04e54e19a33acbeef27a43d0471d2c94b59f06fe00cb4eed70cdaa31ae"
@@ -214,21 +215,19 @@ def test_initial_loss_of_a_fresh_model_is_near_ln_vocab(corpus_data):
     assert initial_loss(51) < mean < initial_loss(51) + 1.0
 
 
-# A trained figure must hold on any CPU; a second seed moves the trajectory about as much as another CPU does.
-SEEDS = [1337, 7919]
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_model_learns_on_builtin_corpus(corpus_data, seed):
+# A trained figure differs from one CPU to another about as much as from one seed to another, so it is
+# checked as a claim: a band that `python -m coursekit.sweep ch01_bigram` backs with a sweep over seeds.
+@pytest.mark.trained
+def test_model_learns_on_builtin_corpus(corpus_data):
     d = corpus_data
-    set_seed(seed)
+    set_seed(1337)
     model = BigramLanguageModel(d.tokenizer.vocab_size)
-    cfg = TrainConfig(steps=400, eval_interval=400, eval_iters=50, seed=seed)
+    cfg = TrainConfig(steps=400, eval_interval=400, eval_iters=50, seed=1337)
     history = train(model, d.train, d.val, cfg, progress=False, log=None)
     assert history.eval_steps == [0, 400]
     assert len(history.step_losses) == 400
-    assert history.val[0] > 3.9            # starts near or above ln(51) = 3.93
-    assert history.val[-1] < 2.45          # measured 2.30 (seeds 0-4: 2.26-2.30)
+    claim("test: val loss before training (ln 51 = 3.93)", history.val[0], low=3.9)
+    claim("test: val loss after 400 steps", history.val[-1], high=2.45)
     assert history.best_val == min(history.val)
 
 
@@ -457,15 +456,15 @@ def test_checker_needs_a_later_mention():
 # The published figure on Tiny Shakespeare
 # --------------------------------------------------------------------------- #
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_tinyshakespeare_bigram_reaches_published_val_loss(shakespeare_dir, seed):
+@pytest.mark.trained
+def test_tinyshakespeare_bigram_reaches_published_val_loss(shakespeare_dir):
     # The lecture's setting: block 8, batch 32, 3,000 steps, AdamW lr 1e-2, first 90% train.
     text = load_text("tinyshakespeare", data_dir=shakespeare_dir)
     assert len(text) == 1_115_394
     d = prepare_char_data(text, block_size=8)
     assert d.tokenizer.vocab_size == 65
-    set_seed(seed)
+    set_seed(1337)
     model = BigramLanguageModel(d.tokenizer.vocab_size)
-    cfg = TrainConfig(steps=3000, batch_size=32, block_size=8, lr=1e-2, eval_interval=3000, eval_iters=200, seed=seed)
+    cfg = TrainConfig(steps=3000, batch_size=32, block_size=8, lr=1e-2, eval_interval=3000, eval_iters=200, seed=1337)
     history = train(model, d.train, d.val, cfg, progress=False, log=None)
-    assert history.val[-1] == pytest.approx(2.49, abs=0.05)  # measured 2.49
+    claim("test: Tiny Shakespeare val loss after 3,000 steps (published 2.49)", history.val[-1], low=2.44, high=2.54)
