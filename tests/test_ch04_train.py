@@ -25,6 +25,7 @@ from ch04_pretrain.pretraining.memory import estimate_memory, saved_activation_b
 from ch04_pretrain.pretraining.settings import PRESETS, TrainSettings
 from ch04_pretrain.pretraining.trainer import forward_backward, pretrain, read_log
 from coursekit import CourseError
+from coursekit.claims import claim
 from coursekit.hardware import cpu_has_fast_bf16, resolve_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,12 +352,14 @@ def test_dtype_auto_is_honest():
         resolve_dtype("fp8", "cpu", 128)
 
 
+@pytest.mark.trained
 def test_bfloat16_and_activation_checkpointing_train(data, tmp_path):
     summary = pretrain(replace(SMALL, dtype="bfloat16", activation_checkpointing=True, max_steps=4), data, tmp_path,
                     **QUIET)
     assert summary["dtype"] == "bfloat16" and summary["steps"] == 4
     losses = [r["loss"] for r in read_log(tmp_path) if "loss" in r]
-    assert all(l == l for l in losses) and losses[-1] < losses[0]
+    assert all(l == l for l in losses)
+    claim("test: 4 bfloat16 steps with checkpointing lower the training loss by", losses[0] - losses[-1], low=0)
 
 
 def test_load_pretrained_reads_our_runs(reference):
