@@ -28,6 +28,7 @@ from ch03_gpt import (
     train_gpt,
 )
 from coursekit import CourseError
+from coursekit.claims import claim
 
 TINY = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -215,13 +216,15 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
         load_checkpoint(tmp_path / "ck", expect=other)
 
 
+@pytest.mark.trained
 def test_training_keeps_the_best_checkpoint(tmp_path):
     text = "hello world, this is a tiny corpus. " * 200
     data = prepare_char_data(text, 16)
     cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
     recipe = Recipe(steps=60, batch_size=8, lr=3e-3, warmup=5, eval_interval=20, eval_iters=4)
     _, history, summary = train_gpt(data, cfg, recipe, tmp_path / "run", progress=False, log=None)
-    assert summary["best_val_loss"] == min(history.val) < history.val[0]
+    assert summary["best_val_loss"] == min(history.val)
+    claim("test: 60 steps on a repeated sentence lower the val loss by", history.val[0] - summary["best_val_loss"], low=0.5)
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
     assert meta["val_loss"] == pytest.approx(summary["best_val_loss"]) and meta["step"] == summary["best_step"]
     assert meta["tokenizer"]["chars"] == data.tokenizer.chars
@@ -253,6 +256,7 @@ def test_exact_estimate_covers_all_of_val_and_as_many_evenly_spread_train_window
     assert sampled["val"] == pytest.approx(out["val"], abs=0.05)
 
 
+@pytest.mark.trained
 def test_fast_recipe_estimates_once_at_the_end_over_the_whole_val_split(tmp_path):
     from ch03_gpt import RECIPES
 
@@ -264,7 +268,8 @@ def test_fast_recipe_estimates_once_at_the_end_over_the_whole_val_split(tmp_path
     cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
     recipe = Recipe(steps=30, batch_size=8, lr=3e-3, warmup=5, eval_interval=30, eval_iters=None)
     _, history, summary = train_gpt(data, cfg, recipe, tmp_path / "run", progress=False, log=None)
-    assert history.eval_steps == [0, 30] and summary["best_val_loss"] == history.val[-1] < history.val[0]
+    assert history.eval_steps == [0, 30] and summary["best_val_loss"] == history.val[-1]
+    claim("test: 30 steps on a repeated sentence lower the val loss by", history.val[0] - history.val[-1], low=0.2)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["recipe"]["eval_iters"] is None
 
 
