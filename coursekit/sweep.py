@@ -65,7 +65,7 @@ def _claims_in(tree: ast.AST, source: str, where: str) -> list[dict]:
             continue
         name = node.args[0] if node.args else None
         if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
-            raise ValueError(f"{where}: a claim's name must be a plain string, the same on every run")
+            raise TypeError(f"{where}: a claim's name must be a plain string, the same on every run")
         bands = {k.arg: ast.get_source_segment(source, k.value) for k in node.keywords if k.arg in ("low", "high")}
         found.append({"name": name.value, "where": where, "low_src": bands.get("low"), "high_src": bands.get("high")})
     return found
@@ -158,7 +158,7 @@ def run_notebook(notebook: Path, shift: int, log: Path, work: Path) -> str | Non
         f"resources={{'metadata': {{'path': {str(target.parent)!r}}}}}).execute()\n"
     )
     done = subprocess.run([sys.executable, "-c", script], env=_environment(shift, log), cwd=copy,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     shutil.rmtree(copy, ignore_errors=True)
     return None if done.returncode == 0 else _last_lines(done.stdout + done.stderr)
 
@@ -166,7 +166,7 @@ def run_notebook(notebook: Path, shift: int, log: Path, work: Path) -> str | Non
 def run_tests(files: list[Path], shift: int, log: Path) -> str | None:
     """Run the `trained` tests of `files` once; None, or what failed."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-m", "trained", "-p", "no:cacheprovider", *map(str, files)]
-    done = subprocess.run(cmd, env=_environment(shift, log), cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=_environment(shift, log), cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode in (0, 5):  # 5: no test is marked trained in these files
         return None
     return _last_lines(done.stdout + done.stderr)
@@ -238,8 +238,8 @@ def cpu_name() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine()
-    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.M).group(1).split()) if "flags" in info else set()
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", info, re.MULTILINE).group(1).split()) if "flags" in info else set()
     kind = "AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags else \
         "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return f"{model.group(1).strip() if model else platform.machine()} ({kind}), {os.cpu_count()} cores"
@@ -262,10 +262,10 @@ def _number(x: float) -> str:
 def table(result: dict) -> str:
     shifts = result["seed_shifts"]
     lines = [
-        f"`{result['command']}`, {result['date']}, {result['cpu']}, torch {result['torch']}: "
-        f"{len(shifts)} seed shifts ({shifts[0]}–{shifts[-1]}; the odd ones on the AVX2 kernels, in float32 where "
-        f"`auto` would pick bfloat16). The notebook's saved outputs are shift 0. Each band must hold "
-        f"every value and lie at least {SIGMAS:g} sd from the mean (`tests/test_claims.py`).",
+        (f"`{result['command']}`, {result['date']}, {result['cpu']}, torch {result['torch']}: "
+         f"{len(shifts)} seed shifts ({shifts[0]}–{shifts[-1]}; the odd ones on the AVX2 kernels, in float32 where "
+         f"`auto` would pick bfloat16). The notebook's saved outputs are shift 0. Each band must hold "
+         f"every value and lie at least {SIGMAS:g} sd from the mean (`tests/test_claims.py`)."),
         "",
         "| claim | where | band | min | median | max | mean ± sd | edge in sd |",
         "|---|---|---|---|---|---|---|---|",
