@@ -157,8 +157,11 @@ def run_notebook(notebook: Path, shift: int, log: Path, work: Path) -> str | Non
         f"NotebookClient(nb, timeout=1200, kernel_name='python3', "
         f"resources={{'metadata': {{'path': {str(target.parent)!r}}}}}).execute()\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=_environment(shift, log), cwd=copy,
-                          capture_output=True, text=True, check=False)
+    env = _environment(shift, log)
+    # The kernel imports the chapters from the copy, whichever checkout `pip install -e .` pointed at.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(copy), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=copy, capture_output=True, text=True,
+                          check=False)
     shutil.rmtree(copy, ignore_errors=True)
     return None if done.returncode == 0 else _last_lines(done.stdout + done.stderr)
 

@@ -38,6 +38,8 @@ def test_logits_and_greedy_generations_match(hf_model):
     hf, folder = hf_model
     ours, encoding, meta = load_pretrained(folder / "model.safetensors")
     assert meta["model"]["n_head"] == 4 and meta["tokenizer"] == {"type": "gpt2"} and encoding.n_vocab == 50257
+    # GPT-2 was trained with the tanh approximation of GELU; small random weights alone would not show the difference
+    assert ours.config.activation == "gelu_tanh"
     x = torch.randint(50257, (3, 40), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = hf(x).logits
@@ -59,6 +61,7 @@ def test_hub_layout_without_prefix_and_with_mask_buffers(hf_model, tmp_path):
     hf_config = json.loads((hf_model[1] / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps(hf_config))
     ours, _, _ = load_pretrained(tmp_path)  # a folder in Hugging Face's layout
+    assert ours.config.activation == "gelu_tanh"
     x = torch.randint(50257, (2, 16))
     with torch.no_grad():
         torch.testing.assert_close(ours(x)[0], hf(x).logits, atol=1e-5, rtol=0)

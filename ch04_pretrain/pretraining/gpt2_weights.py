@@ -75,7 +75,7 @@ def config_from_hf(hf: dict) -> GPTConfig:
     if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn"):
         raise CourseError("this GPT-2 variant scales attention differently from Chapter 3's GPT")
     return GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", 1024), n_layer=hf["n_layer"],
-                     n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True)
+                     n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True, activation="gelu_tanh")
 
 
 def _guess_config(state: dict[str, torch.Tensor]) -> GPTConfig:
@@ -88,7 +88,7 @@ def _guess_config(state: dict[str, torch.Tensor]) -> GPTConfig:
     layers = 1 + max(int(k.split(".")[1]) for k in strip if k.startswith("h."))
     for name, size in GPT2_CONFIGS.items():
         if size["n_layer"] == layers and size["n_embd"] == width:
-            return GPTConfig(vocab_size=vocab, block_size=block, dropout=0.0, bias=True, **size)
+            return GPTConfig(vocab_size=vocab, block_size=block, dropout=0.0, bias=True, activation="gelu_tanh", **size)
     raise CourseError(f"{layers} layers of width {width} is none of OpenAI's GPT-2 sizes, and the number of "
                       f"heads cannot be read from the weights; put the model's config.json beside the file")
 
