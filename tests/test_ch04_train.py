@@ -528,6 +528,11 @@ def test_damaged_rank_file_copies_and_records_are_refused(data, bpe_data, refere
     (damaged / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(CourseError, match=r"does not describe the rank file .*; the manifest is damaged"):
         pretrain(SMALL, damaged, tmp_path / "run", **QUIET)
+    manifest["settings"]["tokenizer"]["ranks_sha256"] = "f" * 10_000
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CourseError, match=r"^the sha256 recorded for .* is not 64 hexadecimal digits") as info:
+        pretrain(SMALL, damaged, tmp_path / "run", **QUIET)
+    assert len(str(info.value)) < 300  # a hostile record is not printed back
     run = tmp_path / "run"
     pretrain(replace(SMALL, max_steps=2), bpe_data, run, **QUIET)
     (run / "step_000002" / RANKS_FILE).write_bytes(bytes(raw))

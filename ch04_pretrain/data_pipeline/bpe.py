@@ -83,6 +83,8 @@ def load_ranks(path: str | Path = RANKS_PATH, sha256: str | None = RANKS_SHA256)
     if len(raw) > MAX_RANKS_BYTES:
         raise CourseError(f"{path} is larger than {MAX_RANKS_BYTES >> 20} MB: too large for a rank file")
     if sha256 is not None:
+        if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise CourseError(f"the sha256 recorded for {path} is not 64 hexadecimal digits; the record is damaged")
         actual = hashlib.sha256(raw).hexdigest()
         if actual != sha256:
             whose = "GPT-2's" if sha256 == RANKS_SHA256 else "the one recorded"
@@ -203,8 +205,8 @@ def tokenizer_encoding(tokenizer: dict | None, folder: str | Path) -> tiktoken.E
         return None
     folder = Path(folder)
     sha256 = tokenizer.get("ranks_sha256")
-    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        raise CourseError(f"{folder / 'config.json'}: its tokenizer has no valid ranks_sha256; the checkpoint is "
+    if not isinstance(sha256, str):
+        raise CourseError(f"{folder / 'config.json'}: its tokenizer records no ranks_sha256; the checkpoint is "
                           f"damaged")
     encoding = rank_file_encoding(folder / RANKS_FILE, sha256)
     if (tokenizer.get("vocab_size"), tokenizer.get("eot")) != (encoding.n_vocab, encoding.eot_token):
