@@ -210,6 +210,7 @@ def write_lines(path, lines) -> None:
     (lambda ls: ls.__setitem__(270, ls[269]), r"line 271: rank 269 comes a second time"),
     (lambda ls: ls.__setitem__(270, ls[269].split()[0] + b" 270"), r"line 271: token b'anb' already has rank 269"),
     (lambda ls: ls.__setitem__(270, ls[270] + b" extra"), r"line 271: expected 'base64-token rank'"),
+    (lambda ls: ls.__setitem__(270, ls[270].split()[0] + b" " + b"9" * 5000), r"line 271: expected 'base64-token"),
     (lambda ls: ls.__setitem__(65, b"QUFB 65"), r"1 of the 256 bytes have no rank \(byte 65"),
     (lambda ls: ls.extend([b"QQ== 0"] * MAX_RANKS), r"lines, more ranks than the 262,144"),
 ])

@@ -99,7 +99,7 @@ def load_ranks(path: str | Path = RANKS_PATH, sha256: str | None = RANKS_SHA256)
     for rank, line in enumerate(lines):
         where = f"{path} line {rank + 1}"
         fields = line.split(b" ")
-        if len(fields) != 2 or not fields[1].isdigit():
+        if len(fields) != 2 or not fields[1].isdigit() or len(fields[1]) > 7:  # a rank below MAX_RANKS
             raise CourseError(f"{where}: expected 'base64-token rank', got {line[:40]!r}")
         try:
             token = base64.b64decode(fields[0], validate=True)
