@@ -19,6 +19,7 @@ from coursekit import BUILTIN, CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_float, positive_int, seed
 
+from .data_pipeline.bpe import GPT2, MAX_MERGES, RANKS_FILE
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
 from .data_pipeline.sources import OPENWEBTEXT, SourceOptions
 from .pretraining.settings import MODEL_RULES, PRESETS, SETTING_RULES, TrainSettings
@@ -36,6 +37,8 @@ def parse_count(text: str) -> int:
 
 # A count of documents, tokens or bytes, at least 1: 5000, 10K, 10M, 1.5B.
 count = Number(int, 1, parse=parse_count, called="positive")
+# Merges of a byte-pair encoder: its vocabulary (256 bytes + merges + <|endoftext|>) must fit uint16 shards.
+merges = Number(int, 0, MAX_MERGES)
 
 
 _SETTING_HELP = {
@@ -59,22 +62,37 @@ _SETTING_HELP = {
 def build_parser() -> argparse.ArgumentParser:
     parser = CourseParser(
         prog="python -m ch04_pretrain",
-        description="Chapter 4: pretraining a GPT. Start with `prepare` to tokenize a corpus into shards, "
-                    "then `train`, `plot`, `evaluate` and `sample`.")
+        description="Chapter 4: pretraining a GPT. Start with `prepare` to tokenize a corpus into shards (with "
+                    "GPT-2's tokenizer, or one of our own learned by `bpe`), then `train`, `plot`, `evaluate` and "
+                    "`sample`.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
+        "bpe", help="learn a byte-pair encoder of our own and write its rank file",
+        description="Learn byte-pair merges on a corpus (train_bpe, as in the notebook) and write them as a "
+                    "tiktoken rank file: ids 0-255 are the bytes, 256 + k is merge k, <|endoftext|> comes after "
+                    "the last. Byte-level, it encodes any text. Use it with prepare --tokenizer FILE.")
+    _add_source_options(p)
+    p.add_argument("--merges", type=merges, default=500, metavar="N",
+                   help=f"merges to learn; fewer when every chunk of the text is already one token "
+                        f"({merges.describe()}; default: %(default)s)")
+    p.add_argument("--max-bytes", type=count, default=10_000_000, metavar="N",
+                   help="learn from the source's first documents, up to about N bytes of text (default: 10M)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="the rank file to write (e.g. tokenizers/stories-500.tiktoken)")
+    p.set_defaults(run=cmd_bpe)
+
+    p = sub.add_parser(
         "prepare", help="tokenize a corpus into shards for pretraining",
-        description="Tokenize documents with GPT-2's byte-pair encoding into uint16 shards plus a manifest.json. "
-                    "Interrupted, it resumes where it stopped when run again with the same options.")
-    p.add_argument("--source", required=True, metavar="SOURCE",
-                   help=f"'{OPENWEBTEXT}': OpenWebText's parquet files from the Hugging Face Hub (needs "
-                        f"pip install huggingface_hub pyarrow; downloads only the files it reads); "
-                        f"'{BUILTIN}': Chapter 1's generated stories, one story per document; "
-                        f"or a PATH: a file or folder of .txt, .xz (the original OpenWebText release), "
-                        f".tar, .jsonl or .parquet files")
+        description="Tokenize documents with a byte-pair encoding (GPT-2's, or a rank file of our own) into uint16 "
+                    "shards plus a manifest.json. Interrupted, it resumes where it stopped when run again with the "
+                    "same options.")
+    _add_source_options(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="folder for the shards and manifest.json (created if needed)")
+    p.add_argument("--tokenizer", default=GPT2, metavar="gpt2|FILE",
+                   help="gpt2: GPT-2's byte-pair encoding (50,257 ids; the default); or a rank file made by "
+                        "`python -m ch04_pretrain bpe`, copied into --out")
     p.add_argument("--max-docs", type=count, metavar="N", help="stop after N documents (e.g. 10K)")
     p.add_argument("--max-tokens", type=count, metavar="N",
                    help="stop at the document that brings the total to N tokens (e.g. 10M)")
@@ -85,17 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--seed", type=seed, default=SplitRule.seed,
                    help="seed of the train/val split; the same seed gives the same split (default: %(default)s)")
-    p.add_argument("--separator", metavar="TEXT",
-                   help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes "
-                        "are understood); default: one document per file")
-    p.add_argument("--text-field", default="text", metavar="NAME",
-                   help="the field of .jsonl lines / the column of .parquet files that holds the text "
-                        "(default: %(default)s)")
-    p.add_argument("--revision", help="Hub revision to read (default: main, else refs/convert/parquet)")
-    p.add_argument("--builtin-bytes", type=count, default=DEFAULT_BYTES, metavar="N",
-                   help="size of the built-in corpus in bytes (default: %(default)s)")
-    p.add_argument("--builtin-seed", type=seed, default=DEFAULT_SEED,
-                   help="seed of the built-in corpus (default: %(default)s)")
     p.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"],
                    help="how worker processes start; spawn, the default, works on every platform")
     p.add_argument("--overwrite", action="store_true",
@@ -175,27 +182,75 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    """--source and how to read it: the options `prepare` and `bpe` share."""
+    p.add_argument("--source", required=True, metavar="SOURCE",
+                   help=f"'{OPENWEBTEXT}': OpenWebText's parquet files from the Hugging Face Hub (needs "
+                        f"pip install huggingface_hub pyarrow; downloads only the files it reads); "
+                        f"'{BUILTIN}': Chapter 1's generated stories, one story per document; "
+                        f"or a PATH: a file or folder of .txt, .xz (the original OpenWebText release), "
+                        f".tar, .jsonl or .parquet files")
+    p.add_argument("--separator", metavar="TEXT",
+                   help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes "
+                        "are understood); default: one document per file")
+    p.add_argument("--text-field", default="text", metavar="NAME",
+                   help="the field of .jsonl lines / the column of .parquet files that holds the text "
+                        "(default: %(default)s)")
+    p.add_argument("--revision", help="Hub revision to read (default: main, else refs/convert/parquet)")
+    p.add_argument("--builtin-bytes", type=count, default=DEFAULT_BYTES, metavar="N",
+                   help="size of the built-in corpus in bytes (default: %(default)s)")
+    p.add_argument("--builtin-seed", type=seed, default=DEFAULT_SEED,
+                   help="seed of the built-in corpus (default: %(default)s)")
+
+
 main = command_line(build_parser)  # parse, then run the command chosen
 
 
-def cmd_prepare(args: argparse.Namespace) -> None:
+def _source_options(args: argparse.Namespace) -> SourceOptions:
     separator = args.separator.encode("utf-8").decode("unicode_escape") if args.separator else None
     if separator == "":
         raise CourseError("--separator must not be empty")
-    options = SourceOptions(separator=separator, text_field=args.text_field, builtin_bytes=args.builtin_bytes,
-                            builtin_seed=args.builtin_seed, revision=args.revision)
+    return SourceOptions(separator=separator, text_field=args.text_field, builtin_bytes=args.builtin_bytes,
+                         builtin_seed=args.builtin_seed, revision=args.revision)
+
+
+def cmd_bpe(args: argparse.Namespace) -> None:
+    from .data_pipeline.bpe import train_bpe, write_ranks
+    from .data_pipeline.sources import source_text
+
+    options = _source_options(args)
+    check_writable_file(args.out, "--out")
+    text = source_text(args.source, options, args.max_bytes)
+    bpe = train_bpe(text, args.merges)
+    write_ranks(bpe.ranks(), args.out)
+    fewer = (f" (of {args.merges:,} asked: after {len(bpe.merges):,}, every chunk of the text is one token)"
+             if len(bpe.merges) < args.merges else "")
+    size = len(text.encode("utf-8"))
+    tokens = bpe.tokens_after_merge[-1] if bpe.merges else size
+    print(f"{args.out}: 256 bytes + {len(bpe.merges):,} merges{fewer} + <|endoftext|> = {bpe.vocab_size + 1:,} ids")
+    print(f"  learned on {size:,} bytes of {args.source}: {tokens:,} tokens, {size / tokens:.2f} bytes per token")
+    print(f"  use it: python -m ch04_pretrain prepare --source {args.source} --tokenizer {args.out} --out DIR")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    options = _source_options(args)
     start = time.perf_counter()
     manifest = prepare(args.source, args.out, options=options, max_docs=args.max_docs, max_tokens=args.max_tokens,
                        docs_per_shard=args.docs_per_shard, workers=args.workers, start_method=args.start_method,
-                       split=SplitRule(seed=args.seed), overwrite=args.overwrite, progress=not args.no_progress)
+                       split=SplitRule(seed=args.seed), overwrite=args.overwrite, progress=not args.no_progress,
+                       tokenizer=args.tokenizer)
     seconds = time.perf_counter() - start
     splits = manifest["splits"]
     size = sum(s[k]["tokens"] for s in manifest["shards"] for k in splits) * 2
+    tokenizer = manifest["settings"]["tokenizer"]
     print(f"{args.out}: {manifest['documents']:,} documents in {len(manifest['shards'])} shard(s), "
           f"{manifest['skipped']:,} skipped (not UTF-8)")
     print(f"  train: {splits['train']['documents']:,} documents, {splits['train']['tokens']:,} tokens")
     print(f"  val:   {splits['val']['documents']:,} documents, {splits['val']['tokens']:,} tokens")
     print(f"  {size / 1e6:,.1f} MB of uint16 tokens; this run took {seconds:.1f} s")
+    if tokenizer["name"] != GPT2:
+        print(f"  tokenizer {tokenizer['name']} ({tokenizer['vocab_size']:,} ids), its rank file kept as "
+              f"{args.out / RANKS_FILE}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -247,12 +302,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from ch03_gpt import generate
     from coursekit.runtime import pick_device
 
+    from .pretraining.evaluate import describe_tokenizer
     from .pretraining.gpt2_weights import load_pretrained
 
     device = pick_device(args.device)
-    model, encoding, _ = load_pretrained(args.source, device)
+    model, encoding, meta = load_pretrained(args.source, device)
     if encoding is None:
-        raise CourseError(f"{args.source} does not use GPT-2's tokenizer")
+        raise CourseError(f"{args.source} has no byte-pair tokenizer to sample with (its tokenizer: "
+                          f"{describe_tokenizer(meta.get('tokenizer'))})")
     ids = encoding.encode(args.prompt, allowed_special={"<|endoftext|>"})
     if not ids:
         raise CourseError("the prompt is empty")

@@ -28,7 +28,7 @@ def load_chat_model(path: str | Path, device: str = "cpu", err=sys.stderr) -> tu
     probably continue the message rather than answer it.
     """
     model, meta = load_checkpoint(path, device=device)
-    codec = Codec.from_meta(meta.get("tokenizer"))
+    codec = Codec.from_meta(meta.get("tokenizer"), path)
     finetune = meta.get("finetune") or {}
     if finetune.get("type") != "instruct":
         print(f"warning: {path} is not instruction-tuned (config.json has no finetune type 'instruct'); "
@@ -58,7 +58,7 @@ def reply(model: GPT, codec: Codec, template: PromptTemplate, history: list[tupl
     if not message.strip():
         raise CourseError("the prompt is empty; type a message")
     max_new_tokens = min(max_new_tokens, model.config.block_size - 8)
-    ids, dropped, cut = chat_prompt(codec, template, history, message, model.config.block_size - max_new_tokens)
+    ids, _dropped, cut = chat_prompt(codec, template, history, message, model.config.block_size - max_new_tokens)
     if cut:
         print(f"warning: the message is longer than the context of {model.config.block_size} tokens; "
               f"kept its end", file=err)

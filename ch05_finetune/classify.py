@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save
+from torch import nn
 
 from ch03_gpt import GPT, GPTConfig
 from coursekit import CourseError, atomic_path, read_json, write_json
@@ -293,6 +293,7 @@ def save_classifier(model: GPT, codec: Codec, label_names: list[str], directory:
         # Bytes written into atomic_path's file, which has the user's umask: safetensors' save_file would
         # replace that file by one of its own, private to the owner (0600).
         tmp.write_bytes(save(state))
+    codec.save(directory)  # the file its tokenizer needs (a rank file of our own), before config.json names it
     write_json(directory / "config.json", {"model": model.config.to_dict(), "tokenizer": codec.to_meta(),
                                            "finetune": {"type": "classify", "labels": list(label_names)},
                                            **(meta or {})})
@@ -311,4 +312,4 @@ def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Co
     except (RuntimeError, OSError) as e:
         raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0]}") from None
     model.label_names = list(finetune["labels"])  # so that `evaluate_classifier` can refuse data of other classes
-    return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer")), finetune["labels"]
+    return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer"), directory), finetune["labels"]

@@ -301,9 +301,12 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
             merge_lora(model)
         return model
 
+    def save(tuned: GPT, meta: dict) -> None:
+        codec.save(out)  # the file its tokenizer needs (a rank file of our own), before config.json names it
+        save_checkpoint(tuned, out, {"tokenizer": codec.to_meta(), "finetune": meta})
+
     def on_interrupt(stop: Interrupted) -> None:  # Ctrl-C: the best model so far goes where this run saves
-        interrupted_save(stop, "val_loss", out, lambda note: save_checkpoint(merged(), out, {
-            "tokenizer": codec.to_meta(), "finetune": {**finetune, "interrupted": note}}))
+        interrupted_save(stop, "val_loss", out, lambda note: save(merged(), {**finetune, "interrupted": note}))
 
     history, cost = measure(lambda: finetune_instructions(model, codec, template, train_split, val_split, cfg,
                                                           mask_prompt, progress=progress, log=log,
@@ -311,6 +314,6 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
     merged()
     responses = Path(responses) if responses else out / "responses.json"
     after = score_answers(model, codec, template, test_split, out_path=responses)
-    save_checkpoint(model, out, {"tokenizer": codec.to_meta(), "finetune": {
-        **finetune, **{k: after[k] for k in ("exact_match", "token_f1", "rouge_l", "answer_loss", "budget", "cut")}}})
+    save(model, {**finetune, **{k: after[k] for k in ("exact_match", "token_f1", "rouge_l", "answer_loss", "budget",
+                                                        "cut")}})
     return {"before": before, "after": after, "history": history, "cost": cost, "responses": responses}

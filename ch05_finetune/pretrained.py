@@ -8,8 +8,10 @@ Three kinds of starting point:
   GPT-2 vocabulary (see vocab.py), and refuses text it cannot read. It is
   what the notebook and tests use, and what the command line's `--from auto`
   picks for the built-in data.
-* a checkpoint directory from Chapter 3/4 (model.safetensors + config.json
-  with a GPT-2 tokenizer);
+* a checkpoint directory or run from Chapter 4 (model.safetensors +
+  config.json with GPT-2's tokenizer, or with the byte-pair encoder Chapter 4
+  trains on the stories, whose rank file lies beside config.json: byte-level,
+  it reads any review or instruction, with no unknown token);
 * OpenAI's GPT-2 ("gpt2", "gpt2-medium", ...), through Chapter 4's
   `load_pretrained`, which downloads the weights once (needs network): the
   start `--from auto` picks for real data.
@@ -106,8 +108,9 @@ def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = D
                 raise CourseError(f"{path}: the model has {model.config.vocab_size} token ids but its "
                                   f"tokenizer {codec.vocab_size}")
             return model, codec, meta
-    # Everything else (OpenAI's GPT-2 by name, Chapter 3/4 checkpoints and runs) is Chapter 4's job.
+    # Everything else (OpenAI's GPT-2 by name, Chapter 3/4 checkpoints and runs) is Chapter 4's job; its loader
+    # also reads the tokenizer a checkpoint keeps, which the codec then wraps.
     from ch04_pretrain.pretraining.gpt2_weights import load_pretrained
 
-    model, _encoding, meta = load_pretrained(source, device=device)
-    return model, Codec.from_meta(meta.get("tokenizer")), meta
+    model, encoding, meta = load_pretrained(source, device=device)
+    return model, Codec.from_meta(meta.get("tokenizer"), encoding=encoding), meta

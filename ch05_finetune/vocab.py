@@ -1,4 +1,11 @@
-"""GPT-2's byte-pair encoding for fine-tuning, whole or trimmed to the tokens a small model uses.
+"""The tokenizer of fine-tuning: a byte-pair encoding, whole, or GPT-2's trimmed to the tokens a small model uses.
+
+A checkpoint records its tokenizer in config.json, and `Codec` reads and writes
+text with it. OpenAI's GPT-2 and Chapter 4's runs on GPT-2's tokens use GPT-2's
+encoding; a Chapter 4 run on data prepared with a rank file of its own (its
+byte-pair encoder trained on the stories) uses that one, whose rank file the
+checkpoint keeps beside config.json. Both are byte-level: they read any text,
+with no unknown token, so `check_coverage` always lets it pass.
 
 OpenAI's GPT-2 reads and writes all 50,257 tokens. Our tiny practice model
 lives in the built-in world, which uses a few hundred of them; scoring every
@@ -7,7 +14,7 @@ slower on a CPU for nothing. So the tiny model keeps only the GPT-2 ids that
 the built-in data uses (`builtin_token_ids`), numbered 0..K-1, plus one
 "unknown" id for everything else. The text is still cut by GPT-2's BPE; only
 the numbering differs. A checkpoint records which kind it was in config.json:
-{"type": "gpt2"} or {"type": "gpt2-subset", "ids": [...]}.
+{"type": "gpt2"}, {"type": "gpt2-subset", "ids": [...]} or {"type": "bpe", ...}.
 
 A trimmed model cannot read text from outside its world: every token it
 does not know becomes the same "unknown" id, and the model learns from (and
@@ -20,9 +27,12 @@ from __future__ import annotations
 
 import codecs
 from functools import lru_cache
+from pathlib import Path
+
+import tiktoken
 
 from ch01_bigram import generate_corpus
-from ch04_pretrain.data_pipeline.bpe import EOT, VOCAB_SIZE, gpt2_encoding
+from ch04_pretrain.data_pipeline.bpe import EOT, RANKS_FILE, VOCAB_SIZE, gpt2_encoding, tokenizer_encoding, write_ranks
 from coursekit import CourseError
 
 from .builtin import BACKWARD_WORDS, generate_instructions, generate_reviews
@@ -34,10 +44,19 @@ FULL_VOCABULARY_HINT = ("start from a full-vocabulary model: --from gpt2 (OpenAI
 
 
 class Codec:
-    """encode/decode between text and model ids; `keep` = the GPT-2 ids a trimmed model knows."""
+    """encode/decode between text and model ids, through a tiktoken encoding.
 
-    def __init__(self, keep: list[int] | None = None):
-        self.encoding = gpt2_encoding()
+    `Codec()` is GPT-2's; `Codec(keep)` GPT-2's trimmed to the ids `keep` (a small
+    model's); `Codec(encoding=..., tokenizer=...)` any other byte-level BPE, with
+    `tokenizer` the record config.json keeps of it (Chapter 4's {"type": "bpe", ...}).
+    """
+
+    def __init__(self, keep: list[int] | None = None, encoding: tiktoken.Encoding | None = None,
+                 tokenizer: dict | None = None):
+        if (encoding is None) != (tokenizer is None) or (keep is not None and encoding is not None):
+            raise ValueError("give an encoding with its tokenizer record, and trim only GPT-2's")
+        self.encoding = encoding or gpt2_encoding()
+        self.tokenizer = tokenizer  # the record of a BPE other than GPT-2's, None for GPT-2's
         self.keep = None if keep is None else sorted(set(keep) | {EOT})
         if self.keep is not None:
             if self.keep[0] < 0 or self.keep[-1] >= VOCAB_SIZE:
@@ -47,12 +66,12 @@ class Codec:
 
     @property
     def vocab_size(self) -> int:
-        return VOCAB_SIZE if self.keep is None else len(self.keep) + 1
+        return self.encoding.n_vocab if self.keep is None else len(self.keep) + 1
 
     @property
     def eot(self) -> int:
         """<|endoftext|>: ends a response, and pads batches."""
-        return EOT if self.keep is None else self.local[EOT]
+        return self.encoding.eot_token if self.keep is None else self.local[EOT]
 
     def encode(self, text: str) -> list[int]:
         ids = self.encoding.encode_ordinary(text)  # special-token text in user input stays plain text
@@ -98,16 +117,36 @@ class Codec:
         return lambda i: decoder.decode(self.token_bytes(int(i)))
 
     def to_meta(self) -> dict:
+        """What config.json records of this tokenizer (`save` writes the file it may refer to)."""
+        if self.tokenizer is not None:
+            return self.tokenizer
         return {"type": "gpt2"} if self.keep is None else {"type": "gpt2-subset", "ids": self.keep}
 
+    def save(self, directory: str | Path) -> None:
+        """Write into a checkpoint's folder the file its tokenizer needs beside config.json: a BPE of our own's
+        rank file (GPT-2's is in the course, and a trimmed vocabulary is all in config.json)."""
+        if self.tokenizer is not None:
+            ranks = {self.encoding.decode_single_token_bytes(i): i for i in range(self.encoding.eot_token)}
+            write_ranks(ranks, Path(directory) / RANKS_FILE)
+
     @classmethod
-    def from_meta(cls, meta: dict | None) -> Codec:
-        kind = (meta or {}).get("type")
+    def from_meta(cls, meta: dict | None, directory: str | Path | None = None,
+                  encoding: tiktoken.Encoding | None = None) -> Codec:
+        """The codec a checkpoint's config.json records (`meta`, its "tokenizer" entry). A BPE of our own is read
+        from the rank file in the checkpoint's `directory`, unless its `encoding` is already at hand."""
+        kind = (meta if isinstance(meta, dict) else {}).get("type")
         if kind == "gpt2":
             return cls()
         if kind == "gpt2-subset":
             return cls(meta["ids"])
-        raise CourseError(f"fine-tuning needs a GPT-2 BPE checkpoint; this one has tokenizer {kind!r} "
+        if kind == "bpe":
+            if encoding is None:
+                if directory is None:
+                    raise CourseError("this checkpoint's tokenizer is a rank file kept in its folder; load it "
+                                      "from the folder")
+                encoding = tokenizer_encoding(meta, directory)
+            return cls(encoding=encoding, tokenizer=meta)
+        raise CourseError(f"fine-tuning needs a byte-pair encoding checkpoint; this one has tokenizer {kind!r} "
                           f"(character-level models from Chapter 3 cannot be fine-tuned here)")
 
 

@@ -15,9 +15,26 @@ import numpy as np
 import pytest
 
 from ch04_pretrain.cli import main, parse_count
-from ch04_pretrain.data_pipeline.bpe import EOT, gpt2_encoding
+from ch04_pretrain.data_pipeline.bpe import (
+    EOT,
+    RANKS_FILE,
+    RANKS_SHA256,
+    gpt2_encoding,
+    load_ranks,
+    rank_file_encoding,
+    train_bpe,
+    write_ranks,
+)
 from ch04_pretrain.data_pipeline.loader import split_tokens
-from ch04_pretrain.data_pipeline.prepare import MANIFEST, VERIFIED, SplitRule, prepare, read_manifest, verify
+from ch04_pretrain.data_pipeline.prepare import (
+    MANIFEST,
+    VERIFIED,
+    SplitRule,
+    prepare,
+    prepared_tokenizer,
+    read_manifest,
+    verify,
+)
 from ch04_pretrain.data_pipeline.sources import SourceOptions, builtin_documents
 from coursekit import CourseError, run_cli
 
@@ -25,11 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = SourceOptions(builtin_bytes=60_000)  # about 160 stories
 
 
-def documents_of(tokens: np.ndarray) -> list[str]:
+def documents_of(tokens: np.ndarray, enc=None) -> list[str]:
     """Cut a split's tokens at <|endoftext|> (which precedes every document) and decode each piece."""
-    enc = gpt2_encoding()
-    assert len(tokens) == 0 or tokens[0] == EOT
-    starts = np.flatnonzero(tokens == EOT)
+    enc = enc or gpt2_encoding()
+    eot = enc.eot_token
+    assert len(tokens) == 0 or tokens[0] == eot
+    starts = np.flatnonzero(tokens == eot)
     return [enc.decode(tokens[a + 1:b].tolist()) for a, b in zip(starts, [*starts[1:], len(tokens)])]
 
 
@@ -69,6 +87,12 @@ def test_manifest_and_round_trip(tmp_path):
         assert manifest["splits"][split]["documents"] == len(expected)
     assert manifest["tokens"] == sum(len(gpt2_encoding().encode_ordinary(d)) + 1 for d in docs)
     assert verify(tmp_path) == manifest
+    # GPT-2's tokenizer is recorded as it always was, and never copied: the course holds its rank file.
+    assert manifest["settings"]["tokenizer"] == {"name": "gpt2", "ranks_sha256": RANKS_SHA256, "vocab_size": 50257,
+                                                 "eot": 50256, "eot_position": "before each document",
+                                                 "dtype": "uint16 little-endian"}
+    assert not (tmp_path / RANKS_FILE).exists() and prepared_tokenizer(tmp_path) == (
+        manifest["settings"]["tokenizer"], None)
 
 
 def test_output_does_not_depend_on_workers_or_start_method(tmp_path):
@@ -238,6 +262,108 @@ def test_unwritable_output_and_changed_settings(tmp_path):
                    overwrite=True)["documents"] == 30
 
 
+# --------------------------------------------------------------------------- a tokenizer of our own
+
+@pytest.fixture(scope="module")
+def rank_file(tmp_path_factory) -> tuple[Path, str]:
+    """300 merges learned on the stories, as a rank file, and its sha256."""
+    path = tmp_path_factory.mktemp("bpe") / "stories-300.tiktoken"
+    return path, write_ranks(train_bpe("\n\n".join(builtin_documents()), 300).ranks(), path)
+
+
+def test_prepare_with_a_rank_file_of_our_own(tmp_path, rank_file):
+    path, sha256 = rank_file
+    inline = prepare("builtin", tmp_path / "inline", options=SMALL, docs_per_shard=50, workers=0, progress=False,
+                     tokenizer=path)
+    assert inline["settings"]["tokenizer"] == {"name": "bpe-557", "ranks_sha256": sha256, "vocab_size": 557,
+                                               "eot": 556, "eot_position": "before each document",
+                                               "dtype": "uint16 little-endian"}
+    assert (tmp_path / "inline" / RANKS_FILE).read_bytes() == path.read_bytes()  # the folder is self-contained
+    record, ranks = prepared_tokenizer(tmp_path / "inline")
+    assert record == inline["settings"]["tokenizer"] and ranks == load_ranks(path, sha256)
+    enc = rank_file_encoding(path, sha256)
+    docs = list(builtin_documents(n_bytes=SMALL.builtin_bytes))
+    rule = SplitRule()
+    assert documents_of(split_tokens(tmp_path / "inline", "val"), enc) == [d for i, d in enumerate(docs)
+                                                                           if rule.is_val(i)]
+    assert inline["tokens"] == sum(len(enc.encode_ordinary(d)) + 1 for d in docs)
+    assert inline["tokens"] > 1.1 * prepare("builtin", tmp_path / "gpt2", options=SMALL, workers=0,
+                                            progress=False)["tokens"]  # 556 tokens cut the text finer
+    # Spawned workers get the tokenizer as plain data (its ranks), and write the same bytes.
+    prepare("builtin", tmp_path / "spawn", options=SMALL, docs_per_shard=50, workers=2, progress=False,
+            tokenizer=path)
+    assert folder_bytes(tmp_path / "inline") == folder_bytes(tmp_path / "spawn")
+
+
+def test_resuming_with_another_tokenizer_is_refused_in_one_line(tmp_path, rank_file, capsys):
+    path, _ = rank_file
+    out = tmp_path / "out"
+    prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, tokenizer=path)
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["complete"] = False  # interrupted before its end
+    manifest["shards"] = manifest["shards"][:2]
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    before = folder_bytes(out)
+    with pytest.raises(CourseError, match=r"was prepared with another tokenizer \(bpe-557, not gpt2\); choose "
+                                          r"another --out, or pass --overwrite"):
+        prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False)
+    assert folder_bytes(out) == before  # the refusal touched nothing
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", "--source", "builtin", "--builtin-bytes", "60000", "--docs-per-shard", "40",
+                       "--out", str(out), "--workers", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    resumed = prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, tokenizer=path,
+                      log=lambda *a: None)
+    assert resumed["complete"] and len(resumed["shards"]) == 4
+    # --overwrite with GPT-2's: the copy of the rank file goes too.
+    prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, overwrite=True)
+    assert not (out / RANKS_FILE).exists()
+    with pytest.raises(CourseError, match=r"another tokenizer \(gpt2, not bpe-557\)"):
+        prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, tokenizer=path)
+
+
+def test_vocabulary_beyond_uint16_is_refused_before_any_work(tmp_path):
+    """256 bytes + 65,279 two-byte tokens + <|endoftext|> = 65,536 ids fit uint16; one token more does not."""
+    pairs = [bytes([a, b]) for a in range(256) for b in range(256)]
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({pair: 256 + k for k, pair in enumerate(pairs[:65_279])})
+    write_ranks(ranks, tmp_path / "fits.tiktoken")
+    fits = prepare("builtin", tmp_path / "fits", options=SMALL, max_docs=3, workers=0, progress=False,
+                   tokenizer=tmp_path / "fits.tiktoken")
+    assert fits["settings"]["tokenizer"]["eot"] == 65_535 and split_tokens(tmp_path / "fits", "train")[0] == 65_535
+    ranks[pairs[65_279]] = 65_535
+    write_ranks(ranks, tmp_path / "wide.tiktoken")
+    with pytest.raises(CourseError, match=r"has 65,537 ids with <\|endoftext\|>; shards store ids as uint16, "
+                                          r"which holds at most 65,536"):
+        prepare("builtin", tmp_path / "wide", options=SMALL, workers=0, progress=False,
+                tokenizer=tmp_path / "wide.tiktoken")
+    assert not (tmp_path / "wide").exists()
+
+
+def test_cli_bpe_then_prepare_with_it(tmp_path, capsys):
+    ranks = tmp_path / "tok" / "stories-40.tiktoken"
+    main(["bpe", "--source", "builtin", "--builtin-bytes", "20000", "--merges", "40", "--out", str(ranks)])
+    out = capsys.readouterr().out
+    assert f"{ranks}: 256 bytes + 40 merges + <|endoftext|> = 297 ids" in out and "bytes per token" in out
+    assert len(load_ranks(ranks, None)) == 296
+    main(["prepare", "--source", "builtin", "--builtin-bytes", "20000", "--tokenizer", str(ranks), "--out",
+          str(tmp_path / "data"), "--workers", "0", "--no-progress"])
+    assert "tokenizer bpe-297 (297 ids)" in capsys.readouterr().out
+    main(["bpe", "--source", "builtin", "--builtin-bytes", "2000", "--merges", "5000", "--out", str(ranks)])
+    assert "(of 5,000 asked: after" in capsys.readouterr().out  # every chunk became one token before 5,000
+    for argv, message in ((["prepare", "--source", "builtin", "--tokenizer", str(tmp_path / "none.tiktoken")],
+                           "error: cannot read the rank file"),
+                          (["bpe", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "x.tiktoken")],
+                           "error: source not found"),
+                          (["bpe", "--source", "builtin", "--merges", "65280", "--out", str(ranks)],
+                           "error: argument --merges: must be a whole number >= 0 and <= 65,279")):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(main, [*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "prepare" else [])])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1, err
+
+
 def test_parse_count():
     assert parse_count("10M") == 10_000_000 and parse_count("1.5k") == 1500 and parse_count("2,000") == 2000
     assert parse_count("9B") == 9_000_000_000
@@ -247,11 +373,12 @@ def test_parse_count():
 def test_cli_in_a_subprocess(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "ch04_pretrain", "prepare", "--source", "builtin", "--builtin-bytes",
                          "20000", "--out", str(tmp_path / "b"), "--no-progress"], cwd=ROOT, capture_output=True,
-                        text=True, timeout=120)
+                        text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     assert "documents in 1 shard(s)" in ok.stdout and ok.stderr == ""
     bad = subprocess.run([sys.executable, "-m", "ch04_pretrain", "prepare", "--source", str(tmp_path / "none"),
-                          "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: source not found")
 
 

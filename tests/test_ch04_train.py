@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from ch01_bigram import generate_corpus
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_checkpoint
-from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
-from ch04_pretrain.data_pipeline.prepare import prepare
+from ch04_pretrain.data_pipeline.bpe import RANKS_FILE, VOCAB_SIZE, train_bpe, write_ranks
+from ch04_pretrain.data_pipeline.prepare import MANIFEST, prepare
 from ch04_pretrain.data_pipeline.sources import SourceOptions
 from ch04_pretrain.pretraining import training_state as checkpoints
 from ch04_pretrain.pretraining.gpt2_weights import load_pretrained
@@ -34,7 +35,7 @@ SMALL = TrainSettings(model=GPTConfig(vocab_size=VOCAB_SIZE, block_size=16, n_la
                                       dropout=0.1),
                       batch_size=4, grad_accum=2, max_steps=8, lr=1e-2, min_lr=1e-3, warmup=2, eval_interval=2,
                       eval_iters=2, log_interval=1, dtype="float32", keep=2)
-QUIET = dict(device="cpu", peak_flops=1e11, progress=False, log=lambda *a: None)
+QUIET = {"device": "cpu", "peak_flops": 1e11, "progress": False, "log": lambda *a: None}
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +214,7 @@ def test_interrupted_write_keeps_the_previous_checkpoint(data, tmp_path, monkeyp
     assert (tmp_path / "latest.json").read_text() == before
     assert (tmp_path / "step_000002" / "model.safetensors").read_bytes() == weights
     assert not (tmp_path / "step_000004").exists()
-    model, meta = load_checkpoint(tmp_path / "step_000002")  # Chapter 3 reads our checkpoints
+    _, meta = load_checkpoint(tmp_path / "step_000002")  # Chapter 3 reads our checkpoints
     assert meta["step"] == 2 and meta["tokenizer"] == {"type": "gpt2"}
     summary = pretrain(replace(SMALL, max_steps=4), data, tmp_path, resume=True, **QUIET)
     assert summary["start_step"] == 2 and summary["steps"] == 4
@@ -402,7 +403,8 @@ def test_cli_train_plot_evaluate(data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "val loss" in out and "perplexity" in out
     proc = subprocess.run([sys.executable, "-m", "ch04_pretrain", "train", "--data", str(tmp_path / "missing")],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
 
 
@@ -453,3 +455,92 @@ def test_evaluate_names_a_foreign_tokenizer_briefly(data, tmp_path):
         evaluate(str(tmp_path), data, device="cpu")
     message = str(info.value)
     assert "gpt2-subset" in message and "699 of GPT-2's ids" in message and len(message) < 250
+
+
+# --------------------------------------------------------------------------- a tokenizer of our own
+
+@pytest.fixture(scope="module")
+def bpe_data(tmp_path_factory):
+    """The stories prepared with 300 merges learned on them: 557 ids."""
+    folder = tmp_path_factory.mktemp("bpe_shards")
+    ranks = folder.parent / "stories-300.tiktoken"
+    write_ranks(train_bpe(generate_corpus(), 300).ranks(), ranks)
+    prepare("builtin", folder, options=SourceOptions(builtin_bytes=60_000), workers=0, progress=False,
+            log=lambda *a: None, tokenizer=ranks)
+    return folder
+
+
+def test_pretrain_takes_the_datas_vocabulary_and_keeps_its_rank_file(bpe_data, tmp_path, capsys):
+    summary = pretrain(replace(SMALL, max_steps=2), bpe_data, tmp_path, **QUIET)
+    assert summary["parameters"] < GPT(SMALL.model).num_params() / 10  # 557 rows of embedding, not 50,257
+    model, meta = load_checkpoint(tmp_path / "step_000002")
+    sha256 = json.loads((bpe_data / MANIFEST).read_text())["settings"]["tokenizer"]["ranks_sha256"]
+    assert model.config.vocab_size == 557 and meta["settings"]["model"]["vocab_size"] == 557
+    assert meta["tokenizer"] == {"type": "bpe", "name": "bpe-557", "ranks_sha256": sha256, "vocab_size": 557,
+                                 "eot": 556}
+    for step in ("step_000000", "step_000002"):  # every checkpoint is self-contained
+        assert (tmp_path / step / RANKS_FILE).read_bytes() == (bpe_data / RANKS_FILE).read_bytes()
+    loaded, encoding, meta = load_pretrained(tmp_path)
+    assert loaded.config.vocab_size == encoding.n_vocab == 557 and encoding.eot_token == 556
+    assert encoding.decode(encoding.encode_ordinary("Mia found a key. 🙂")) == "Mia found a key. 🙂"
+    # Resumed with the same settings (vocab_size left at GPT-2's, taken from the data again): it continues.
+    resumed = pretrain(replace(SMALL, max_steps=4), bpe_data, tmp_path, resume=True, **QUIET)
+    assert resumed["start_step"] == 2 and resumed["steps"] == 4
+    # Sampling and evaluation read the run's tokenizer.
+    from ch04_pretrain.cli import main
+    main(["sample", str(tmp_path), "--prompt", "Once upon a time", "--max-new-tokens", "5", "--device", "cpu"])
+    assert capsys.readouterr().out.startswith("Once upon a time")
+    main(["evaluate", str(tmp_path), "--data", str(bpe_data), "--iters", "1", "--batch-size", "2", "--device", "cpu"])
+    assert "perplexity" in capsys.readouterr().out
+
+
+def test_a_vocabulary_that_is_not_the_datas_is_refused(data, bpe_data, tmp_path):
+    with pytest.raises(CourseError, match=r"^the model's vocab_size 1,000 does not match the tokenizer of .* "
+                                          r"\(bpe-557, 557 ids\); set it to 557, or leave it at GPT-2's 50,257"):
+        pretrain(replace(SMALL, model=replace(SMALL.model, vocab_size=1000)), bpe_data, tmp_path / "a", **QUIET)
+    with pytest.raises(CourseError, match=r"vocab_size 557 does not match the tokenizer of .* \(gpt2, 50,257 ids\)"):
+        pretrain(replace(SMALL, model=replace(SMALL.model, vocab_size=557)), data, tmp_path / "b", **QUIET)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before anything was written
+
+
+def test_resuming_on_data_of_another_tokenizer_is_refused(data, bpe_data, tmp_path):
+    pretrain(replace(SMALL, max_steps=2), data, tmp_path, **QUIET)
+    with pytest.raises(CourseError, match=r"trained on data of another tokenizer \(gpt2, the data now bpe-557\)"):
+        pretrain(replace(SMALL, max_steps=4), bpe_data, tmp_path, resume=True, **QUIET)
+
+
+def test_damaged_rank_file_copies_and_records_are_refused(data, bpe_data, reference, tmp_path):
+    import shutil
+
+    from ch04_pretrain.pretraining.evaluate import evaluate
+
+    damaged = tmp_path / "data"
+    shutil.copytree(bpe_data, damaged)
+    raw = bytearray((damaged / RANKS_FILE).read_bytes())
+    raw[5] ^= 1
+    (damaged / RANKS_FILE).write_bytes(bytes(raw))
+    with pytest.raises(CourseError, match=r"tokenizer.tiktoken has sha256 .* the rank file is damaged or not the one "
+                                          r"recorded"):
+        pretrain(SMALL, damaged, tmp_path / "run", **QUIET)
+    shutil.copy(bpe_data / RANKS_FILE, damaged / RANKS_FILE)
+    manifest = json.loads((damaged / MANIFEST).read_text())
+    manifest["settings"]["tokenizer"]["vocab_size"] = 50_257  # a model this wide would train 49,700 dead rows
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CourseError, match=r"does not describe the rank file .*; the manifest is damaged"):
+        pretrain(SMALL, damaged, tmp_path / "run", **QUIET)
+    manifest["settings"]["tokenizer"]["ranks_sha256"] = "f" * 10_000
+    (damaged / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CourseError, match=r"^the sha256 recorded for .* is not 64 hexadecimal digits") as info:
+        pretrain(SMALL, damaged, tmp_path / "run", **QUIET)
+    assert len(str(info.value)) < 300  # a hostile record is not printed back
+    run = tmp_path / "run"
+    pretrain(replace(SMALL, max_steps=2), bpe_data, run, **QUIET)
+    (run / "step_000002" / RANKS_FILE).write_bytes(bytes(raw))
+    with pytest.raises(CourseError, match=r"step_000002/tokenizer.tiktoken has sha256"):
+        load_pretrained(run)
+    # A model and shards of different tokenizers: refused by name, both ways.
+    with pytest.raises(CourseError, match=r"does not use the shards' tokenizer, gpt2 \(its tokenizer: 'bpe', "
+                                          r"'bpe-557'"):
+        evaluate(str(run / "step_000000"), data, device="cpu")
+    with pytest.raises(CourseError, match=r"does not use the shards' tokenizer, bpe-557 \(its tokenizer: 'gpt2'\)"):
+        evaluate(str(reference[0]), bpe_data, device="cpu")

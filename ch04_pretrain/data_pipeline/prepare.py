@@ -2,10 +2,12 @@
 
 Layout of an output folder:
 
-  manifest.json      what was prepared, how, and which shards are finished
-  train_00000.bin    GPT-2 token ids of shard 0's training documents (uint16, little-endian)
+  manifest.json      what was prepared, how (the tokenizer too), and which shards are finished
+  train_00000.bin    token ids of shard 0's training documents (uint16, little-endian)
   val_00000.bin      the same for shard 0's validation documents
   ...
+  tokenizer.tiktoken with a rank file of our own (`tokenizer=PATH`): a copy of it, so that the
+                     folder is self-contained (GPT-2's, the default, is always the vendored file)
 
 Design, in the order things can go wrong:
 
@@ -37,10 +39,10 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -49,7 +51,18 @@ from coursekit.encode_workers import encode_documents, init_worker
 from coursekit.files import fsync_dir, write_bytes_atomically
 from coursekit.progress import progress_bar
 
-from .bpe import EOT, RANKS_SHA256, VOCAB_SIZE, encoding_spec, gpt2_encoding
+from .bpe import (
+    GPT2,
+    GPT2_RECORD,
+    RANKS_FILE,
+    RANKS_PATH,
+    RANKS_SHA256,
+    encoding_spec,
+    load_ranks,
+    rank_file_encoding,
+    tokenizer_record,
+    write_ranks,
+)
 from .sources import Document, SourceOptions, check_source, describe, iter_documents
 
 MANIFEST = "manifest.json"
@@ -58,6 +71,7 @@ SPLITS = ("train", "val")
 DOCS_PER_SHARD = 50_000     # about 55M tokens (110 MB) per shard of OpenWebText
 BATCH_BYTES = 1 << 18       # text per task sent to a worker: large enough to hide the cost of sending it
 BATCH_DOCS = 1024
+MAX_VOCAB = 1 << 16         # the ids a uint16 shard can hold
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ class SplitRule:
     min_val_docs: int = 100
 
     def is_val(self, index: int) -> bool:
-        start, end, val = self.block_of(index)
+        _, _, val = self.block_of(index)
         return index == val
 
     def block_of(self, index: int) -> tuple[int, int, int]:
@@ -108,6 +122,29 @@ def read_manifest(out: str | Path) -> dict:
     if manifest.get("format") != FORMAT:
         raise CourseError(f"{path} is not a manifest of this chapter ({FORMAT!r})")
     return manifest
+
+
+def prepared_tokenizer(out: str | Path) -> tuple[dict, dict[bytes, int] | None]:
+    """The tokenizer a prepared folder's manifest records, and for a rank file of our own its ranks, read from
+    the copy kept in the folder and checked against the recorded sha256 (None for GPT-2's).
+
+    The record is {"name", "ranks_sha256", "vocab_size", "eot", ...}; each number is checked against the
+    rank file, so a damaged manifest cannot give a model a vocabulary its data does not have.
+    """
+    out = Path(out)
+    record = (read_manifest(out).get("settings") or {}).get("tokenizer")
+    if not isinstance(record, dict) or not isinstance(record.get("ranks_sha256"), str):
+        raise CourseError(f"{out / MANIFEST} records no tokenizer; prepare again with --overwrite")
+    if record.get("name") == GPT2:
+        if any(record.get(key) != value for key, value in GPT2_RECORD.items()):
+            raise CourseError(f"{out / MANIFEST} names GPT-2's tokenizer with other figures than GPT-2's; the "
+                              f"manifest is damaged: prepare again with --overwrite")
+        return record, None
+    ranks = load_ranks(out / RANKS_FILE, record["ranks_sha256"])
+    if any(record.get(key) != value for key, value in tokenizer_record(ranks).items()):
+        raise CourseError(f"{out / MANIFEST} does not describe the rank file {out / RANKS_FILE} (name, size or "
+                          f"<|endoftext|>); the manifest is damaged: prepare again with --overwrite")
+    return record, ranks
 
 
 def _summarize(manifest: dict) -> None:
@@ -181,8 +218,8 @@ def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bo
                 problems.append((index, f"{path} is missing"))
                 continue
             if stat.st_size != 2 * entry["tokens"]:
-                problems.append((index, f"{path} has {stat.st_size:,} bytes, the manifest says {entry['tokens']:,} "
-                                        f"tokens ({2 * entry['tokens']:,} bytes)"))
+                problems.append((index, (f"{path} has {stat.st_size:,} bytes, the manifest says "
+                                         f"{entry['tokens']:,} tokens ({2 * entry['tokens']:,} bytes)")))
             elif entry.get("sha256"):
                 to_hash.append((index, path, stat, entry["sha256"]))
     if not to_hash:
@@ -260,7 +297,7 @@ class _SplitFile:
 
     def __init__(self, path: Path):
         self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        self.file = open(self.tmp, "wb")
+        self.file = open(self.tmp, "wb")  # noqa: SIM115 (open across writes; commit or abort closes it)
         self.hash = hashlib.sha256()
         self.tokens = self.documents = 0
 
@@ -353,18 +390,29 @@ def _batches(docs: Iterator[Document], first: int, docs_per_shard: int, split: S
         yield batch
 
 
-def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str):
-    """(batch, encoded) pairs in input order, with at most a few batches in flight at a time."""
+def _rank_file(tokenizer: dict, out: Path) -> tuple[Path, str]:
+    """Where a preparation's tokenizer is read from, with its sha256: GPT-2's vendored file, or the copy in `out`."""
+    if tokenizer["name"] == GPT2:
+        return RANKS_PATH, RANKS_SHA256
+    return out / RANKS_FILE, tokenizer["ranks_sha256"]
+
+
+def _encode_in_order(batches: Iterator[_Batch], workers: int, start_method: str, rank_file: tuple[Path, str]):
+    """(batch, encoded) pairs in input order, with at most a few batches in flight at a time.
+
+    `rank_file` is (path, sha256) of the tokenizer's rank file; the workers get its
+    ranks as plain data (`encoding_spec`) and build the tokenizer once each."""
     if workers == 0:
-        encoding = gpt2_encoding()
+        encoding = rank_file_encoding(*rank_file)
         for batch in batches:
-            yield batch, _as_arrays(encode_documents(batch.docs, batch.is_val, encoding, EOT))
+            yield batch, _as_arrays(encode_documents(batch.docs, batch.is_val, encoding, encoding.eot_token))
         return
+    spec = encoding_spec(*rank_file)
     context = multiprocessing.get_context(start_method)
     # ProcessPoolExecutor rather than multiprocessing.Pool: if a worker dies (killed for memory, say), it
     # raises BrokenProcessPool instead of waiting forever.
     with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
-                             initargs=(encoding_spec(), EOT, os.getpid())) as pool:
+                             initargs=(spec, spec["explicit_n_vocab"] - 1, os.getpid())) as pool:
         pending: deque = deque()
         error = None
         try:
@@ -420,12 +468,17 @@ def _remove_leftovers(out: Path, finished: int) -> None:
                 path.unlink()
 
 
-def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOptions(),
+def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOptions(),  # noqa: B008 (frozen)
             max_docs: int | None = None, max_tokens: int | None = None, docs_per_shard: int = DOCS_PER_SHARD,
             workers: int | None = None, start_method: str = "spawn", split: SplitRule = SplitRule(),
             overwrite: bool = False, progress: bool = True, cache_dir: str | Path | None = None,
-            log=print) -> dict:
-    """Tokenize `source` into shards in `out`, resuming a preparation that was interrupted; return the manifest."""
+            log=print, tokenizer: str | Path = GPT2) -> dict:
+    """Tokenize `source` into shards in `out`, resuming a preparation that was interrupted; return the manifest.
+
+    `tokenizer` is "gpt2" (GPT-2's byte-pair encoding) or the path of a rank file
+    (one of our own, from `python -m ch04_pretrain bpe`); a copy of the latter is
+    kept in `out`, and the manifest records its sha256.
+    """
     out = Path(out)
     workers = (os.cpu_count() or 1) if workers is None else workers
     for name, value in (("max docs", max_docs), ("max tokens", max_tokens)):
@@ -437,11 +490,11 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     if start_method not in multiprocessing.get_all_start_methods():
         raise CourseError(f"start method {start_method!r} is not available here; "
                           f"use one of {', '.join(multiprocessing.get_all_start_methods())}")
+    record, ranks = _choose_tokenizer(tokenizer)
     _check_writable(out)
 
     settings = {
-        "tokenizer": {"name": "gpt2", "ranks_sha256": RANKS_SHA256, "vocab_size": VOCAB_SIZE, "eot": EOT,
-                      "eot_position": "before each document", "dtype": "uint16 little-endian"},
+        "tokenizer": {**record, "eot_position": "before each document", "dtype": "uint16 little-endian"},
         "source": describe(source, options),
         "split": asdict(split),
         "docs_per_shard": docs_per_shard,
@@ -454,17 +507,26 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
         manifest = read_manifest(out)
         if manifest["settings"] != settings:
             if not overwrite:
+                before = (manifest.get("settings") or {}).get("tokenizer")
+                if not isinstance(before, dict) or before.get("ranks_sha256") != record["ranks_sha256"]:
+                    name = before.get("name") if isinstance(before, dict) else None
+                    raise CourseError(f"{out} was prepared with another tokenizer ({name}, not {record['name']}); "
+                                      f"choose another --out, or pass --overwrite to replace it")
                 raise CourseError(f"{out} already holds a preparation with other settings (source, limits or "
                                   f"split); choose another --out, or pass --overwrite to replace it")
             manifest = None
             path.unlink()
     if manifest is None:
         _remove_leftovers(out, 0)
+        (out / RANKS_FILE).unlink(missing_ok=True)  # a copy left by an earlier preparation with another tokenizer
         manifest = {"format": FORMAT, "settings": settings, "complete": False, "shards": []}
+    if ranks is not None:
+        _keep_rank_file(ranks, out, record["ranks_sha256"])
+    rank_file = _rank_file(record, out)
     redone = 0
     if manifest["shards"]:  # finished shards are checked against the manifest before they are trusted
         redone = _redo_damaged(source, out, manifest, options, docs_per_shard, split, workers, start_method,
-                               cache_dir, log)
+                               cache_dir, log, rank_file)
     if manifest["complete"]:
         state = f"repaired ({redone} damaged shard(s) redone)" if redone else "already prepared"
         log(f"{out} is {state}: {manifest['documents']:,} documents, {manifest['tokens']:,} tokens")
@@ -487,7 +549,7 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     start, new_tokens = time.perf_counter(), 0
     try:
         for batch, encoded in _encode_in_order(_batches(docs, first, docs_per_shard, split, max_docs),
-                                               workers, start_method):
+                                               workers, start_method, rank_file):
             done = max_tokens is not None and tokens + int(np.maximum(encoded[2], 0).sum()) >= max_tokens
             if done:
                 encoded = _truncate(batch, encoded, max_tokens - tokens)
@@ -522,6 +584,7 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
         # Nothing worth keeping was written: remove it, so that a rerun on corrected input starts afresh.
         path.unlink(missing_ok=True)
         _remove_leftovers(out, 0)
+        (out / RANKS_FILE).unlink(missing_ok=True)
         raise CourseError(f"the source {source} gave no tokens: {manifest['documents']:,} document(s), "
                           f"{manifest['skipped']:,} of them skipped as not UTF-8 text (a UTF-16 file, say; convert "
                           f"it to UTF-8) and the rest empty")
@@ -534,8 +597,34 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     return manifest
 
 
+def _choose_tokenizer(tokenizer: str | Path) -> tuple[dict, dict[bytes, int] | None]:
+    """(the manifest's record of `tokenizer`, its ranks to copy into the folder, None for GPT-2's)."""
+    if str(tokenizer) == GPT2:
+        return GPT2_RECORD, None
+    ranks = load_ranks(tokenizer, None)  # the user's file: nothing to check its sha256 against, only its content
+    record = tokenizer_record(ranks)
+    if record["name"] == GPT2:
+        return GPT2_RECORD, None  # a copy of GPT-2's own rank file
+    if record["vocab_size"] > MAX_VOCAB:
+        raise CourseError(f"the tokenizer {tokenizer} has {record['vocab_size']:,} ids with <|endoftext|>; shards "
+                          f"store ids as uint16, which holds at most {MAX_VOCAB:,}")
+    return record, ranks
+
+
+def _keep_rank_file(ranks: dict[bytes, int], out: Path, sha256: str) -> None:
+    """Write the tokenizer's rank file into the prepared folder (unless the same bytes are already there)."""
+    copy = out / RANKS_FILE
+    try:
+        if copy.is_file() and hashlib.sha256(copy.read_bytes()).hexdigest() == sha256:
+            return
+        write_ranks(ranks, copy)
+    except OSError as e:
+        raise CourseError(f"cannot write {copy}: {e.strerror or e}") from None
+
+
 def _redo_damaged(source: str, out: Path, manifest: dict, options: SourceOptions, docs_per_shard: int,
-                  split: SplitRule, workers: int, start_method: str, cache_dir, log) -> int:
+                  split: SplitRule, workers: int, start_method: str, cache_dir, log,
+                  rank_file: tuple[Path, str]) -> int:
     """Check the finished shards against the manifest and rewrite each damaged one from the source; return
     how many were redone.
 
@@ -558,7 +647,8 @@ def _redo_damaged(source: str, out: Path, manifest: dict, options: SourceOptions
         writer = _ShardWriter(out, index, first)
         try:
             for batch, encoded in _encode_in_order(_batches(docs, first, docs_per_shard, split,
-                                                            first + shard["documents"]), workers, start_method):
+                                                            first + shard["documents"]), workers, start_method,
+                                                   rank_file):
                 writer.write(*encoded[:2], batch.is_val, encoded[2])
             same = writer.documents == shard["documents"] and all(
                 writer.parts[name].tokens == shard[name]["tokens"]

@@ -22,9 +22,9 @@ from __future__ import annotations
 import itertools
 import lzma
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED, generate_corpus
 from coursekit import BUILTIN, CourseError
@@ -75,6 +75,27 @@ def check_source(source: str) -> None:
     """Fail early, with a clear message, on a local path that holds no readable files."""
     if source not in (BUILTIN, OPENWEBTEXT):
         local_files(Path(source))
+
+
+def source_text(source: str, options: SourceOptions = SourceOptions(), max_bytes: int = 10_000_000) -> str:
+    """The first documents of `source` joined by blank lines, up to the one that brings the text to `max_bytes`
+    of UTF-8: the text a byte-pair encoder learns its merges from (documents that are not UTF-8 are left out)."""
+    check_source(source)
+    parts, size = [], 0
+    for doc in iter_documents(source, options):
+        if isinstance(doc, bytes):
+            try:
+                doc = doc.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        if doc:
+            parts.append(doc)
+            size += len(doc.encode("utf-8")) + 2
+            if size >= max_bytes:
+                break
+    if not parts:
+        raise CourseError(f"the source {source} has no UTF-8 text to learn from")
+    return "\n\n".join(parts)
 
 
 def _skip(docs: Iterator[Document], n: int) -> Iterator[Document]:
@@ -220,7 +241,7 @@ def hub_parquet_files(repo: str, revision: str | None) -> tuple[str, list[str]]:
     for rev in revisions:
         try:
             files = hub.list_repo_files(repo, repo_type="dataset", revision=rev)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says which)
             raise CourseError(f"cannot list {repo} on the Hugging Face Hub (revision {rev}): {str(e).rstrip('.')}. "
                               f"Check the network, or prepare from local files with --source PATH") from None
         parquet = sorted(f for f in files if f.endswith(".parquet") and "train" in f)
@@ -235,7 +256,7 @@ def hub_download(repo: str, filename: str, revision: str, cache_dir: str | Path 
     try:
         return Path(hub.hf_hub_download(repo, filename, repo_type="dataset", revision=revision,
                                         cache_dir=cache_dir))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says which)
         raise CourseError(f"cannot download {filename} from {repo}: {str(e).rstrip('.')}. "
                           f"Rerun to resume the download") from None
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
+from ch04_pretrain.data_pipeline.bpe import tokenizer_sha256
 from ch04_pretrain.data_pipeline.loader import ShardDataset
+from ch04_pretrain.data_pipeline.prepare import prepared_tokenizer
 from coursekit import CourseError, check_positive
 from coursekit.hardware import resolve_dtype
 from coursekit.runtime import pick_device
@@ -31,6 +33,8 @@ def describe_tokenizer(tokenizer) -> str:
         return f"'gpt2-subset', {len(tokenizer.get('ids') or []):,} of GPT-2's ids (Chapter 5's trimmed vocabulary)"
     if kind == "char":
         return f"'char', {len(tokenizer.get('chars') or ''):,} characters"
+    if kind == "bpe":
+        return f"'bpe', {tokenizer.get('name')!r}: a byte-pair encoding of our own (prepare --tokenizer FILE)"
     return repr(kind)
 
 
@@ -41,9 +45,10 @@ def evaluate(source: str, data_dir: str | Path, split: str = "val", batch_size: 
     check_positive("iters", iters)
     device = pick_device(device)
     data = ShardDataset(data_dir, split)  # the same checks of the shards as `pretrain` (every shard, both splits)
+    data_tokenizer, _ = prepared_tokenizer(data_dir)
     model, encoding, meta = load_pretrained(source, device)
-    if encoding is None:
-        raise CourseError(f"{source} does not use GPT-2's tokenizer, the shards' (its tokenizer: "
+    if encoding is None or tokenizer_sha256(meta.get("tokenizer")) != data_tokenizer["ranks_sha256"]:
+        raise CourseError(f"{source} does not use the shards' tokenizer, {data_tokenizer['name']} (its tokenizer: "
                           f"{describe_tokenizer(meta.get('tokenizer'))})")
     block_size = block_size or model.config.block_size
     if block_size > model.config.block_size:

@@ -11,7 +11,8 @@ transposed; everything else is copied as is.
 `load_pretrained(source)` is the one entry point later chapters use:
 
     model, encoding, meta = load_pretrained("gpt2")             # OpenAI's 124M (downloads once)
-    model, encoding, meta = load_pretrained("runs/owt")         # a run of ours: its best checkpoint
+    model, encoding, meta = load_pretrained("runs/owt")         # a run of ours: its best checkpoint, with
+                                                                # its tokenizer (GPT-2's, or our own BPE)
     model, encoding, meta = load_pretrained("runs/owt/step_000500")
     model, encoding, meta = load_pretrained("path/to/model.safetensors")  # Hugging Face format
 """
@@ -28,7 +29,7 @@ from safetensors.torch import load_file
 
 from ch03_gpt import GPT, GPT2_CONFIGS, GPTConfig, load_checkpoint
 from ch03_gpt.checkpoint import check_state
-from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE, gpt2_encoding
+from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE, tokenizer_encoding
 from coursekit import CourseError
 
 HUB_ORG = "openai-community"
@@ -86,7 +87,7 @@ def _guess_config(state: dict[str, torch.Tensor]) -> GPTConfig:
     vocab, width = strip["wte.weight"].shape
     block = strip["wpe.weight"].shape[0]
     layers = 1 + max(int(k.split(".")[1]) for k in strip if k.startswith("h."))
-    for name, size in GPT2_CONFIGS.items():
+    for size in GPT2_CONFIGS.values():
         if size["n_layer"] == layers and size["n_embd"] == width:
             return GPTConfig(vocab_size=vocab, block_size=block, dropout=0.0, bias=True, activation="gelu_tanh", **size)
     raise CourseError(f"{layers} layers of width {width} is none of OpenAI's GPT-2 sizes, and the number of "
@@ -136,7 +137,7 @@ def download_gpt2(name: str) -> tuple[Path, dict]:
     except LocalEntryNotFoundError:
         raise CourseError(f"{repo} is not in the Hugging Face cache and the Hub cannot be reached; connect to the "
                           f"network once, or pass the path of a downloaded model.safetensors") from None
-    except Exception as e:  # network errors come in many types; the message says what happened
+    except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says what happened)
         raise CourseError(f"cannot download {repo}: {type(e).__name__}: {e}") from None
     return Path(paths[1]), json.loads(Path(paths[0]).read_text())
 
@@ -178,12 +179,14 @@ def load_pretrained(source: str | Path, device: str = "cpu") -> tuple[GPT, objec
     run's directory (its best checkpoint is used); a `model.safetensors` file in
     Hugging Face's GPT-2 format (its config.json is read when it lies beside it).
 
-    Returns (model in eval mode on `device`, GPT-2's tiktoken encoding or None
-    for a character-level model, metadata: the checkpoint's config.json, or for
-    OpenAI's weights {"source", "model", "tokenizer"}).
+    Returns (model in eval mode on `device`, its tiktoken encoding: GPT-2's, or
+    for a run on data prepared with a rank file of our own, that BPE, read from
+    the copy the checkpoint keeps (checked against the sha256 config.json
+    records); None for a character-level model; metadata: the checkpoint's
+    config.json, or for OpenAI's weights {"source", "model", "tokenizer"}).
     """
     name = hub_name(str(source))
-    path = Path(source)
+    path = folder = Path(source)
     if name is not None and not path.exists():
         weights, hf_config = download_gpt2(name)
         model = load_hf_gpt2(weights, hf_config)
@@ -192,7 +195,7 @@ def load_pretrained(source: str | Path, device: str = "cpu") -> tuple[GPT, objec
         model = load_hf_gpt2(path)
         meta = {"source": str(path), "model": model.config.to_dict(), "tokenizer": _hf_tokenizer(model)}
     elif path.is_dir():
-        checkpoint = resolve_run(path)
+        checkpoint = folder = resolve_run(path)
         if not (checkpoint / "config.json").is_file():
             raise CourseError(f"{checkpoint} has no config.json")
         if "model" not in json.loads((checkpoint / "config.json").read_text()):  # Hugging Face's own layout
@@ -204,9 +207,8 @@ def load_pretrained(source: str | Path, device: str = "cpu") -> tuple[GPT, objec
     else:
         raise CourseError(f"{source!r} is neither a checkpoint directory, a model.safetensors file, nor one of "
                           f"{', '.join(GPT2_CONFIGS)}")
-    tokenizer = meta.get("tokenizer", {}).get("type")
-    encoding = gpt2_encoding() if tokenizer == "gpt2" else None
+    encoding = tokenizer_encoding(meta.get("tokenizer"), folder)
     if encoding is not None and model.config.vocab_size < encoding.n_vocab:
-        raise CourseError(f"the model's vocabulary ({model.config.vocab_size}) is smaller than GPT-2's "
-                          f"({encoding.n_vocab}) but its config says tokenizer gpt2")
+        raise CourseError(f"the model's vocabulary ({model.config.vocab_size}) is smaller than its tokenizer's "
+                          f"({encoding.n_vocab}, {meta['tokenizer'].get('name') or meta['tokenizer']['type']})")
     return model.to(device).eval(), encoding, meta

@@ -26,7 +26,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,7 +35,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as recompute
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_weights
+from ch04_pretrain.data_pipeline.bpe import RANKS_FILE, VOCAB_SIZE, checkpoint_tokenizer, format_ranks
 from ch04_pretrain.data_pipeline.loader import ShardDataset
+from ch04_pretrain.data_pipeline.prepare import prepared_tokenizer
 from coursekit import CourseError
 from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops, resolve_dtype
 from coursekit.progress import progress_bar
@@ -240,6 +242,8 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
           on_step=None) -> dict:
     """Pretrain a GPT on the shards in `data_dir`, writing checkpoints and log.jsonl into `out_dir`.
 
+    The model reads the data's tokenizer: its vocab_size is the tokenizer's (GPT-2's, or a rank file of our
+    own, whose copy every checkpoint keeps beside its config.json) when `settings` leave it at GPT-2's.
     `peak_flops` is the denominator of MFU (default: measured, `matmul_peak_flops`).
     `on_step(step, model)` is called before every step (tests use it to inject faults).
     Returns a summary: steps done, last and best val loss, tokens/s, the dtype used, whether interrupted.
@@ -251,9 +255,11 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
         raise CourseError(f"grad accum {settings.grad_accum} must be a multiple of the number of processes "
                           f"{info.world_size} (it counts micro-batches over all of them)")
     accum = settings.grad_accum // info.world_size
-    cfg = settings.model
     train_data = ShardDataset(data_dir, "train", info.rank, info.world_size)
     val_data = ShardDataset(data_dir, "val", info.rank, info.world_size)
+    tokenizer, ranks = prepared_tokenizer(data_dir)
+    settings = _with_data_vocabulary(settings, tokenizer, data_dir)
+    cfg = settings.model
     for data in (train_data, val_data):  # an empty or too-short split is refused now, not after the first step
         data.check_block_size(cfg.block_size)
 
@@ -264,11 +270,12 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     scaler = torch.amp.GradScaler("cuda") if dtype == "float16" else None
     data_rng = torch.Generator().manual_seed(settings.seed + 1 + info.rank)  # each process draws its own windows
     torch.manual_seed(settings.seed + 1 + info.rank)  # dropout differs across processes, as it should
-    meta = {"tokenizer": {"type": "gpt2"}, "settings": asdict(settings), "data": str(data_dir),
+    meta = {"tokenizer": checkpoint_tokenizer(tokenizer), "settings": asdict(settings), "data": str(data_dir),
             "world_size": info.world_size}
+    files = {RANKS_FILE: format_ranks(ranks)} if ranks is not None else None  # the rank file, in every checkpoint
     step = 0
     if resume:
-        step = _resume(out_dir, settings, model, optimizer, scaler, data_rng, info, device)
+        step = _resume(out_dir, settings, model, optimizer, scaler, data_rng, info, device, meta["tokenizer"])
     elif info.main and (out_dir / LOG).is_file():
         (out_dir / LOG).unlink()  # a fresh run starts a fresh log
     if settings.activation_checkpointing:
@@ -292,7 +299,7 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
         write_log({"step": step, "val_loss": val})
         state = _trainer_state(step, optimizer, scaler, data_rng, device, info)  # every process joins the gather
         if info.main:
-            save_training_checkpoint(out_dir, step, model, meta, state, val, settings.keep)
+            save_training_checkpoint(out_dir, step, model, meta, state, val, settings.keep, files)
         log(f"step {step:>6}: val loss {val:.4f}")
         return val
 
@@ -353,6 +360,19 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     return summary
 
 
+def _with_data_vocabulary(settings: TrainSettings, tokenizer: dict, data_dir) -> TrainSettings:
+    """`settings` with the model's vocab_size set to the data tokenizer's when it was left at GPT-2's; any other
+    size that differs from the tokenizer's is refused (ids beyond the embedding, or outputs never trained)."""
+    have, need = settings.model.vocab_size, tokenizer["vocab_size"]
+    if have == need:
+        return settings
+    if have != VOCAB_SIZE:
+        raise CourseError(f"the model's vocab_size {have:,} does not match the tokenizer of {data_dir} "
+                          f"({tokenizer['name']}, {need:,} ids); set it to {need:,}, or leave it at GPT-2's "
+                          f"{VOCAB_SIZE:,} to take the data's")
+    return replace(settings, model=replace(settings.model, vocab_size=need))
+
+
 def _trainer_state(step: int, optimizer, scaler, data_rng: torch.Generator, device: str, info: Dist) -> dict:
     """Optimizer, scaler, and every process's random states and data position (gathered from all processes)."""
     mine = {"rng": rng_state(device), "data": data_rng.get_state()}
@@ -371,9 +391,13 @@ def _progress(enabled: bool, start: int, total: int):
 
 
 def _resume(out_dir: Path, settings: TrainSettings, model: GPT, optimizer, scaler, data_rng: torch.Generator,
-            info: Dist, device: str) -> int:
+            info: Dist, device: str, tokenizer: dict) -> int:
     checkpoint = find_checkpoint(out_dir)
     meta, state = load_training_state(checkpoint)
+    if meta.get("tokenizer") != tokenizer:
+        saved = (meta.get("tokenizer") or {}).get("name") or (meta.get("tokenizer") or {}).get("type")
+        raise CourseError(f"checkpoint {checkpoint} was trained on data of another tokenizer ({saved}, the data now "
+                          f"{tokenizer.get('name') or tokenizer.get('type')}); start a new run in another --out folder")
     saved_cfg = GPTConfig.from_dict(meta["model"])
     if saved_cfg != model.config:
         from ch03_gpt import config_difference

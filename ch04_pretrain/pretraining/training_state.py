@@ -10,6 +10,8 @@ A run folder looks like this:
       model.safetensors     the weights (safetensors: tensors only, loading runs no code)
       config.json           {"model": ..., "tokenizer": {"type": "gpt2"}, "settings": ..., "step": ...}
       trainer.pt            optimizer, gradient scaler, every RNG state, the data position
+      tokenizer.tiktoken    for data prepared with a rank file of our own: a copy of it, whose sha256
+                            config.json records ({"type": "bpe", ...}), so each checkpoint is self-contained
     step_000400/
 
 Every checkpoint is written into a hidden temporary folder, each file flushed
@@ -35,7 +37,7 @@ import torch
 
 from ch03_gpt import save_checkpoint
 from coursekit import CourseError, atomic_path, read_json, write_json
-from coursekit.files import fsync_dir
+from coursekit.files import fsync_dir, write_bytes_atomically
 
 TRAINER = "trainer.pt"
 LATEST = "latest.json"
@@ -92,10 +94,12 @@ def safe_torch_load(path: str | Path) -> dict:
 # --------------------------------------------------------------------------- saving
 
 def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, meta: dict,
-                             trainer_state: dict, val_loss: float | None = None, keep: int = 2) -> Path:
+                             trainer_state: dict, val_loss: float | None = None, keep: int = 2,
+                             files: dict[str, bytes] | None = None) -> Path:
     """Write checkpoint `step` atomically, point latest.json (and best.json if it improved) at it, prune old ones.
 
-    `model` is the plain GPT (not a DDP or compiled wrapper). Returns the checkpoint's folder.
+    `model` is the plain GPT (not a DDP or compiled wrapper); `files` are more files for the checkpoint's
+    folder, by name (the tokenizer's rank file). Returns the checkpoint's folder.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +110,8 @@ def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Mod
         if tmp.exists():
             shutil.rmtree(tmp)  # left by a crash during an earlier attempt
         save_checkpoint(model, tmp, {**meta, "step": step, "val_loss": val_loss})
+        for file_name, data in (files or {}).items():
+            write_bytes_atomically(tmp / file_name, data)
         with atomic_path(tmp / TRAINER) as path:
             torch.save(trainer_state, path)
         os.replace(tmp, final)
