@@ -19,6 +19,12 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 HERE = Path(__file__).resolve().parent
+
+
+def save(fig, name: str) -> None:
+    """Write one figure beside this script, at the size the notebook shows it."""
+    fig.savefig(HERE / name, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 STREAM = "#4a6fa5"      # the residual stream
 SUBLAYER = "#f2c14e"    # attention, feed-forward
 NORM = "#9bc995"        # LayerNorm
@@ -75,8 +81,7 @@ def residual_block() -> None:
         ax.text(bx + 0.3, add_y + 0.05, note, ha="left", va="center", fontsize=11, family="monospace")
     ax.set_title("A pre-LayerNorm transformer block (GPT-2's): two branches read the stream and add to it",
                  fontsize=12)
-    fig.savefig(HERE / "residual_block.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "residual_block.png")
 
 
 def gpt_shapes() -> None:
@@ -121,8 +126,7 @@ def gpt_shapes() -> None:
             fontsize=10)
     ax.set_title("The GPT: embeddings, a stack of blocks on one residual stream, a final norm, a tied head",
                  fontsize=12)
-    fig.savefig(HERE / "gpt_shapes.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "gpt_shapes.png")
 
 
 def kv_cache() -> None:
@@ -159,8 +163,7 @@ def kv_cache() -> None:
             ax.set_title("without a cache: the whole context again each step", fontsize=12)
     fig.suptitle("Generating the token after position t = 5: causality means earlier keys and values never change",
                  fontsize=12)
-    fig.savefig(HERE / "kv_cache.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "kv_cache.png")
 
 
 def overview() -> None:
@@ -198,8 +201,7 @@ def overview() -> None:
             "the long-range checker on the stories (§11)", ha="center", va="center", fontsize=10.5)
     ax.set_title("What this chapter builds: Chapter 2's attention inside a block, blocks stacked into GPT",
                  fontsize=12.5)
-    fig.savefig(HERE / "overview.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "overview.png")
 
 
 def mlp_expand() -> None:
@@ -240,8 +242,7 @@ def mlp_expand() -> None:
             fontsize=10.5)
     ax.set_title("The feed-forward layer on one token: widen C → 4C, bend with GELU, project back 4C → C",
                  fontsize=12)
-    fig.savefig(HERE / "mlp_expand.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "mlp_expand.png")
 
 
 def pre_post_norm() -> None:
@@ -279,8 +280,7 @@ def pre_post_norm() -> None:
                      fontsize=12)
     fig.suptitle("Where the LayerNorm sits: on the stream after the addition, or on the branch before f",
                  fontsize=12.5)
-    fig.savefig(HERE / "pre_post_norm.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "pre_post_norm.png")
 
 
 def residual_gradient() -> None:
@@ -327,8 +327,7 @@ def residual_gradient() -> None:
             ax.set_title("x = x + f(x): shortcuts, the residual stream", fontsize=12)
     fig.suptitle("The gradient (red) on its way down from the loss; arrow width shows its size (schematic)",
                  fontsize=12.5)
-    fig.savefig(HERE / "residual_gradient.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "residual_gradient.png")
 
 
 def top_k_top_p() -> None:
@@ -368,8 +367,7 @@ def top_k_top_p() -> None:
     fig.suptitle("Top-k keeps a fixed number of characters; top-p keeps the fewest whose probabilities reach p "
                  "(blue: kept, hatched: dropped)", fontsize=12)
     fig.tight_layout()
-    fig.savefig(HERE / "top_k_top_p.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, "top_k_top_p.png")
 
 
 if __name__ == "__main__":
