@@ -154,26 +154,30 @@ def draw_data_parallel() -> None:
     save(fig, "data_parallel.png")
 
 
+def titled_chain(ax, steps, y: float, height: float, width: float, gap: float) -> None:
+    """A row of boxes, each (title, text, colour) with its title above it, joined left to right by arrows."""
+    for k, (title, text, colour) in enumerate(steps):
+        x = 0.15 + k * (width + gap)
+        box(ax, x, y, width, height, text, color=colour, fontsize=10)
+        ax.text(x + width / 2, y + height + 0.15, title, ha="center", fontsize=11.5, weight="bold")
+        if k:
+            arrow(ax, (x - gap + 0.03, y + height / 2), (x - 0.03, y + height / 2))
+
+
 def draw_overview() -> None:
     """The opening picture: one path from text to a pretrained GPT, run at two scales by the same code."""
     fig, ax = canvas(13, 5.0, (0, 13), (0, 5.0))
-    steps = [("text", "documents,\none story each", DATA), ("tokens", "GPT-2's byte-pair\nencoding", TOKENS),
+    steps = [("text", "documents,\none story each", DATA), ("tokens", "byte-pair encoding:\nyours here,\nGPT-2's at scale", TOKENS),
              ("shards", "uint16 ids on disk,\ntrain / val", FILES),
              ("windows", "random (B, T) x;\ny: x shifted by one", TOKENS),
              ("training loop", "schedule, accumulation,\nclipping, AdamW;\nevaluate, checkpoint", OPTIM),
              ("pretrained GPT", "a checkpoint,\nto fine-tune\nin Chapter 5", GREY)]
-    w, gap = 1.85, 0.27
-    for k, (title, text, colour) in enumerate(steps):
-        x = 0.15 + k * (w + gap)
-        box(ax, x, 2.75, w, 1.3, text, color=colour, fontsize=10)
-        ax.text(x + w / 2, 4.2, title, ha="center", fontsize=11.5, weight="bold")
-        if k:
-            arrow(ax, (x - gap + 0.02, 3.4), (x - 0.02, 3.4))
+    titled_chain(ax, steps, y=2.75, height=1.3, width=1.85, gap=0.27)
     ax.text(0.15, 2.2, "part 1: from text to training batches (sections 1-5)", fontsize=10.5, style="italic")
     ax.text(8.63, 2.2, "part 2: pretraining (sections 6-14)", fontsize=10.5, style="italic")
     # The two scales, one row each: the same commands, other data and another preset.
-    rows = [("in this notebook", ("Chapter 1's built-in stories (1 MB, about 250,000 GPT-2 tokens); a small GPT; "
-                                  "a short run on a CPU"), DATA),
+    rows = [("in this notebook", ("Chapter 1's built-in stories (1 MB); your 557-token encoder; a 3-layer GPT, "
+                                  "400 steps on a CPU"), DATA),
             ("the same code at scale", ("OpenWebText (about 9 billion tokens); GPT-2 124M (12 layers, 768 wide); "
                                         "600,000 steps on 8 GPUs"), FILES)]
     for r, (who, what, colour) in enumerate(rows):
@@ -193,13 +197,7 @@ def draw_training_step() -> None:
              ("3. backward", "loss.backward()\n.grad of every\nparameter", GRAD),
              ("4. clip", "‖g‖ > 1.0 ?\nscale every g\nby 1.0 / ‖g‖", GRAD),
              ("5. AdamW", "optimizer.step()\nzero_grad()\nstep += 1", OPTIM)]
-    w, gap = 2.15, 0.45
-    for k, (title, text, colour) in enumerate(chain):
-        x = 0.15 + k * (w + gap)
-        box(ax, x, 2.25, w, 1.35, text, color=colour, fontsize=10)
-        ax.text(x + w / 2, 3.8, title, ha="center", fontsize=11.5, weight="bold")
-        if k:
-            arrow(ax, (x - gap + 0.03, 2.92), (x - 0.03, 2.92))
+    titled_chain(ax, chain, y=2.25, height=1.35, width=2.15, gap=0.45)
     # The loop back to the next step, and the branch that runs every eval_interval steps.
     ax.add_patch(FancyArrowPatch((11.3, 2.2), (1.2, 2.2), connectionstyle="arc3,rad=-0.18", arrowstyle="-|>",
                                  mutation_scale=14, color="#333", lw=1.4))
