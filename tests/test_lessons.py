@@ -7,7 +7,6 @@ These read the saved notebooks as text and run nothing:
 - at most three code cells hold nothing but a check;
 - the notebook opens with a picture of what the reader builds and ends with a recap.
 
-A chapter joins LESSONS once its notebook has been reshaped as a lesson.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ LESSONS = {
     "ch01_bigram": "bigram.ipynb",
     "ch02_attention": "attention.ipynb",
     "ch03_gpt": "gpt.ipynb",
+    "ch04_pretrain": "pretrain.ipynb",
+    "ch05_finetune": "finetune.ipynb",
 }
 PROSE_WORDS = (2_500, 4_000)
 MIN_DIAGRAMS = 6

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the course's root, so the chapter's package imports
+from ch04_pretrain.pretraining.stories import STORY_GPT, train_story_bpe
 from ch05_finetune.builtin import Instruction
 from ch05_finetune.instruct import IGNORE, collate, encode_example
 from ch05_finetune.template import TEMPLATES
@@ -339,38 +340,54 @@ def instruction_mask():
     save(fig, "instruction_mask.png")
 
 
+class StoryCodec:
+    """Enough of a Codec to count tokens as the notebook's model reads them: Chapter 4's story encoder."""
+
+    def __init__(self):
+        self.bpe = train_story_bpe()
+        self.eot = self.bpe.vocab_size  # <|endoftext|>, the id after the encoder's last
+
+    def encode(self, text: str) -> list[int]:
+        return self.bpe.encode(text)
+
+
 def chat_window():
-    """What the model reads at the third turn of a chat: earlier turns in front, within the context window."""
-    codec = Codec(list(builtin_token_ids()))
-    tpl = TEMPLATES["compact"]
-    context, budget = 64, 8          # the chapter's model: a 64-token context, 8 tokens kept for the answer
-    turns = [("What is 3 plus 4?", "7"), ("What is 5 plus 1?", "6")]  # one-token answers, as a sum's are
+    """What the model reads at the third turn of a chat: earlier turns in front, while they fit the context."""
+    codec, tpl = StoryCodec(), TEMPLATES["compact"]
+    context, budget = STORY_GPT.model.block_size, 8  # the notebook's model; 8 tokens kept for the answer
+    turns = [("What is 3 plus 4?", "7"), ("What is 5 plus 1?", "6")]  # short answers, as a sum's are
     sizes = [len(tpl.encode(codec, q)[0]) + len(codec.encode(a)) + 1 for q, a in turns]  # + <|endoftext|>
     new = len(tpl.encode(codec, "What is 2 plus 2?")[0])
-    scale = 11.0 / context           # inches per token
-    fig, ax = canvas(12.5, 3.2)
-    ax.text(6.25, 2.95, f"A chat's prompt: earlier turns, each with its answer and <|endoftext|>, in front of the "
-            f"new message,\nwithin the {context}-token context minus {budget} tokens kept for the answer",
+    room = context - budget - new
+    kept = 0  # the newest turns that fit, as chat_prompt keeps them
+    while kept < len(sizes) and sum(sizes[len(sizes) - kept - 1:]) <= room:
+        kept += 1
+    scale = 9.0 / context  # inches per token
+    fig, ax = canvas(12.5, 3.4)
+    ax.text(6.25, 3.15, f"A chat's prompt: earlier turns, each with its answer and <|endoftext|>, in front of the new "
+            f"message,\nwhile they fit the {context}-token context minus {budget} tokens kept for the answer",
             ha="center", va="center", fontsize=13)
-    x, y, h = 0.8, 1.5, 0.75
-    pieces = [(f"turn 1: \"{turns[0][0]}\" framed,\nits answer, <eot>: {sizes[0]} tokens", "#e3e3e3"),
-              (f"turn 2: \"{turns[1][0]}\" framed,\nits answer, <eot>: {sizes[1]} tokens", "#e3e3e3"),
-              (f"new: \"What is 2 plus 2?\" framed\n{new} tokens", PROMPT)]
-    for (text, colour), n in zip(pieces, sizes + [new]):
-        box(ax, x, y, n * scale - 0.06, h, text, colour, 10.5)
+    x, y, h = 0.3, 1.6, 0.8
+    start = x + sum(sizes[:len(sizes) - kept]) * scale  # where the context begins
+    for i, ((question, _), n) in enumerate(zip(turns, sizes)):
+        dropped = i < len(sizes) - kept
+        box(ax, x, y, n * scale - 0.06, h, f"turn {i + 1}{' (dropped)' if dropped else ''}:\n\"{question}\" framed,"
+            f"\nits answer, <eot>: {n} tokens", "#f6f6f6" if dropped else "#e3e3e3", 10)
         x += n * scale
-    free = context - budget - sum(sizes) - new
+    box(ax, x, y, new * scale - 0.06, h, f"new: \"What is 2 plus 2?\"\nframed: {new} tokens", PROMPT, 10)
+    x += new * scale
+    free = context - budget - new - sum(sizes[len(sizes) - kept:])
     if free > 0:
         ax.add_patch(Rectangle((x, y), free * scale - 0.06, h, fc="#ffffff", ec="#bbbbbb", ls="--"))
         ax.text(x + free * scale / 2, y + h / 2, f"{free}\nfree", ha="center", va="center", fontsize=10,
                 color=GREY_TEXT)
         x += free * scale
-    box(ax, x, y, budget * scale - 0.06, h, f"answer\n≤ {budget}", ANSWER, 10.5)
-    ax.annotate("", (0.8, 1.2), (0.8 + context * scale, 1.2),
+    box(ax, x, y, budget * scale - 0.06, h, f"answer\n≤ {budget}", ANSWER, 10)
+    ax.annotate("", (start, 1.3), (start + context * scale, 1.3),
                 arrowprops={"arrowstyle": "<->", "color": "black", "lw": 1.2})
-    ax.text(0.8 + context * scale / 2, 1.05, f"the model's context: {context} tokens", ha="center", va="top",
+    ax.text(start + context * scale / 2, 1.15, f"the model's context: {context} tokens", ha="center", va="top",
             fontsize=11)
-    ax.text(0.8, 0.45, "When the turns no longer fit, the oldest is dropped first; a model tuned on single "
+    ax.text(0.3, 0.45, "The oldest turn is dropped first when the turns no longer fit; a model tuned on single "
             "questions has never seen a prompt like this.", fontsize=11, va="center")
     save(fig, "chat_window.png")
 
