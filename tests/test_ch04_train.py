@@ -388,6 +388,26 @@ def test_ddp_two_processes_equal_one_process_on_the_whole_batch(data, tmp_path):
               data, r["run"], resume=True, **QUIET)
 
 
+def test_cli_resume_of_a_finished_run_reports_it_and_trains_nothing(data, tmp_path, capsys):
+    """The README's command run again with --resume, once the run is done (or with a lower --max-steps)."""
+    from ch04_pretrain.cli import main
+    args = ["train", "--data", str(data), "--out", str(tmp_path), "--n-layer", "1", "--n-embd", "32", "--n-head", "1",
+            "--block-size", "16", "--batch-size", "2", "--max-steps", "3", "--eval-interval", "3", "--eval-iters", "1",
+            "--dtype", "float32", "--peak-flops", "1e12", "--no-progress"]
+    main(args)
+    first = capsys.readouterr().out
+    log_before = (tmp_path / "log.jsonl").read_text()
+    lower = list(args)
+    lower[lower.index("--max-steps") + 1] = "2"
+    for again in (args + ["--resume"], lower + ["--resume"]):
+        main(again)
+        out = capsys.readouterr().out
+        assert "nothing to train" in out and "3 steps, val loss" in out
+        summary_line = next(line for line in out.splitlines() if line.startswith(f"{tmp_path}:"))
+        assert summary_line in first.splitlines()  # the same steps, val loss and best as the run reported
+    assert (tmp_path / "log.jsonl").read_text() == log_before  # nothing trained, nothing logged
+
+
 # --------------------------------------------------------------------------- command line
 
 def test_cli_train_plot_evaluate(data, tmp_path, capsys):

@@ -311,6 +311,9 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
             + (f", {info.world_size} processes" if info.enabled else ""))
     if step == 0:
         summary["val_loss"] = evaluate_and_save(0)
+    elif step >= settings.max_steps and info.main:
+        log(f"the run is already at step {step} of --max-steps {settings.max_steps}: nothing to train "
+            f"(raise --max-steps to go on)")
     bar = _progress(progress and info.main, step, settings.max_steps)
     window_tokens, window_time = 0, 0.0
     reset_peak_memory(device)
@@ -355,6 +358,9 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
                 log(f"interrupted: saved step {step} in {out_dir}; continue with --resume")
                 break
     bar.close()
+    if summary["val_loss"] is None:  # resumed at or past max_steps: the val loss is the checkpoint's
+        checkpoint = json.loads((find_checkpoint(out_dir) / "config.json").read_text(encoding="utf-8"))
+        summary["val_loss"] = checkpoint.get("val_loss")
     summary.update(steps=step, peak_mem_mb=peak_memory_bytes(device) / 2**20,
                    best=json.loads((out_dir / "best.json").read_text()) if info.main else None)
     return summary
