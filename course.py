@@ -29,6 +29,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+# isort: off
+import coursekit  # noqa: F401  (before torch: a Ctrl-C while torch imports then ends quietly, see coursekit.errors)
+# isort: on
 import torch
 from safetensors.torch import save_file
 
@@ -53,7 +56,7 @@ from ch05_finetune.loop import INSTRUCT_FIT, FitConfig
 from ch05_finetune.pretrained import load_start
 from ch05_finetune.template import TEMPLATES
 from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
-from coursekit.files import check_writable_dir, write_bytes_atomically
+from coursekit.files import check_writable_dir, own_folder, write_bytes_atomically
 from coursekit.hardware import resolve_dtype
 from coursekit.numbers import positive_int
 from coursekit.progress import progress_write
@@ -401,8 +404,10 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     plan = Plan.quick() if args.quick else Plan()
     start = time.perf_counter()
-    # Stage messages print above a live progress bar instead of being overdrawn by it.
-    records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress, log=progress_write)
+    with own_folder(args.out, f"--out {args.out}"):  # a second main job on the same folder is refused
+        # Stage messages print above a live progress bar instead of being overdrawn by it.
+        records = run_course(args.out, plan, args.device, args.fresh, progress=not args.no_progress,
+                             log=progress_write)
     print("\n" + summary_table(records))
     print(f"\nthis run took {_duration(time.perf_counter() - start)}; the summary is in {args.out / 'summary.json'}")
     print(f"talk to the tuned model: python -m ch05_finetune chat --checkpoint {args.out / 'instruct'}")

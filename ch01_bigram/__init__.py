@@ -1,5 +1,7 @@
 """Chapter 1: the bigram language model, the built-in stories it learns from, and the long-range checker."""
 
+import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
+
 from .bigram import (
                      BigramLanguageModel,
                      CharData,

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
-from coursekit.hardware import DTYPE_NAMES
+from coursekit.hardware import DTYPE_NAMES, check_training_memory
 from coursekit.numbers import Number, check_settings, learning_rate, nonnegative_float, positive_int, seed
 from coursekit.progress import progress_bar
 
@@ -196,6 +196,7 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
     """
     cfg.check()
     check_split_lengths(train_data, val_data, cfg.block_size)
+    check_training_memory(model, device)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)

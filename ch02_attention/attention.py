@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
+from coursekit.hardware import check_memory
 
 # --------------------------------------------------------------------------- #
 # The averaging trick: each position gets the mean of itself and every earlier position
@@ -245,6 +246,11 @@ class AttentionLanguageModel(nn.Module):
                  dropout: float = 0.0, fused: bool = True):
         super().__init__()
         check_positive("block size", block_size)
+        check_heads(n_embd, n_head)
+        # Sized before it is built: embeddings, attention's four C x C matrices with biases, the head.
+        V, T, C = vocab_size, block_size, n_embd
+        n_params = V * C + T * C + 4 * C * C + 4 * C + C * V + V
+        check_memory(4 * n_params, f"an attention model of {n_params:,} parameters ({C:,} wide) for its weights")
         self.block_size = block_size
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)

@@ -1,5 +1,7 @@
 """Chapter 3: the GPT block and model, generation with a KV cache, training at character level."""
 
+import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
+
 from .checkpoint import config_difference, load_checkpoint, load_weights, save_checkpoint
 from .generate import check_sampling, filter_logits, generate, sample_next, stream
 from .model import GPT, GPT2_CONFIGS, Attention, Block, FeedForward, GPTConfig, KVCache, gpt2_config

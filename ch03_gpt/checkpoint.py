@@ -72,14 +72,27 @@ def load_checkpoint(directory: str | Path, expect: GPTConfig | None = None,
     if not directory.is_dir():
         raise CourseError(f"checkpoint directory not found: {directory}")
     meta = read_json(directory / CONFIG)
-    if "model" not in meta:
-        raise CourseError(f"{directory / CONFIG} has no 'model' section; is this a checkpoint of this course?")
-    try:
-        cfg = GPTConfig.from_dict(meta["model"])
-    except TypeError as e:
-        raise CourseError(f"{directory / CONFIG}: bad model config ({e})") from None
+    cfg = config_of(meta, directory / CONFIG)
     if expect is not None and cfg != expect:
         raise CourseError(f"checkpoint {directory} has a different config: {config_difference(cfg, expect)}")
-    model = GPT(cfg)
+    model = build_from_file(cfg, directory / CONFIG)
     load_weights(model, directory / WEIGHTS)
     return model.to(device), meta
+
+
+def config_of(meta: dict, source: str | Path) -> GPTConfig:
+    """The model config in a checkpoint's config.json (`meta`, untrusted), or a one-line CourseError naming it."""
+    if not isinstance(meta.get("model"), dict):
+        raise CourseError(f"{source} has no 'model' section; is this a checkpoint of this course?")
+    try:
+        return GPTConfig.from_dict(meta["model"])
+    except CourseError as e:
+        raise CourseError(f"{source}: {e}") from None
+
+
+def build_from_file(cfg: GPTConfig, source: str | Path) -> GPT:
+    """GPT(cfg) for a config read from `source`: a shape too large for the machine is refused naming the file."""
+    try:
+        return GPT(cfg)
+    except CourseError as e:
+        raise CourseError(f"{source}: {e}") from None

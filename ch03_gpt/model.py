@@ -17,9 +17,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ch02_attention import CausalSelfAttention, attend, check_heads, check_length
-from coursekit import CourseError, check_positive
+from coursekit import CourseError
+from coursekit.hardware import check_memory
+from coursekit.numbers import Number, check_settings, fraction, positive_int
 
 ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> F.gelu's `approximate`
+
+# The allowed values of the numbers in a GPTConfig, checked on every one (made in code, from a flag or read
+# from a checkpoint's config.json), and the type of each command-line option that sets one.
+GPT_RULES: dict[str, Number] = {
+    "vocab_size": positive_int, "block_size": positive_int, "n_layer": positive_int, "n_head": positive_int,
+    "n_embd": positive_int, "dropout": fraction,
+}
 
 
 @dataclass
@@ -36,23 +45,34 @@ class GPTConfig:
     activation: str = "gelu"
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer"):
-            check_positive(name, getattr(self, name))
+        # A config may come from a file (config.json): every field is checked, its type too, before it is used.
+        check_settings(self, GPT_RULES)
         check_heads(self.n_embd, self.n_head)
-        if not 0.0 <= self.dropout < 1.0:
-            raise CourseError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ACTIVATIONS:
-            raise CourseError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.bias, bool):
+            raise CourseError(f"bias must be true or false, got {str(self.bias)[:40]!r}")
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise CourseError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {str(self.activation)[:40]!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def num_params(self) -> int:
+        """The parameters of a GPT of this shape, counted without building it (the tied head once): token and
+        position embeddings; per block 12 C^2 in the four matrices plus 13 C of biases and LayerNorms (2 C, the
+        LayerNorms' scales, without biases); the final LayerNorm."""
+        V, T, L, C = self.vocab_size, self.block_size, self.n_layer, self.n_embd
+        per_block = 12 * C * C + (13 if self.bias else 2) * C
+        return V * C + T * C + L * per_block + (2 if self.bias else 1) * C
+
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
+        """The config a dict describes (a checkpoint's config.json: untrusted, so it is checked like any other)."""
+        if not isinstance(d, dict):
+            raise CourseError(f"a model config must be an object of GPTConfig's fields, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        unknown = sorted(str(k)[:40] for k in set(d) - known)
         if unknown:
-            raise CourseError(f"unknown GPTConfig fields: {', '.join(sorted(unknown))}")
+            raise CourseError(f"unknown GPTConfig fields: {', '.join(unknown[:5])}")
         return cls(**d)
 
 
@@ -146,6 +166,9 @@ class Block(nn.Module):
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
+        # Sized before it is built: a shape from a flag or a file that cannot fit is refused, not allocated.
+        check_memory(4 * cfg.num_params(), f"a GPT of {cfg.num_params():,} parameters ({cfg.n_layer:,} layers, "
+                                           f"{cfg.n_embd:,} wide, {cfg.vocab_size:,} tokens) for its weights alone")
         self.config = cfg
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),

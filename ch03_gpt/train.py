@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,9 +21,20 @@ import torch
 from ch01_bigram import CharData, History, TrainConfig, get_batch
 from ch01_bigram.bigram import check_split_lengths, record_losses
 from coursekit import CourseError
-from coursekit.hardware import DTYPE_NAMES, resolve_dtype
-from coursekit.numbers import (Number, check_lr_floor, check_settings, learning_rate, min_learning_rate,
-                               nonnegative_float, nonnegative_int, positive_int, seed, weight_decay)
+from coursekit.files import own_folder
+from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
+from coursekit.numbers import (
+    Number,
+    check_lr_floor,
+    check_settings,
+    learning_rate,
+    min_learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    seed,
+    weight_decay,
+)
 from coursekit.progress import progress_bar
 from coursekit.runtime import set_seed
 
@@ -158,7 +170,10 @@ def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str
                 save_checkpoint(model, out_dir, {**meta, "step": step, "val_loss": losses["val"]})
 
     start = time.perf_counter()
-    history = train_steps(model, optimizer, data.train, data.val, recipe, dtype, device, progress, log, keep_best)
+    # The folder is this run's while it saves there: a second run on it is refused (coursekit.files.own_folder).
+    with own_folder(out_dir, f"the checkpoint folder {out_dir}") if out_dir is not None else nullcontext():
+        history = train_steps(model, optimizer, data.train, data.val, recipe, dtype, device, progress, log,
+                              keep_best)
     wall = time.perf_counter() - start
     summary = {"best_val_loss": best["val_loss"], "best_step": best["step"], "wall_time_s": wall, "dtype": dtype,
                "train_time_s": wall - history.eval_seconds}  # without loss estimates and checkpointing
@@ -180,6 +195,7 @@ def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.
     cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, block_size=block_size, lr=recipe.lr,
                       eval_interval=recipe.eval_interval, eval_iters=recipe.eval_iters, seed=recipe.seed)
     check_split_lengths(train_data, val_data, block_size)
+    check_training_memory(model, device)
     batch_gen = torch.Generator().manual_seed(cfg.seed)  # batches and estimates apart, as in Chapter 1
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
     splits = {"train": train_data, "val": val_data} if recipe.eval_train else {"val": val_data}

@@ -7,6 +7,8 @@ mixed precision, clipping, a schedule and data parallelism; exact resume;
 memory; evaluation; OpenAI's GPT-2 weights.
 """
 
+import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
+
 from .data_pipeline.bpe import EOT, VOCAB_SIZE, TinyBPE, gpt2_encoding, merge_pair, train_bpe
 from .data_pipeline.loader import ShardDataset, load_splits, split_tokens
 from .data_pipeline.prepare import prepare, read_manifest, verify

@@ -267,14 +267,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     summary = trainer.pretrain(settings, args.data, out, device=args.device, resume=args.resume,
                             peak_flops=args.peak_flops, progress=not args.no_progress)
     trainer.leave_distributed()
-    if summary["world_size"] > 1 and summary["best"] is None:
-        return  # other ranks stay quiet
-    best = summary["best"]
-    print(f"{out}: {summary['steps']} steps, val loss {summary['val_loss']:.4f}; best {best['val_loss']:.4f} at "
-          f"step {best['step']} ({out / best['dir']})")
-    if "tokens_per_s" in summary:
-        print(f"  {summary['tokens_per_s']:,.0f} tokens/s, MFU {summary['mfu']:.1%}, {summary['dtype']} on "
-              f"{summary['device']}, peak memory {summary['peak_mem_mb']:,.0f} MB")
+    if summary["world_size"] == 1 or summary["best"] is not None:  # under torchrun, the other ranks stay quiet
+        best = summary["best"]
+        print(f"{out}: {summary['steps']} steps, val loss {summary['val_loss']:.4f}; best {best['val_loss']:.4f} "
+              f"at step {best['step']} ({out / best['dir']})")
+        if "tokens_per_s" in summary:
+            print(f"  {summary['tokens_per_s']:,.0f} tokens/s, MFU {summary['mfu']:.1%}, {summary['dtype']} on "
+                  f"{summary['device']}, peak memory {summary['peak_mem_mb']:,.0f} MB")
+    if summary["interrupted"]:
+        raise KeyboardInterrupt  # saved; run_cli ends the command as interrupted, exit status 130, for scripts
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -1,6 +1,8 @@
 """Chapter 5: fine-tuning a pretrained GPT as a classifier and as an instruction follower, LoRA, chat, on the
 built-in data or real files as they come."""
 
+import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
+
 from .builtin import Instruction, Review, generate_instructions, generate_reviews
 from .classify import (
                        add_classifier_head,

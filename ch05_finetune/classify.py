@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from ch03_gpt import GPT, GPTConfig
+from ch03_gpt import GPT
+from ch03_gpt.checkpoint import build_from_file, config_of
 from coursekit import CourseError, atomic_path, read_json, write_json
 
 from .labelled import LabelledData
@@ -300,16 +302,25 @@ def save_classifier(model: GPT, codec: Codec, label_names: list[str], directory:
     return directory
 
 
+# A saved classifier's classes, as its config.json may claim them: a bound, since the file is untrusted.
+MAX_CLASSES = 1000
+
+
 def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Codec, list[str]]:
     directory = Path(directory)
-    meta = read_json(directory / "config.json")
-    finetune = meta.get("finetune", {})
-    if finetune.get("type") != "classify":
-        raise CourseError(f"{directory} is not a classifier checkpoint (finetune type {finetune.get('type')!r})")
-    model = add_classifier_head(GPT(GPTConfig.from_dict(meta["model"])), len(finetune["labels"]))
+    config = directory / "config.json"
+    meta = read_json(config)
+    finetune = meta.get("finetune")
+    kind = finetune.get("type") if isinstance(finetune, dict) else None
+    if kind != "classify":
+        raise CourseError(f"{directory} is not a classifier checkpoint (finetune type {str(kind)[:40]!r})")
+    labels = finetune.get("labels")
+    if not (isinstance(labels, list) and 2 <= len(labels) <= MAX_CLASSES and all(isinstance(x, str) for x in labels)):
+        raise CourseError(f"{config} is damaged: its finetune labels should be 2 to {MAX_CLASSES} names")
+    model = add_classifier_head(build_from_file(config_of(meta, config), config), len(labels))
     try:
         model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    except (RuntimeError, OSError) as e:
-        raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0]}") from None
-    model.label_names = list(finetune["labels"])  # so that `evaluate_classifier` can refuse data of other classes
-    return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer"), directory), finetune["labels"]
+    except (RuntimeError, OSError, SafetensorError) as e:
+        raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0][:200]}") from None
+    model.label_names = list(labels)  # so that `evaluate_classifier` can refuse data of other classes
+    return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer"), directory), labels

@@ -10,7 +10,7 @@ import torch
 
 from ch03_gpt import check_sampling
 from coursekit import BUILTIN, CourseError, CourseParser, command_line, read_json
-from coursekit.files import check_writable_dir, check_writable_file
+from coursekit.files import check_writable_dir, check_writable_file, own_folder
 from coursekit.hardware import DTYPE_CHOICES
 from coursekit.numbers import Number, learning_rate, nonnegative_float, nonnegative_int, positive_int, probability, seed
 from coursekit.runtime import pick_device, set_seed
@@ -200,9 +200,13 @@ def _fmt(s: dict) -> str:
 
 
 def cmd_classify(args) -> None:
+    with own_folder(check_writable_dir(args.out, "--out"), f"--out {args.out}"):  # one command per folder
+        _classify(args)
+
+
+def _classify(args) -> None:
     cfg = _fit_config(args)
     trainable = args.trainable
-    check_writable_dir(args.out, "--out")
     if args.plot:
         check_writable_file(args.plot, "--plot")
     device = pick_device(args.device)
@@ -244,8 +248,12 @@ def cmd_classify(args) -> None:
 
 
 def cmd_instruct(args) -> None:
+    with own_folder(check_writable_dir(args.out, "--out"), f"--out {args.out}"):  # one command per folder
+        _instruct(args)
+
+
+def _instruct(args) -> None:
     cfg = _fit_config(args)
-    check_writable_dir(args.out, "--out")
     check_writable_file(args.responses or Path(args.out) / "responses.json", "--responses")
     device = pick_device(args.device)
     template = get_template(args.template)

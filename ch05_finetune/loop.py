@@ -18,9 +18,16 @@ import torch
 
 from ch03_gpt import configure_optimizer, cosine_lr
 from coursekit import check_positive
-from coursekit.hardware import DTYPE_NAMES, resolve_dtype
-from coursekit.numbers import (check_settings, learning_rate, nonnegative_float, nonnegative_int, positive_int, seed,
-                               weight_decay)
+from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
+from coursekit.numbers import (
+    check_settings,
+    learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    seed,
+    weight_decay,
+)
 from coursekit.progress import progress_bar
 
 
@@ -85,9 +92,10 @@ def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.
     for name in ("epochs", "batch_size"):
         check_positive(name.replace("_", " "), getattr(cfg, name))
     check_positive("learning rate", cfg.lr)
-    optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay)
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device if params else torch.device("cpu")
+    check_training_memory(model, str(device))
+    optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay)
     width = getattr(getattr(model, "config", None), "n_embd", 0)
     dtype = resolve_dtype(cfg.dtype, str(device), width)
     # Products in bfloat16/float16 where that is faster; weights, gradients and AdamW stay float32.

@@ -30,6 +30,10 @@ class LoRALinear(nn.Module):
     def __init__(self, base: nn.Linear, rank: int = 8, alpha: float = 16.0):
         super().__init__()
         check_positive("LoRA rank", rank)
+        full = min(base.in_features, base.out_features)
+        if rank > full:  # also what keeps a rank from a flag from allocating without bound
+            raise CourseError(f"LoRA rank {rank:,} is above the rank of a {base.out_features} x {base.in_features} "
+                              f"layer ({full}): it would no longer be a low-rank update; choose 1 to {full}")
         self.base = base
         for p in base.parameters():
             p.requires_grad_(False)

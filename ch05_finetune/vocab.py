@@ -138,7 +138,12 @@ class Codec:
         if kind == "gpt2":
             return cls()
         if kind == "gpt2-subset":
-            return cls(meta["ids"])
+            ids = meta.get("ids")  # from a file: checked before it sizes anything
+            if not (isinstance(ids, list) and len(ids) <= VOCAB_SIZE
+                    and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+                raise CourseError(f"the tokenizer in {directory or 'this checkpoint'}'s config.json is damaged: its "
+                                  f"ids should be a list of GPT-2 token ids")
+            return cls(ids)
         if kind == "bpe":
             if encoding is None:
                 if directory is None:

@@ -66,3 +66,19 @@ def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] 
         # The reader went away (`python -m ch01_bigram | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+
+
+def _quiet_interrupt(kind, value, traceback) -> None:
+    """Python's last word on an exception no one caught: for Ctrl-C, one line instead of a traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.stderr.write("interrupted\n")  # Python then ends the process as killed by SIGINT: status 130
+        return
+    _previous_hook(kind, value, traceback)
+
+
+# A Ctrl-C can come before `run_cli` is running: while a command still imports torch, say. Every chapter
+# imports coursekit first, so from then on such an interrupt ends the command as quietly as one inside it.
+# Only an exception nobody caught reaches this hook: notebooks and tests, which catch their own, see no change.
+_previous_hook = sys.excepthook
+if sys.excepthook is sys.__excepthook__:
+    sys.excepthook = _quiet_interrupt

@@ -6,13 +6,19 @@ any moment leaves the old file or the new one, never half of one. Syncing the
 folder afterwards makes the rename itself survive a power cut. Chapter 3's
 checkpoints, Chapter 4's shards, manifests and training state, and the main
 job's records all go through here. (No torch: Chapter 4's light tools import this.)
+
+A folder that a command writes into is held by `own_folder`: a second command
+on the same folder refuses at once instead of mixing its files with the first's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,16 +83,37 @@ def write_json(path: str | Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
+# The largest JSON file the course reads. Its biggest, a manifest, takes about 400 bytes per shard: OpenWebText's
+# 8 million documents in the default shards of 50,000 make 64 KB, and this bound allows 160,000 shards.
+MAX_JSON_BYTES = 64 * 2**20
+
+
 def read_json(path: str | Path) -> dict:
-    """A JSON file's content, or a one-line CourseError naming the file and what is wrong with it."""
+    """A JSON file's object, or a one-line CourseError naming the file and what is wrong with it.
+
+    The file is untrusted: what it holds is only known to be a dict; its caller checks the fields it reads.
+    """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        size = os.stat(path).st_size
+        if size > MAX_JSON_BYTES:
+            raise CourseError(f"{path} has {size:,} bytes, more than any JSON file of the course "
+                              f"({MAX_JSON_BYTES:,}); it is not one of them")
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CourseError(f"{path} not found") from None
     except UnicodeDecodeError:
         raise CourseError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise CourseError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    except ValueError as e:  # a number of thousands of digits
+        raise CourseError(f"{path} is not valid JSON ({str(e).splitlines()[0][:100]})") from None
+    except RecursionError:  # [[[[...]]]] thousands deep
+        raise CourseError(f"{path} is nested too deeply to be one of the course's files") from None
+    except OSError as e:
+        raise CourseError(f"cannot read {path} ({e.strerror or e})") from None
+    if not isinstance(content, dict):
+        raise CourseError(f"{path} holds a JSON {type(content).__name__}, not the object (key: value) expected")
+    return content
 
 
 def check_writable_dir(path: str | Path, option: str) -> Path:
@@ -136,3 +163,98 @@ def _reason(error: OSError, path: Path) -> str:
         if blocker is not None:
             return f"{blocker} is a file"
     return error.strerror or str(error)
+
+
+# --------------------------------------------------------------------------- a folder one command at a time
+
+LOCK = ".lock"
+_HELD: dict[str, list] = {}  # folder -> [open lock file, depth]: this process may enter a folder it holds again
+
+
+@contextmanager
+def own_folder(folder: str | Path, what: str = "the folder"):
+    """Hold `folder` for this process while the block runs: a second command on it refuses at once.
+
+    The lock is the operating system's (`flock` on the file `folder/.lock`), so it
+    dies with its process: a run killed by SIGKILL or a power cut leaves no lock
+    to clear by hand, and the next command takes the folder over, saying whose it
+    was. The file names its holder (process id, host, command line, start time)
+    so that the refusal can name it too. Nested holds by one process are allowed.
+    Where the platform has no `flock` (Windows), the folder is not locked.
+    `what` names the folder in messages ("--out runs/tiny").
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key][1] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield folder
+        return
+    lock_file = open(folder / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held open as long as the lock)
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _read_holder(lock_file)
+        lock_file.close()
+        raise CourseError(f"{what} is in use by another command ({_describe(holder)}); wait for it to end, "
+                          f"or choose another folder") from None
+    try:
+        left = _read_holder(lock_file)
+        if left is not None:  # a holder that ended without emptying the file: killed, or the machine stopped
+            print(f"note: taking over {folder} from {_describe(left)}, which ended without releasing it",
+                  file=sys.stderr)
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                    "command": _command_line()[:300],
+                                    "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+        lock_file.flush()
+        _HELD[key] = [lock_file, 1]
+        yield folder
+    finally:
+        _HELD.pop(key, None)
+        lock_file.seek(0)
+        lock_file.truncate()  # empty: released properly, nobody to name
+        lock_file.close()  # closing the file releases the lock
+        if created and [p.name for p in folder.iterdir()] == [LOCK]:  # refused before writing: leave no trace
+            try:
+                (folder / LOCK).unlink()
+                folder.rmdir()
+            except OSError:
+                pass  # another command has just come in
+
+
+def _command_line() -> str:
+    """This process's command as it was typed: 'python -m ch04_pretrain train ...' rather than a __main__.py path."""
+    argv = list(sys.argv) or [""]
+    first = Path(argv[0])
+    if first.name == "__main__.py":
+        argv[0] = f"python -m {first.parent.name}"
+    return " ".join(argv)
+
+
+def _read_holder(lock_file) -> dict | None:
+    """What a lock file says of its holder, or None when it is empty or unreadable (it is untrusted too)."""
+    try:
+        lock_file.seek(0)
+        holder = json.loads(lock_file.read(4096))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _describe(holder: dict | None) -> str:
+    """'pid 4242 on host-a: python -m ch04_pretrain train ..., since 2026-12-07 10:00:00'."""
+    if holder is None:
+        return "a process that did not say which"
+    return (f"pid {str(holder.get('pid'))[:12]} on {str(holder.get('host'))[:64]}: "
+            f"{str(holder.get('command'))[:300]}, since {str(holder.get('since'))[:32]}")

@@ -1,4 +1,4 @@
-"""What the machine can do: which number format trains fastest, and its matrix-product peak.
+"""What the machine can do: which number format trains fastest, its matrix-product peak, and its memory.
 
 The one number-format policy of the course is `resolve_dtype`: every CLI,
 recipe, preset, notebook and the main job default to `auto` and come here.
@@ -8,10 +8,16 @@ recipe, preset, notebook and the main job default to `auto` and come here.
   (AVX-512 BF16 or AMX) and the model is wide enough for that to pay; a CPU
   without them emulates bfloat16 and runs it several times slower than float32.
 - Anything else (Apple's MPS, narrow models): float32.
+
+Every model is sized before it is built (`check_memory`): a shape from a flag
+or from a checkpoint's config.json that cannot fit is refused in one line,
+naming the estimate and the memory the machine has, instead of allocating
+until the machine runs out.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -83,3 +89,73 @@ def matmul_peak_flops(device: str = "cpu", dtype: str = "float32", size: int | N
         took = time.perf_counter() - start
         best, spent = min(best, took), spent + took
     return 2 * size**3 / best
+
+
+def memory_available(device: str = "cpu") -> int | None:
+    """Bytes a new allocation can take on `device` now; None where the platform does not say.
+
+    CUDA: the GPU's free memory. Elsewhere (a CPU, or Apple's MPS, whose memory is the machine's):
+    Linux's MemAvailable (free memory plus what the page cache would give back), lowered to the
+    room left under a container's limit (cgroup v2) where there is one; else the physical memory.
+    """
+    if str(device).startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return free
+    known = [n for n in (_meminfo_available(), _cgroup_room()) if n is not None]
+    if known:
+        return min(known)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # Windows
+        return None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_memory(needed: int, what: str, device: str = "cpu") -> None:
+    """Refuse, in one line, work that needs an estimated `needed` bytes when `device` has less available.
+
+    `what` says what needs it ("a GPT of 4,000,000,000 parameters: its weights"). Where the
+    platform does not say how much memory it has, nothing is refused.
+    """
+    have = memory_available(device)
+    if have is not None and needed > have:
+        where = "this GPU" if str(device).startswith("cuda") else "this machine"
+        raise CourseError(f"{what} needs about {format_bytes(needed)}, and {where} has {format_bytes(have)} "
+                          f"available; choose a smaller model")
+
+
+def format_bytes(n: float) -> str:
+    """1.5e9 -> '1.4 GB' (powers of 1,024, as memory is sold and reported)."""
+    unit = "bytes"
+    for bigger in ("KB", "MB", "GB", "TB"):
+        if n < 1024:
+            break
+        n, unit = n / 1024, bigger
+    return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+
+
+def check_training_memory(model: torch.nn.Module, device: str = "cpu") -> None:
+    """Refuse to train a built `model` where its gradients and AdamW's two running averages cannot fit:
+    12 more bytes for each trainable parameter (float32), beside the weights already in memory."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    check_memory(12 * trainable, f"training {trainable:,} parameters (their gradients and AdamW's two averages)",
+                 device)

@@ -88,7 +88,8 @@ class Number:
     def check(self, name: str, value):
         """The same rule for the Python API: return `value`, or raise a one-line `CourseError` naming `name`."""
         if not self.contains(value):
-            raise CourseError(f"{name} must be {self.describe()}, got {value!r}")
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."  # a value from a file
+            raise CourseError(f"{name} must be {self.describe()}, got {shown}")
         return value
 
     def __repr__(self) -> str:

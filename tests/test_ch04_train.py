@@ -97,7 +97,7 @@ def test_settings_hold_the_model_as_a_gptconfig():
         TrainSettings(model={"n_layers": 2})
     with pytest.raises(CourseError, match=r"^n_layer must be positive \(a whole number >= 1\), got 2.0$"):
         TrainSettings(model=replace(SMALL.model, n_layer=2.0))
-    with pytest.raises(CourseError, match=r"dropout must be in \[0, 1\)"):
+    with pytest.raises(CourseError, match=r"dropout must be a finite number >= 0 and < 1"):
         TrainSettings(model={"dropout": 1.0})
 
 

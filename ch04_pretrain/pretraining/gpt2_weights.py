@@ -19,8 +19,8 @@ transposed; everything else is copied as is.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -30,7 +30,9 @@ from safetensors.torch import load_file
 from ch03_gpt import GPT, GPT2_CONFIGS, GPTConfig, load_checkpoint
 from ch03_gpt.checkpoint import check_state
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE, tokenizer_encoding
-from coursekit import CourseError
+from coursekit import CourseError, read_json
+
+from .training_state import BEST, LATEST, read_pointer
 
 HUB_ORG = "openai-community"
 # GPT-2's Conv1D layers: their weights are stored (in, out) and must be transposed for nn.Linear.
@@ -67,16 +69,25 @@ def _expected_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
 
 
-def config_from_hf(hf: dict) -> GPTConfig:
-    """Chapter 3's config from a Hugging Face GPT-2 `config.json`; refuses settings our GPT does not have."""
-    if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise CourseError(f"activation {hf['activation_function']!r} is not GPT-2's tanh GELU")
-    if abs(hf.get("layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12:
-        raise CourseError(f"layer_norm_epsilon {hf['layer_norm_epsilon']} differs from GPT-2's 1e-5")
+def config_from_hf(hf: dict, source: str = "the config") -> GPTConfig:
+    """Chapter 3's config from a Hugging Face GPT-2 `config.json` (read from `source`, untrusted); refuses
+    settings our GPT does not have, and anything that is not such a config, in one line naming `source`."""
+    activation = hf.get("activation_function", "gelu_new")
+    if activation not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise CourseError(f"{source}: activation {str(activation)[:40]!r} is not GPT-2's tanh GELU")
+    epsilon = hf.get("layer_norm_epsilon", 1e-5)
+    if not isinstance(epsilon, (int, float)) or not abs(epsilon - 1e-5) <= 1e-12:
+        raise CourseError(f"{source}: layer_norm_epsilon {str(epsilon)[:40]} differs from GPT-2's 1e-5")
     if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("reorder_and_upcast_attn"):
-        raise CourseError("this GPT-2 variant scales attention differently from Chapter 3's GPT")
-    return GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", 1024), n_layer=hf["n_layer"],
-                     n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True, activation="gelu_tanh")
+        raise CourseError(f"{source}: this GPT-2 variant scales attention differently from Chapter 3's GPT")
+    missing = [k for k in ("vocab_size", "n_layer", "n_head", "n_embd") if k not in hf]
+    if missing:
+        raise CourseError(f"{source} has no {missing[0]}: it is not a GPT-2 config")
+    try:
+        return GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", 1024), n_layer=hf["n_layer"],
+                         n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0, bias=True, activation="gelu_tanh")
+    except CourseError as e:
+        raise CourseError(f"{source}: {e}") from None
 
 
 def _guess_config(state: dict[str, torch.Tensor]) -> GPTConfig:
@@ -84,9 +95,11 @@ def _guess_config(state: dict[str, torch.Tensor]) -> GPTConfig:
     strip = {k.removeprefix("transformer."): v for k, v in state.items()}
     if "wte.weight" not in strip or "wpe.weight" not in strip:
         raise CourseError("no wte.weight / wpe.weight tensors: not a GPT-2 checkpoint")
+    if strip["wte.weight"].dim() != 2 or strip["wpe.weight"].dim() != 2:
+        raise CourseError("wte.weight / wpe.weight are not matrices: not a GPT-2 checkpoint")
     vocab, width = strip["wte.weight"].shape
     block = strip["wpe.weight"].shape[0]
-    layers = 1 + max(int(k.split(".")[1]) for k in strip if k.startswith("h."))
+    layers = 1 + max((int(k.split(".")[1]) for k in strip if re.match(r"h\.\d+\.", k)), default=-1)
     for size in GPT2_CONFIGS.values():
         if size["n_layer"] == layers and size["n_embd"] == width:
             return GPTConfig(vocab_size=vocab, block_size=block, dropout=0.0, bias=True, activation="gelu_tanh", **size)
@@ -101,9 +114,11 @@ def load_hf_gpt2(weights: str | Path, config: dict | None = None) -> GPT:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as e:
         raise CourseError(f"cannot read weights from {weights}: {e}") from None
+    source = "the config"
     if config is None and (weights.parent / "config.json").is_file():
-        config = json.loads((weights.parent / "config.json").read_text())
-    cfg = config_from_hf(config) if config is not None else _guess_config(state)
+        source = weights.parent / "config.json"
+        config = read_json(source)
+    cfg = config_from_hf(config, source) if config is not None else _guess_config(state)
     model = GPT(cfg)
     model.load_state_dict(hf_to_ours(state, cfg), strict=False)  # strict=False: the tied head is not stored
     return model.eval()
@@ -126,7 +141,7 @@ def download_gpt2(name: str) -> tuple[Path, dict]:
     files = ("config.json", "model.safetensors")
     try:
         paths = [hf_hub_download(repo, f, local_files_only=True) for f in files]  # the cache first: no network
-        return Path(paths[1]), json.loads(Path(paths[0]).read_text())
+        return Path(paths[1]), read_json(paths[0])
     except LocalEntryNotFoundError:
         pass
     if not _hub_reachable():
@@ -139,7 +154,7 @@ def download_gpt2(name: str) -> tuple[Path, dict]:
                           f"network once, or pass the path of a downloaded model.safetensors") from None
     except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says what happened)
         raise CourseError(f"cannot download {repo}: {type(e).__name__}: {e}") from None
-    return Path(paths[1]), json.loads(Path(paths[0]).read_text())
+    return Path(paths[1]), read_json(paths[0])
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -159,9 +174,9 @@ def resolve_run(directory: Path) -> Path:
     """A checkpoint directory of ours: `directory` itself, or for a training run its best (else latest) checkpoint."""
     if (directory / "model.safetensors").is_file():
         return directory
-    for pointer in ("best.json", "latest.json"):
+    for pointer in (BEST, LATEST):
         if (directory / pointer).is_file():
-            return directory / json.loads((directory / pointer).read_text())["dir"]
+            return directory / read_pointer(directory, pointer)["dir"]  # checked: a folder of this run
     raise CourseError(f"{directory} holds neither model.safetensors nor a training run (best.json / latest.json)")
 
 
@@ -198,7 +213,7 @@ def load_pretrained(source: str | Path, device: str = "cpu") -> tuple[GPT, objec
         checkpoint = folder = resolve_run(path)
         if not (checkpoint / "config.json").is_file():
             raise CourseError(f"{checkpoint} has no config.json")
-        if "model" not in json.loads((checkpoint / "config.json").read_text()):  # Hugging Face's own layout
+        if "model" not in read_json(checkpoint / "config.json"):  # Hugging Face's own layout
             model = load_hf_gpt2(checkpoint / "model.safetensors")
             meta = {"source": str(checkpoint), "model": model.config.to_dict(), "tokenizer": _hf_tokenizer(model)}
         else:

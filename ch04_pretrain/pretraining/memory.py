@@ -64,7 +64,7 @@ def estimate_memory(cfg: GPTConfig, batch_size: int, dtype: str = "float32",
                     activation_checkpointing: bool = False) -> dict[str, int]:
     """Bytes of each item for one micro-batch of `batch_size` x block_size tokens, and their total."""
     C, L, V, T = cfg.n_embd, cfg.n_layer, cfg.vocab_size, cfg.block_size
-    params = V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C  # wte (tied head), wpe, blocks, final LayerNorm
+    params = cfg.num_params()  # wte (the tied head), wpe, the blocks, the final LayerNorm
     tokens = batch_size * T
     low = 2 if dtype in ("bfloat16", "float16") else 4  # bytes of a matrix product's input/output under autocast
     # Per token and layer: the two LayerNorm inputs (the residual stream, float32 even under autocast), then

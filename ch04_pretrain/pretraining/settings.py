@@ -10,10 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ch03_gpt import GPTConfig
+from ch03_gpt.model import GPT_RULES
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
-from coursekit.numbers import (Number, check_lr_floor, check_settings, fraction, learning_rate, min_learning_rate,
-                               nonnegative_float, nonnegative_int, positive_int, seed, weight_decay)
+from coursekit.numbers import (
+    Number,
+    check_lr_floor,
+    check_settings,
+    fraction,
+    learning_rate,
+    min_learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    seed,
+    weight_decay,
+)
 
 
 @dataclass
@@ -55,7 +67,6 @@ class TrainSettings:
             self.model = GPTConfig.from_dict({"vocab_size": VOCAB_SIZE, **self.model})
         if not isinstance(self.model, GPTConfig):
             raise CourseError(f"model must be a GPTConfig or a dict of its fields, got {type(self.model).__name__}")
-        check_settings(self.model, MODEL_RULES)
         check_settings(self, SETTING_RULES)
         check_lr_floor(self.lr, self.min_lr)
 
@@ -65,10 +76,7 @@ class TrainSettings:
 
 # The allowed values of the model's shape and of every numeric setting: the `type` of its command-line option
 # (--n-layer, ..., --batch-size, ...), and the checks above.
-MODEL_RULES: dict[str, Number] = {
-    "n_layer": positive_int, "n_head": positive_int, "n_embd": positive_int, "block_size": positive_int,
-    "dropout": fraction,
-}
+MODEL_RULES: dict[str, Number] = {name: rule for name, rule in GPT_RULES.items() if name != "vocab_size"}  # the data's
 SETTING_RULES: dict[str, Number] = {
     "batch_size": positive_int, "grad_accum": positive_int, "max_steps": positive_int,
     "lr": learning_rate, "min_lr": min_learning_rate, "warmup": nonnegative_int, "weight_decay": weight_decay,

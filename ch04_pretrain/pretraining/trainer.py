@@ -34,20 +34,24 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as recompute
 
-from ch03_gpt import GPT, GPTConfig, configure_optimizer, cosine_lr, load_weights
+from ch03_gpt import GPT, configure_optimizer, cosine_lr, load_weights
+from ch03_gpt.checkpoint import config_of
 from ch04_pretrain.data_pipeline.bpe import RANKS_FILE, VOCAB_SIZE, checkpoint_tokenizer, format_ranks
 from ch04_pretrain.data_pipeline.loader import ShardDataset
 from ch04_pretrain.data_pipeline.prepare import prepared_tokenizer
-from coursekit import CourseError
-from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops, resolve_dtype
+from coursekit import CourseError, read_json
+from coursekit.files import own_folder
+from coursekit.hardware import DTYPE_NAMES, check_memory, matmul_peak_flops, resolve_dtype
 from coursekit.progress import progress_bar
 from coursekit.runtime import pick_device, set_seed
 
 from .peak_memory import peak_memory_bytes, reset_peak_memory
 from .settings import FREE_ON_RESUME, PRESETS, TrainSettings  # noqa: F401  (PRESETS: re-exported)
 from .training_state import (
+    BEST,
     find_checkpoint,
     load_training_state,
+    read_pointer,
     rng_state,
     save_training_checkpoint,
     set_rng_state,
@@ -223,10 +227,21 @@ def threading_main() -> bool:
 
 
 def read_log(run_dir: str | Path) -> list[dict]:
+    """The records of a run's log.jsonl, in order. A line that is not a record with a step (the half-written
+    last line of a killed run, or damage) is left out: the log is a report, the checkpoints are the state."""
     path = Path(run_dir) / LOG
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:  # not JSON, not UTF-8, or a number of thousands of digits
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
+    return records
 
 
 def _truncate_log(run_dir: Path, step: int) -> None:
@@ -247,8 +262,16 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     `peak_flops` is the denominator of MFU (default: measured, `matmul_peak_flops`).
     `on_step(step, model)` is called before every step (tests use it to inject faults).
     Returns a summary: steps done, last and best val loss, tokens/s, the dtype used, whether interrupted.
+    The run holds `out_dir` while it trains (coursekit.files.own_folder): a second run on it is refused.
     """
     out_dir = Path(out_dir)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, the first process holds the folder
+    with own_folder(out_dir, f"the run folder {out_dir}") if main_process else contextlib.nullcontext():
+        return _pretrain(settings, data_dir, out_dir, device, resume, peak_flops, progress, log, on_step)
+
+
+def _pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: Path, device: str | None, resume: bool,
+              peak_flops: float | None, progress: bool, log, on_step) -> dict:
     info, device = init_distributed(pick_device(device))
     dtype = resolve_dtype(settings.dtype, device, settings.model.n_embd)
     if settings.grad_accum % info.world_size:
@@ -262,6 +285,7 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
     cfg = settings.model
     for data in (train_data, val_data):  # an empty or too-short split is refused now, not after the first step
         data.check_block_size(cfg.block_size)
+    check_training_fits(settings, dtype, device)
 
     set_seed(settings.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     model = GPT(cfg).to(device)
@@ -359,11 +383,20 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
                 break
     bar.close()
     if summary["val_loss"] is None:  # resumed at or past max_steps: the val loss is the checkpoint's
-        checkpoint = json.loads((find_checkpoint(out_dir) / "config.json").read_text(encoding="utf-8"))
-        summary["val_loss"] = checkpoint.get("val_loss")
+        summary["val_loss"] = read_json(find_checkpoint(out_dir) / "config.json").get("val_loss")
     summary.update(steps=step, peak_mem_mb=peak_memory_bytes(device) / 2**20,
-                   best=json.loads((out_dir / "best.json").read_text()) if info.main else None)
+                   best=read_pointer(out_dir, BEST) if info.main else None)
     return summary
+
+
+def check_training_fits(settings: TrainSettings, dtype: str, device: str) -> None:
+    """Refuse, before the model is built, a run whose estimated peak memory (memory.py) exceeds the device's."""
+    from .memory import estimate_memory  # memory.py imports this module's training step
+
+    cfg = settings.model
+    peak = estimate_memory(cfg, settings.batch_size, dtype, settings.activation_checkpointing)["peak"]
+    check_memory(peak, f"training a GPT of {cfg.num_params():,} parameters on micro-batches of "
+                       f"{settings.batch_size} x {cfg.block_size} tokens", device)
 
 
 def _with_data_vocabulary(settings: TrainSettings, tokenizer: dict, data_dir) -> TrainSettings:
@@ -401,10 +434,11 @@ def _resume(out_dir: Path, settings: TrainSettings, model: GPT, optimizer, scale
     checkpoint = find_checkpoint(out_dir)
     meta, state = load_training_state(checkpoint)
     if meta.get("tokenizer") != tokenizer:
-        saved = (meta.get("tokenizer") or {}).get("name") or (meta.get("tokenizer") or {}).get("type")
+        saved = meta.get("tokenizer")
+        saved = (saved.get("name") or saved.get("type")) if isinstance(saved, dict) else str(saved)[:40]
         raise CourseError(f"checkpoint {checkpoint} was trained on data of another tokenizer ({saved}, the data now "
                           f"{tokenizer.get('name') or tokenizer.get('type')}); start a new run in another --out folder")
-    saved_cfg = GPTConfig.from_dict(meta["model"])
+    saved_cfg = config_of(meta, checkpoint / "config.json")
     if saved_cfg != model.config:
         from ch03_gpt import config_difference
         raise CourseError(f"checkpoint {checkpoint} is of another model: {config_difference(saved_cfg, model.config)}")
@@ -416,12 +450,16 @@ def _resume(out_dir: Path, settings: TrainSettings, model: GPT, optimizer, scale
         raise CourseError(f"checkpoint {checkpoint} was written by {len(state['ranks'])} process(es), this run has "
                           f"{info.world_size}; each process's data position is saved, so resume with as many")
     load_weights(model, checkpoint / "model.safetensors")
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state["scaler"] is not None:
-        scaler.load_state_dict(state["scaler"])
-    mine = state["ranks"][info.rank]
-    set_rng_state(mine["rng"], device)
-    data_rng.set_state(mine["data"])
+    try:  # trainer.pt's shape was checked; what it holds must also fit this model and these generators
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+        mine = state["ranks"][info.rank]
+        set_rng_state(mine["rng"], device)
+        data_rng.set_state(mine["data"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        raise CourseError(f"{checkpoint / 'trainer.pt'} does not fit this run ({type(e).__name__}: "
+                          f"{str(e).strip()[:120]}); resume from another checkpoint, or start a new run") from None
     if info.main:
         _truncate_log(out_dir, state["step"])
     return state["step"]

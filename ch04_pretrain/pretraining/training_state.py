@@ -26,6 +26,7 @@ tensors and plain containers: a file crafted to run code is refused.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import random
@@ -86,9 +87,50 @@ def safe_torch_load(path: str | Path) -> dict:
     except FileNotFoundError:
         raise CourseError(f"{path} not found") from None
     except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CourseError(f"refused to load {path}: it holds something other than tensors and plain values "
-                          f"(loading it could run code), or it is damaged ({first[:160]})") from None
+                          f"(loading it could run code), or it is damaged ({_first_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 (a damaged file makes torch's reader fail in many ways: any is the file's)
+        raise CourseError(f"cannot read {path}: it is damaged ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:160]
+
+
+def check_trainer_state(state, path: str | Path) -> dict:
+    """trainer.pt's content, checked for the shape `_trainer_state` writes; a one-line CourseError otherwise."""
+    def bad(problem: str):
+        return CourseError(f"{path} is damaged ({problem}); resume from another checkpoint, or start a new run")
+
+    if not isinstance(state, dict):
+        raise bad(f"it holds a {type(state).__name__}, not the trainer's state")
+    missing = [k for k in ("step", "optimizer", "scaler", "ranks") if k not in state]
+    if missing:
+        raise bad(f"no {missing[0]!r}")
+    if not is_count(state["step"]):
+        raise bad(f"step is {str(state['step'])[:40]}")
+    optimizer = state["optimizer"]
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list)):
+        raise bad("the optimizer's state is not an optimizer's")
+    if state["scaler"] is not None and not isinstance(state["scaler"], dict):
+        raise bad("the gradient scaler's state is not a scaler's")
+    ranks = state["ranks"]
+    if not isinstance(ranks, list) or not ranks:
+        raise bad("no random states")
+    for rank in ranks:
+        rng = rank.get("rng") if isinstance(rank, dict) else None
+        if not (isinstance(rng, dict) and all(isinstance(rng.get(k), (dict, torch.Tensor)) for k in
+                                              ("python", "numpy", "torch"))
+                and isinstance(rank.get("data"), torch.Tensor)):
+            raise bad("a process's random state or data position is missing")
+    return state
+
+
+def is_count(value) -> bool:
+    """A whole number >= 0 (and not a bool, which JSON and Python would take for 0 or 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # --------------------------------------------------------------------------- saving
@@ -117,7 +159,7 @@ def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Mod
         os.replace(tmp, final)
         fsync_dir(run_dir)
     if val_loss is not None:
-        best = read_json(run_dir / BEST) if (run_dir / BEST).is_file() else None
+        best = read_pointer(run_dir, BEST) if (run_dir / BEST).is_file() else None
         if best is None or val_loss < best["val_loss"]:
             write_json(run_dir / BEST, {"dir": name, "step": step, "val_loss": val_loss})
     write_json(run_dir / LATEST, {"dir": name, "step": step})
@@ -127,7 +169,7 @@ def save_training_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Mod
 
 def prune(run_dir: Path, keep: int) -> None:
     """Delete all checkpoints but the newest `keep` and the best, and temporary folders left by crashes."""
-    protected = {read_json(run_dir / p)["dir"] for p in (LATEST, BEST) if (run_dir / p).is_file()}
+    protected = {read_pointer(run_dir, p)["dir"] for p in (LATEST, BEST) if (run_dir / p).is_file()}
     steps = sorted(d.name for d in run_dir.glob("step_*") if d.is_dir())
     protected |= set(steps[-keep:]) if keep > 0 else set()
     for name in steps:
@@ -139,20 +181,52 @@ def prune(run_dir: Path, keep: int) -> None:
 
 # --------------------------------------------------------------------------- loading
 
+def read_pointer(run_dir: Path, name: str) -> dict:
+    """latest.json or best.json of a run folder, checked: it names a checkpoint of this folder by its own name
+    (step_NNNNNN, so no path leads outside it) and its step; best.json also a finite val loss."""
+    path = run_dir / name
+    pointer = read_json(path)
+    step, folder = pointer.get("step"), pointer.get("dir")
+    problem = None
+    if not is_count(step):
+        problem = f"its step is {str(step)[:40]}, not a whole number >= 0"
+    elif folder != step_dir_name(step):
+        problem = f"its dir is {str(folder)[:60]!r}, not {step_dir_name(step)!r}, the folder of step {step}"
+    elif name == BEST and not (isinstance(pointer.get("val_loss"), (int, float))
+                               and math.isfinite(pointer["val_loss"])):
+        problem = f"its val_loss is {str(pointer.get('val_loss'))[:40]}"
+    if problem:
+        raise CourseError(f"{path} is damaged ({problem}); it should point to a checkpoint folder of {run_dir}")
+    return pointer
+
+
 def find_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder: `path` itself, or the one a run folder's latest.json points to."""
     path = Path(path)
     if (path / TRAINER).is_file():
         return path
     if (path / LATEST).is_file():
-        return path / read_json(path / LATEST)["dir"]
+        checkpoint = path / read_pointer(path, LATEST)["dir"]
+        if not checkpoint.is_dir():
+            raise CourseError(f"{path / LATEST} points to {checkpoint.name}, which is missing; resume from another "
+                              f"checkpoint folder, or start a new run")
+        return checkpoint
     raise CourseError(f"no checkpoint to resume in {path} (no {LATEST}); start without --resume")
 
 
 def load_training_state(checkpoint: str | Path) -> tuple[dict, dict]:
-    """(config.json's content, trainer.pt's content) of a checkpoint folder, loaded without running code."""
+    """(config.json's content, trainer.pt's content) of a checkpoint folder, loaded without running code and
+    checked: the state's shape, and the same step in both files."""
     checkpoint = Path(checkpoint)
-    return read_json(checkpoint / "config.json"), safe_torch_load(checkpoint / TRAINER)
+    meta = read_json(checkpoint / "config.json")
+    state = check_trainer_state(safe_torch_load(checkpoint / TRAINER), checkpoint / TRAINER)
+    if meta.get("step") != state["step"]:
+        raise CourseError(f"{checkpoint}: config.json says step {str(meta.get('step'))[:20]}, {TRAINER} step "
+                          f"{state['step']}; the checkpoint is damaged: resume from another, or start a new run")
+    if not isinstance(meta.get("model"), dict) or not isinstance(meta.get("settings", {}), dict):
+        raise CourseError(f"{checkpoint / 'config.json'} is damaged (no model config); resume from another "
+                          f"checkpoint, or start a new run")
+    return meta, state
 
 
 def settings_difference(saved: dict, current: dict, free: set[str]) -> str:
