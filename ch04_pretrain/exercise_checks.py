@@ -10,7 +10,6 @@ Answers are compared with the chapter's own code: bpe.py's `merge_pair` and
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ from ch03_gpt import GPT, GPTConfig, configure_optimizer, gpt2_config
 from ch04_pretrain.data_pipeline.bpe import merge_pair as course_merge_pair
 from ch04_pretrain.data_pipeline.bpe import train_bpe
 from ch04_pretrain.data_pipeline.loader import ShardDataset
-from ch04_pretrain.data_pipeline.prepare import FORMAT, MANIFEST, SplitRule
+from ch04_pretrain.data_pipeline.prepare import SplitRule, save_as_prepared
 from ch04_pretrain.pretraining.memory import estimate_memory
 from ch04_pretrain.pretraining.trainer import forward_backward
 from coursekit.exercise_kit import ExerciseChecks
@@ -107,10 +106,7 @@ def check_split_rule(ex) -> None:
 
 def _one_shard(folder: Path, tokens: np.ndarray) -> Path:
     """A prepared folder with one shard holding `tokens` as its training split (and an empty val split)."""
-    tokens.astype("<u2").tofile(folder / "train_00000.bin")
-    (folder / "val_00000.bin").write_bytes(b"")
-    shard = {"train": {"file": "train_00000.bin", "tokens": len(tokens)}, "val": {"file": "val_00000.bin", "tokens": 0}}
-    (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, "complete": True, "shards": [shard]}))
+    save_as_prepared(folder, [(tokens, np.empty(0))])
     return folder
 
 

@@ -11,20 +11,14 @@ import torch
 
 from ch04_pretrain.data_pipeline import prepare as P
 from ch04_pretrain.data_pipeline.loader import ShardDataset, load_splits, split_tokens
-from ch04_pretrain.data_pipeline.prepare import FORMAT, MANIFEST, prepare
+from ch04_pretrain.data_pipeline.prepare import MANIFEST, prepare, save_as_prepared
 from ch04_pretrain.data_pipeline.sources import SourceOptions
 from coursekit import CourseError
 
 
 def synthetic(folder: Path, sizes: list[int], val: int = 0) -> Path:
     """Shards whose token at position p of shard k is (k * 20,000 + p): a window tells where it came from."""
-    shards = []
-    for k, n in enumerate(sizes):
-        np.arange(k * 20_000, k * 20_000 + n, dtype="<u2").tofile(folder / f"train_{k:05d}.bin")
-        np.arange(val, dtype="<u2").tofile(folder / f"val_{k:05d}.bin")
-        shards.append({"train": {"file": f"train_{k:05d}.bin", "tokens": n},
-                       "val": {"file": f"val_{k:05d}.bin", "tokens": val}})
-    (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, "complete": True, "shards": shards}))
+    save_as_prepared(folder, [(np.arange(k * 20_000, k * 20_000 + n), np.arange(val)) for k, n in enumerate(sizes)])
     return folder
 
 
@@ -106,10 +100,7 @@ def rss_mb() -> float:
 def test_no_memory_growth_over_many_batches(tmp_path):
     """A map kept open would grow by up to the 64 MB file as random windows touch it; ours stays flat."""
     n = 32 * 1024 * 1024
-    np.zeros(n, dtype="<u2").tofile(tmp_path / "train_00000.bin")
-    np.zeros(10, dtype="<u2").tofile(tmp_path / "val_00000.bin")
-    (tmp_path / MANIFEST).write_text(json.dumps({"format": FORMAT, "complete": True, "shards": [
-        {"train": {"file": "train_00000.bin", "tokens": n}, "val": {"file": "val_00000.bin", "tokens": 10}}]}))
+    save_as_prepared(tmp_path, [(np.zeros(n), np.zeros(10))])
     data = ShardDataset(tmp_path, "train")
     gen = torch.Generator().manual_seed(0)
     for _ in range(50):

@@ -30,6 +30,7 @@ from ch04_pretrain.data_pipeline.prepare import (
     MANIFEST,
     VERIFIED,
     SplitRule,
+    _summarize,
     prepare,
     prepared_tokenizer,
     read_manifest,
@@ -300,8 +301,9 @@ def test_resuming_with_another_tokenizer_is_refused_in_one_line(tmp_path, rank_f
     out = tmp_path / "out"
     prepare("builtin", out, options=SMALL, docs_per_shard=40, workers=0, progress=False, tokenizer=path)
     manifest = json.loads((out / MANIFEST).read_text())
-    manifest["complete"] = False  # interrupted before its end
+    manifest["complete"] = False  # interrupted before its end, as prepare saves it after its second shard
     manifest["shards"] = manifest["shards"][:2]
+    _summarize(manifest)
     (out / MANIFEST).write_text(json.dumps(manifest))
     before = folder_bytes(out)
     with pytest.raises(CourseError, match=r"was prepared with another tokenizer \(bpe-557, not gpt2\); choose "

@@ -20,7 +20,7 @@ import torch
 
 from coursekit import CourseError, check_positive
 
-from .prepare import SPLITS, check_prepared, read_manifest
+from .prepare import SPLITS, check_prepared
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,14 @@ class ShardDataset:
     """One split (train or val) of a prepared folder, as seen by one rank."""
 
     def __init__(self, data_dir: str | Path, split: str = "train", rank: int = 0, world_size: int = 1):
-        if split not in SPLITS:
-            raise CourseError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        _check_split_name(split)
         check_positive("world size", world_size)
         if not 0 <= rank < world_size:
             raise CourseError(f"rank must be in 0..{world_size - 1}, got {rank}")
         data_dir = Path(data_dir)
-        # Every shard of both splits against the manifest: sizes at every start, sha256 once (cached by size and
-        # modification time beside the shards), so damaged data stops a run (or an evaluation) before it starts.
+        # Every shard of both splits against the manifest: sizes at every start, sha256 once (cached beside the
+        # shards, see prepare.VERIFIED), so damaged data stops a run (or an evaluation) before it starts. After
+        # this, every token count below is the size of a file on disk.
         manifest = check_prepared(data_dir)
         self.data_dir, self.split, self.rank, self.world_size = data_dir, split, rank, world_size
         self.pieces = []
@@ -91,7 +91,7 @@ class ShardDataset:
             # A fresh memory map per batch: one kept open maps every page it has
             # touched into the process, so its resident size would creep up to the
             # size of the dataset over a long run. Unmapping releases those pages.
-            tokens = np.memmap(piece.path, dtype="<u2", mode="r")
+            tokens = _map(piece)
             for row in np.flatnonzero(which == k):
                 p = piece.start + int(draws[row] - (ends[k] - starts[k]))
                 window = tokens[p:p + block_size + 1].astype(np.int64)
@@ -107,14 +107,36 @@ class ShardDataset:
         return xt, yt
 
 
+def _check_split_name(split: str) -> None:
+    if split not in SPLITS:
+        raise CourseError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
+def _map(piece: _Piece) -> np.memmap:
+    """The tokens of `piece`'s file, mapped: only the pages a window touches are read."""
+    try:
+        tokens = np.memmap(piece.path, dtype="<u2", mode="r")
+    except (OSError, ValueError):  # deleted, or emptied (an empty file cannot be mapped)
+        tokens = np.empty(0, dtype="<u2")
+    if len(tokens) < piece.stop:
+        raise CourseError(f"{piece.path} changed after it was checked (it no longer holds the {piece.stop:,} tokens "
+                          f"recorded); rerun the prepare command, which redoes damaged shards")
+    return tokens
+
+
 def load_splits(data_dir: str | Path, rank: int = 0, world_size: int = 1) -> dict[str, ShardDataset]:
     """Both splits of a prepared folder: {"train": ..., "val": ...}."""
     return {split: ShardDataset(data_dir, split, rank, world_size) for split in SPLITS}
 
 
 def split_tokens(data_dir: str | Path, split: str = "train") -> np.ndarray:
-    """All tokens of a split, in document order, as one array (for inspection of small datasets)."""
+    """All tokens of a split, in document order, as one array (for inspection of small datasets).
+
+    The split's shards are checked against the manifest first, as for training,
+    so each file holds exactly the tokens recorded.
+    """
+    _check_split_name(split)
     data_dir = Path(data_dir)
-    manifest = read_manifest(data_dir)
+    manifest = check_prepared(data_dir, (split,))
     parts = [np.fromfile(data_dir / s[split]["file"], dtype="<u2") for s in manifest["shards"]]
     return np.concatenate(parts) if parts else np.empty(0, dtype="<u2")

@@ -28,6 +28,10 @@ Design, in the order things can go wrong:
   the manifest lists exactly the finished shards; a rerun deletes the rest and
   continues with the next document. Nothing is duplicated or dropped, and the
   result is byte-identical to an uninterrupted run.
+* Every reader gets the manifest through `read_manifest`, which checks it
+  field by field (`check_manifest`): a damaged or hand-edited manifest is
+  refused in one line naming its first problem, never met later as a
+  TypeError, a file outside the folder, or a size that nothing on disk backs.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -111,17 +116,203 @@ class SplitRule:
 # The manifest
 # --------------------------------------------------------------------------- #
 
+MAX_JSON_BYTES = 64 << 20    # a manifest of about 130,000 shards; prepare rewrites it after each shard, so far fewer
+
+
+class ManifestDamaged(CourseError):
+    """A manifest.json that `prepare` cannot have written (unreadable, a field missing or of the wrong type, totals
+    that do not add up); `prepare --overwrite` replaces it, where other refusals stand."""
+
+
 def read_manifest(out: str | Path) -> dict:
+    """The manifest of the prepared folder `out`, checked by `check_manifest`: every reader of the folder gets it
+    from here, so none meets a field of the wrong type, a file name outside the folder or an unchecked total."""
     path = Path(out) / MANIFEST
     if not path.is_file():
         raise CourseError(f"{path} not found: prepare the data first (python -m ch04_pretrain prepare ...)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CourseError(f"cannot read {path}: {e}") from None
-    if manifest.get("format") != FORMAT:
+        manifest = _read_json(path)
+    except OSError as e:
+        raise CourseError(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ManifestDamaged(_damaged(path, str(e))) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CourseError(f"{path} is not a manifest of this chapter ({FORMAT!r})")
+    check_manifest(manifest, path)
     return manifest
+
+
+def _read_json(path: Path):
+    """The JSON value in `path`; a ValueError with a one-line reason for anything that is not JSON.
+
+    At most MAX_JSON_BYTES are read, whatever the file's size, and a nesting too
+    deep for the parser is an error like any other: the file is untrusted.
+    """
+    with open(path, "rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError(f"over {MAX_JSON_BYTES >> 20} MB, more than prepare writes")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (ValueError, RecursionError):  # a number of thousands of digits, or lists nested thousands deep
+        raise ValueError("not JSON that this chapter reads: a number too long or a nesting too deep") from None
+
+
+def _damaged(path: Path, problem: str) -> str:
+    return f"{path} is damaged ({problem}); prepare again with --overwrite"
+
+
+# --------------------------------------------------------------------------- #
+# Checking a manifest
+# --------------------------------------------------------------------------- #
+
+class _Bad(Exception):
+    """The first problem found in a manifest, as a phrase: 'shards[3].train.tokens is "x", expected ...'."""
+
+
+def check_manifest(manifest: dict, path: Path) -> None:
+    """Refuse, with a one-line ManifestDamaged naming `path` and the first problem, a manifest (a dict with this
+    chapter's "format") that `prepare` cannot have written.
+
+    Checked: every field `prepare` writes is there with its type (whole numbers
+    are ints >= 0, never bools or floats); the settings and the tokenizer
+    record; each shard's place in the list, its first document, and its file
+    names, which must be exactly the ones `prepare` gives (so never a path out
+    of the folder); and every count against the others, down to the totals.
+    What is then left to compare is each shard's size and sha256 with its file
+    (`find_damage`); once the sizes match, every count that sizes a memory map
+    or an array is that of a file on disk, however large the manifest's
+    numbers were. Keys that nothing reads are allowed.
+    """
+    try:
+        settings = _field(manifest, "settings", dict)
+        _check_settings(settings)
+        _field(manifest, "complete", bool)
+        shards = _field(manifest, "shards", list)
+        for position, shard in enumerate(shards):
+            _check_shard(shard, position, settings["docs_per_shard"])
+        _check_totals(manifest, shards)
+    except _Bad as e:
+        raise ManifestDamaged(_damaged(path, str(e))) from None
+
+
+_KINDS = {str: "a string", bool: "true or false", dict: "an object", list: "a list"}
+
+
+def _checked(value, kind: type, name: str, *, minimum: int = 0, optional: bool = False):
+    """`value` if it is of `kind` (for int: a whole number >= `minimum`), or None where `optional`; else _Bad."""
+    if value is None and optional:
+        return value
+    # type() and not isinstance(): JSON's true is a bool, and a bool is an int to isinstance.
+    if type(value) is not kind or (kind is int and value < minimum):
+        expected = f"a whole number >= {minimum}" if kind is int else _KINDS[kind]
+        raise _Bad(f"{name} is {_show(value)}, expected {expected}{' or null' if optional else ''}")
+    return value
+
+
+def _field(record: dict, key: str, kind: type, where: str = "", **limits):
+    """record[key], checked by `_checked`; `where` names the record in the message ("shards[3].train")."""
+    name = f"{where}.{key}" if where else key
+    if key not in record:
+        raise _Bad(f"{name} is missing")
+    return _checked(record[key], kind, name, **limits)
+
+
+def _show(value) -> str:
+    """A value as a message shows it: lists and objects by their kind (they may be huge), anything else in JSON's
+    spelling, cut to 40 characters."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_settings(settings: dict) -> None:
+    where = "settings.tokenizer"
+    tokenizer = _field(settings, "tokenizer", dict, "settings")
+    for key in ("name", "ranks_sha256", "eot_position", "dtype"):
+        _field(tokenizer, key, str, where)  # the form of ranks_sha256 is load_ranks' to check, with the file
+    vocab_size = _field(tokenizer, "vocab_size", int, where, minimum=1)
+    if vocab_size > MAX_VOCAB:
+        raise _Bad(f"{where}.vocab_size is {vocab_size:,}, more ids than uint16 shards hold ({MAX_VOCAB:,})")
+    eot = _field(tokenizer, "eot", int, where)
+    if eot >= vocab_size:
+        raise _Bad(f"{where}.eot is {eot:,}, not one of its {vocab_size:,} ids")
+    _field(_field(settings, "source", dict, "settings"), "kind", str, "settings.source")
+    split = _field(settings, "split", dict, "settings")
+    for key in ("seed", "min_val_docs"):
+        _field(split, key, int, "settings.split")
+    for key in ("block", "small_block"):
+        _field(split, key, int, "settings.split", minimum=1)
+    _field(settings, "docs_per_shard", int, "settings", minimum=1)
+    for key in ("max_docs", "max_tokens"):
+        _field(settings, key, int, "settings", minimum=1, optional=True)
+
+
+def _check_shard(shard, position: int, docs_per_shard: int) -> None:
+    """One entry of "shards", as `_ShardWriter.commit` writes it."""
+    where = f"shards[{position}]"
+    _checked(shard, dict, where)
+    index = _field(shard, "index", int, where)
+    if index != position:  # shards are recorded in order, and a rerun deletes every file past the last one
+        raise _Bad(f"{where}.index is {index:,}, expected {position:,} (shards are listed in order)")
+    first = _field(shard, "first_document", int, where)
+    if first != index * docs_per_shard:  # a damaged shard is redone from this document of the source
+        raise _Bad(f"{where}.first_document is {first:,}, expected {index * docs_per_shard:,} "
+                   f"({docs_per_shard:,} documents per shard)")
+    documents = _field(shard, "documents", int, where)
+    if documents > docs_per_shard:
+        raise _Bad(f"{where}.documents is {documents:,}, more than {docs_per_shard:,} documents per shard")
+    skipped = _field(shard, "skipped", int, where)
+    held = {split: _check_split(shard, index, split, where) for split in SPLITS}
+    if sum(held.values()) + skipped != documents:  # every document read went to one split; the others were skipped
+        raise _Bad(f"{where} has {documents:,} documents, but its splits hold {held['train']:,} + {held['val']:,} "
+                   f"and {skipped:,} were skipped")
+
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_split(shard: dict, index: int, split: str, where: str) -> int:
+    """One split of a shard, {file, documents, tokens, sha256}; its number of documents."""
+    entry = _field(shard, split, dict, where)
+    where = f"{where}.{split}"
+    name = _field(entry, "file", str, where)
+    if name != shard_file(index, split):  # the name prepare gives, and so never a path out of the folder
+        raise _Bad(f"{where}.file is {_show(name)}, expected {_show(shard_file(index, split))}")
+    documents = _field(entry, "documents", int, where)
+    tokens = _field(entry, "tokens", int, where)
+    if not SHA256_HEX.fullmatch(_field(entry, "sha256", str, where)):
+        raise _Bad(f"{where}.sha256 is {_show(entry['sha256'])}, expected 64 hexadecimal digits")
+    # Each document is written as <|endoftext|> and its tokens: at least one token per document, and tokens only
+    # where there are documents.
+    if tokens < documents:
+        raise _Bad(f"{where} has {documents:,} documents in {tokens:,} tokens, fewer than one per document")
+    if tokens and not documents:
+        raise _Bad(f"{where} has {tokens:,} tokens but no documents")
+    return documents
+
+
+def _check_totals(manifest: dict, shards: list[dict]) -> None:
+    """The totals must be the shards' sums (what `_summarize` writes)."""
+    want = _totals(shards)
+    for key in ("documents", "skipped", "tokens"):
+        _expect(manifest, key, want[key], "")
+    splits = _field(manifest, "splits", dict)
+    for split in SPLITS:
+        entry = _field(splits, split, dict, "splits")
+        for key in ("documents", "tokens"):
+            _expect(entry, key, want["splits"][split][key], f"splits.{split}")
+
+
+def _expect(record: dict, key: str, want: int, where: str) -> None:
+    got = _field(record, key, int, where)
+    if got != want:
+        raise _Bad(f"{f'{where}.' if where else ''}{key} is {got:,}, but the shards add up to {want:,}")
 
 
 def prepared_tokenizer(out: str | Path) -> tuple[dict, dict[bytes, int] | None]:
@@ -132,10 +323,8 @@ def prepared_tokenizer(out: str | Path) -> tuple[dict, dict[bytes, int] | None]:
     rank file, so a damaged manifest cannot give a model a vocabulary its data does not have.
     """
     out = Path(out)
-    record = (read_manifest(out).get("settings") or {}).get("tokenizer")
-    if not isinstance(record, dict) or not isinstance(record.get("ranks_sha256"), str):
-        raise CourseError(f"{out / MANIFEST} records no tokenizer; prepare again with --overwrite")
-    if record.get("name") == GPT2:
+    record = read_manifest(out)["settings"]["tokenizer"]
+    if record["name"] == GPT2:
         if any(record.get(key) != value for key, value in GPT2_RECORD.items()):
             raise CourseError(f"{out / MANIFEST} names GPT-2's tokenizer with other figures than GPT-2's; the "
                               f"manifest is damaged: prepare again with --overwrite")
@@ -147,13 +336,16 @@ def prepared_tokenizer(out: str | Path) -> tuple[dict, dict[bytes, int] | None]:
     return record, ranks
 
 
+def _totals(shards: list[dict]) -> dict:
+    """The totals a manifest records beside its shards: documents, skipped, per split documents and tokens, tokens."""
+    splits = {split: {"documents": sum(s[split]["documents"] for s in shards),
+                      "tokens": sum(s[split]["tokens"] for s in shards)} for split in SPLITS}
+    return {"documents": sum(s["documents"] for s in shards), "skipped": sum(s["skipped"] for s in shards),
+            "splits": splits, "tokens": sum(v["tokens"] for v in splits.values())}
+
+
 def _summarize(manifest: dict) -> None:
-    shards = manifest["shards"]
-    manifest["documents"] = sum(s["documents"] for s in shards)
-    manifest["skipped"] = sum(s["skipped"] for s in shards)
-    manifest["splits"] = {split: {"documents": sum(s[split]["documents"] for s in shards),
-                                  "tokens": sum(s[split]["tokens"] for s in shards)} for split in SPLITS}
-    manifest["tokens"] = sum(v["tokens"] for v in manifest["splits"].values())
+    manifest.update(_totals(manifest["shards"]))
 
 
 def shard_file(index: int, split: str) -> str:
@@ -170,47 +362,55 @@ def verify(out: str | Path) -> dict:
     return manifest
 
 
-# Beside the shards: the sha256 of each shard file already checked, with the (size, modification time) it had
-# then, so that a start of training hashes an 18 GB data set once, not every time. The cache only ever saves
-# work: a file whose size or time changed is hashed again, and the hash is always compared with the manifest's.
+# Beside the shards: the sha256 of each shard file already checked, with the state its file had then (size,
+# modification time, inode change time, inode number), so that a start of training hashes an 18 GB data set once,
+# not every time. The cache only ever saves work: the hash is always compared with the manifest's, and a file
+# whose state changed is hashed again.
+#
+# What it sees: any change made through the file system, even one whose modification time was set back (os.utime,
+# touch -d, rsync -t): setting a time is itself a change of the inode, which moves its change time (ctime) to the
+# clock's now, and no call on the file can set the ctime back; a file replaced by another has another inode.
+# What it cannot see: damage the disk or its controller does without the file system knowing (bit rot); a second
+# change within the same tick of the file system's clock as the change before the hash (milliseconds; a second or
+# two on FAT, HFS+ or ext3), which leaves the ctime as it was; and, on Windows, where st_ctime is the creation
+# time, a change with its modification time restored. For those, hash every file: `verify(DIR)` does it now
+# (python -c "import ch04_pretrain; ch04_pretrain.verify('DIR')"), and deleting verified.json makes the next start
+# of training do it.
 VERIFIED = "verified.json"
-_VERIFIED_HERE: dict[tuple, str] = {}  # the same, for this process (a read-only folder, or train then val)
+_VERIFIED_HERE: dict[str, dict] = {}  # the same, for this process (a read-only folder, or train then val)
 
 
-def _file_key(path: Path, stat: os.stat_result) -> tuple:
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+def _file_state(stat: os.stat_result, sha256: str) -> dict:
+    """What the cache records of a file that had `stat` when its content hashed to `sha256`."""
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+            "inode": stat.st_ino, "sha256": sha256}
 
 
 def _read_verified(out: Path) -> dict:
     try:
-        cache = json.loads((out / VERIFIED).read_text(encoding="utf-8"))
-        files = cache.get("files") if isinstance(cache, dict) else None
-        return files if isinstance(files, dict) else {}
+        cache = _read_json(out / VERIFIED)
     except (OSError, ValueError):
         return {}  # no cache, or an unreadable one: everything is hashed again
+    files = cache.get("files") if isinstance(cache, dict) else None
+    return files if isinstance(files, dict) else {}
 
 
 def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bool = True) -> list[tuple[int, str]]:
-    """(shard index, one-line problem) for each shard file of `splits` that does not match the manifest.
+    """(shard index, one-line problem) for each shard file of `splits` that does not match `manifest` (one that
+    `read_manifest` checked, or that `prepare` is writing).
 
     Sizes are always checked, for every file, before anything is hashed. A
-    sha256 is computed once per file and remembered, with the file's size and
-    modification time, in VERIFIED beside the shards (when the folder is
-    writable); `use_cache=False` hashes every file. An entry without a sha256
-    (a hand-made manifest) gets the size check only.
+    sha256 is computed once per file and remembered, with the state of the
+    file, in VERIFIED beside the shards (when the folder is writable; see the
+    comment above for what that state shows); `use_cache=False` hashes every
+    file.
     """
     out = Path(out)
     problems: list[tuple[int, str]] = []
     to_hash = []
-    for position, shard in enumerate(manifest["shards"]):
+    for shard in manifest["shards"]:
         for split in splits:
-            try:
-                index, entry = shard.get("index", position), shard[split]
-                if Path(entry["file"]).name != entry["file"] or not isinstance(entry["tokens"], int):
-                    raise ValueError(entry["file"])
-            except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise CourseError(f"{out / MANIFEST} is damaged (shard {position}, {split}: bad entry {e}); prepare "
-                                  f"again with --overwrite") from None
+            index, entry = shard["index"], shard[split]
             path = out / entry["file"]
             try:
                 stat = path.stat()
@@ -220,7 +420,7 @@ def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bo
             if stat.st_size != 2 * entry["tokens"]:
                 problems.append((index, (f"{path} has {stat.st_size:,} bytes, the manifest says "
                                          f"{entry['tokens']:,} tokens ({2 * entry['tokens']:,} bytes)")))
-            elif entry.get("sha256"):
+            else:
                 to_hash.append((index, path, stat, entry["sha256"]))
     if not to_hash:
         return problems
@@ -228,11 +428,8 @@ def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bo
     changed = False
     pending = []
     for index, path, stat, want in to_hash:
-        key = _file_key(path, stat)
-        known = cached.get(path.name)
-        if use_cache and (_VERIFIED_HERE.get(key) == want or (
-                isinstance(known, dict) and known.get("size") == stat.st_size
-                and known.get("mtime_ns") == stat.st_mtime_ns and known.get("sha256") == want)):
+        key = str(path.resolve())
+        if use_cache and _file_state(stat, want) in (_VERIFIED_HERE.get(key), cached.get(path.name)):
             continue
         pending.append((index, path, stat, want, key))
     total = sum(stat.st_size for _, _, stat, _, _ in pending)
@@ -245,15 +442,15 @@ def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bo
                 cached.pop(path.name, None)
                 continue
             if use_cache:
-                _VERIFIED_HERE[key] = want
-                cached[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": want}
+                _VERIFIED_HERE[key] = cached[path.name] = _file_state(stat, want)
                 changed = True
     finally:
         bar.close()
     if changed:
         try:
-            about = "sha256 of shards already checked against manifest.json, by size and modification time"
-            write_json(out / VERIFIED, {"about": about + "; safe to delete", "files": cached})
+            about = ("sha256 of shards already checked against manifest.json, with the size, times and inode each "
+                     "file had then; safe to delete: every shard is then hashed again at the next start")
+            write_json(out / VERIFIED, {"about": about, "files": cached})
         except OSError:
             pass  # a read-only folder: check again next time
     return problems
@@ -493,29 +690,9 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
     record, ranks = _choose_tokenizer(tokenizer)
     _check_writable(out)
 
-    settings = {
-        "tokenizer": {**record, "eot_position": "before each document", "dtype": "uint16 little-endian"},
-        "source": describe(source, options),
-        "split": asdict(split),
-        "docs_per_shard": docs_per_shard,
-        "max_docs": max_docs,
-        "max_tokens": max_tokens,
-    }
+    settings = _settings(record, describe(source, options), split, docs_per_shard, max_docs, max_tokens)
     path = out / MANIFEST
-    manifest = None
-    if path.exists():
-        manifest = read_manifest(out)
-        if manifest["settings"] != settings:
-            if not overwrite:
-                before = (manifest.get("settings") or {}).get("tokenizer")
-                if not isinstance(before, dict) or before.get("ranks_sha256") != record["ranks_sha256"]:
-                    name = before.get("name") if isinstance(before, dict) else None
-                    raise CourseError(f"{out} was prepared with another tokenizer ({name}, not {record['name']}); "
-                                      f"choose another --out, or pass --overwrite to replace it")
-                raise CourseError(f"{out} already holds a preparation with other settings (source, limits or "
-                                  f"split); choose another --out, or pass --overwrite to replace it")
-            manifest = None
-            path.unlink()
+    manifest = _manifest_to_continue(out, settings, overwrite)
     if manifest is None:
         _remove_leftovers(out, 0)
         (out / RANKS_FILE).unlink(missing_ok=True)  # a copy left by an earlier preparation with another tokenizer
@@ -594,6 +771,67 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
         print(f"warning: the val split of {out} is empty ({manifest['documents']:,} document(s); a .txt or .xz "
               f"file is one document unless you pass --separator, e.g. --separator '\\n\\n'); pretraining needs "
               f"val documents", file=sys.stderr)
+    return manifest
+
+
+def _settings(tokenizer: dict, source: dict, split: SplitRule, docs_per_shard: int, max_docs: int | None,
+              max_tokens: int | None) -> dict:
+    """The "settings" a manifest records: a preparation continues only with the same ones."""
+    return {
+        "tokenizer": {**tokenizer, "eot_position": "before each document", "dtype": "uint16 little-endian"},
+        "source": source,
+        "split": asdict(split),
+        "docs_per_shard": docs_per_shard,
+        "max_docs": max_docs,
+        "max_tokens": max_tokens,
+    }
+
+
+def _manifest_to_continue(out: Path, settings: dict, overwrite: bool) -> dict | None:
+    """The manifest of the preparation in `out` with these settings, to continue or repair; None where there is
+    none, or where `overwrite` replaces one with other settings or a damaged one (its manifest is then deleted)."""
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = read_manifest(out)
+    except ManifestDamaged:
+        if not overwrite:
+            raise
+        manifest = None
+    if manifest is not None and manifest["settings"] == settings:
+        return manifest
+    if not overwrite:
+        before, tokenizer = manifest["settings"]["tokenizer"], settings["tokenizer"]
+        if before["ranks_sha256"] != tokenizer["ranks_sha256"]:
+            raise CourseError(f"{out} was prepared with another tokenizer ({before['name']}, not {tokenizer['name']}); "
+                              f"choose another --out, or pass --overwrite to replace it")
+        raise CourseError(f"{out} already holds a preparation with other settings (source, limits or "
+                          f"split); choose another --out, or pass --overwrite to replace it")
+    path.unlink()
+    return None
+
+
+def save_as_prepared(out: str | Path, shards: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Write (train tokens, val tokens) of each shard as a prepared folder, with the manifest `prepare` would
+    write for them (GPT-2's tokenizer; each split that has tokens counts as one document); return the manifest.
+
+    For tests and exercise checks that need a folder of known tokens: made by the
+    same writer as `prepare`'s, it passes every check a real preparation does.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    docs_per_shard = len(SPLITS)
+    settings = _settings(GPT2_RECORD, {"kind": "tokens"}, SplitRule(), docs_per_shard, None, None)
+    manifest = {"format": FORMAT, "settings": settings, "complete": True, "shards": []}
+    for index, (train, val) in enumerate(shards):
+        train, val = (np.ascontiguousarray(tokens, dtype="<u2") for tokens in (train, val))
+        documents = [(len(tokens), to_val) for tokens, to_val in ((train, False), (val, True)) if len(tokens)]
+        writer = _ShardWriter(out, index, index * docs_per_shard)
+        writer.write(train, val, [to_val for _, to_val in documents],
+                     np.array([n for n, _ in documents], dtype=np.int64))
+        manifest["shards"].append(writer.commit(out))
+    _save(out / MANIFEST, manifest)
     return manifest
 
 
