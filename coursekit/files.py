@@ -88,29 +88,39 @@ def write_json(path: str | Path, obj) -> None:
 MAX_JSON_BYTES = 64 * 2**20
 
 
+def load_json(path: str | Path):
+    """The JSON value in `path`, or a ValueError with a one-line reason when it is not JSON the course reads.
+
+    The file is untrusted: at most MAX_JSON_BYTES are read, whatever its size, and a number of thousands of
+    digits or a nesting too deep for the parser are errors like any other. OSError (a missing file) passes.
+    """
+    with open(path, "rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError(f"over {MAX_JSON_BYTES >> 20} MB, more than any JSON file of the course")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (ValueError, RecursionError):  # int() refuses thousands of digits; [[[[...]]]] thousands deep
+        raise ValueError("not JSON the course reads: a number too long or a nesting too deep") from None
+
+
 def read_json(path: str | Path) -> dict:
     """A JSON file's object, or a one-line CourseError naming the file and what is wrong with it.
 
     The file is untrusted: what it holds is only known to be a dict; its caller checks the fields it reads.
     """
     try:
-        size = os.stat(path).st_size
-        if size > MAX_JSON_BYTES:
-            raise CourseError(f"{path} has {size:,} bytes, more than any JSON file of the course "
-                              f"({MAX_JSON_BYTES:,}); it is not one of them")
-        content = json.loads(Path(path).read_text(encoding="utf-8"))
+        content = load_json(path)
     except FileNotFoundError:
         raise CourseError(f"{path} not found") from None
-    except UnicodeDecodeError:
-        raise CourseError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise CourseError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
-    except ValueError as e:  # a number of thousands of digits
-        raise CourseError(f"{path} is not valid JSON ({str(e).splitlines()[0][:100]})") from None
-    except RecursionError:  # [[[[...]]]] thousands deep
-        raise CourseError(f"{path} is nested too deeply to be one of the course's files") from None
     except OSError as e:
         raise CourseError(f"cannot read {path} ({e.strerror or e})") from None
+    except ValueError as e:
+        raise CourseError(f"{path} is damaged ({e})") from None
     if not isinstance(content, dict):
         raise CourseError(f"{path} holds a JSON {type(content).__name__}, not the object (key: value) expected")
     return content
@@ -168,7 +178,7 @@ def _reason(error: OSError, path: Path) -> str:
 # --------------------------------------------------------------------------- a folder one command at a time
 
 LOCK = ".lock"
-_HELD: dict[str, list] = {}  # folder -> [open lock file, depth]: this process may enter a folder it holds again
+_HELD: dict[str, int] = {}  # folder -> depth: this process may enter a folder it holds again
 
 
 @contextmanager
@@ -179,37 +189,30 @@ def own_folder(folder: str | Path, what: str = "the folder"):
     dies with its process: a run killed by SIGKILL or a power cut leaves no lock
     to clear by hand, and the next command takes the folder over, saying whose it
     was. The file names its holder (process id, host, command line, start time)
-    so that the refusal can name it too. Nested holds by one process are allowed.
-    Where the platform has no `flock` (Windows), the folder is not locked.
-    `what` names the folder in messages ("--out runs/tiny").
+    so that the refusal can name it too, and is removed when the block ends.
+    Nested holds by one process are allowed. Where the platform has no `flock`
+    (Windows), the folder is not locked. `what` names the folder in messages.
     """
     folder = Path(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     key = str(folder.resolve())
     if key in _HELD:
-        _HELD[key][1] += 1
+        _HELD[key] += 1
         try:
             yield folder
         finally:
-            _HELD[key][1] -= 1
+            _HELD[key] -= 1
         return
     try:
         import fcntl
     except ImportError:  # Windows
         yield folder
         return
-    lock_file = open(folder / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held open as long as the lock)
-    try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = _read_holder(lock_file)
-        lock_file.close()
-        raise CourseError(f"{what} is in use by another command ({_describe(holder)}); wait for it to end, "
-                          f"or choose another folder") from None
+    lock_file = _lock(folder / LOCK, what, fcntl)
     try:
         left = _read_holder(lock_file)
-        if left is not None:  # a holder that ended without emptying the file: killed, or the machine stopped
+        if left is not None:  # a holder that ended without removing the file: killed, or the machine stopped
             print(f"note: taking over {folder} from {_describe(left)}, which ended without releasing it",
                   file=sys.stderr)
         lock_file.seek(0)
@@ -218,19 +221,33 @@ def own_folder(folder: str | Path, what: str = "the folder"):
                                     "command": _command_line()[:300],
                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
         lock_file.flush()
-        _HELD[key] = [lock_file, 1]
+        _HELD[key] = 1
         yield folder
     finally:
         _HELD.pop(key, None)
-        lock_file.seek(0)
-        lock_file.truncate()  # empty: released properly, nobody to name
+        (folder / LOCK).unlink(missing_ok=True)  # before the lock goes: a newcomer then finds no file, or its own
         lock_file.close()  # closing the file releases the lock
-        if created and [p.name for p in folder.iterdir()] == [LOCK]:  # refused before writing: leave no trace
-            try:
-                (folder / LOCK).unlink()
-                folder.rmdir()
-            except OSError:
-                pass  # another command has just come in
+        if created and not any(folder.iterdir()):  # refused before writing anything: leave no trace
+            folder.rmdir()
+
+
+def _lock(path: Path, what: str, fcntl):
+    """The file `path`, opened and locked by this process; a CourseError naming the holder if another has it."""
+    while True:
+        lock_file = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held open as long as the lock)
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(lock_file)
+            lock_file.close()
+            raise CourseError(f"{what} is in use by another command ({_describe(holder)}); wait for it to end, "
+                              f"or choose another folder") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(lock_file.fileno()).st_ino:
+                return lock_file
+        except FileNotFoundError:
+            pass
+        lock_file.close()  # the holder removed this file as we locked it: lock the one there now
 
 
 def _command_line() -> str:

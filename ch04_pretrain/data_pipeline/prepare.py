@@ -53,7 +53,7 @@ import numpy as np
 
 from coursekit import CourseError, check_positive, write_json
 from coursekit.encode_workers import encode_documents, init_worker
-from coursekit.files import fsync_dir, write_bytes_atomically
+from coursekit.files import fsync_dir, load_json, own_folder, write_bytes_atomically
 from coursekit.progress import progress_bar
 
 from .bpe import (
@@ -116,9 +116,6 @@ class SplitRule:
 # The manifest
 # --------------------------------------------------------------------------- #
 
-MAX_JSON_BYTES = 64 << 20    # a manifest of about 130,000 shards; prepare rewrites it after each shard, so far fewer
-
-
 class ManifestDamaged(CourseError):
     """A manifest.json that `prepare` cannot have written (unreadable, a field missing or of the wrong type, totals
     that do not add up); `prepare --overwrite` replaces it, where other refusals stand."""
@@ -131,7 +128,7 @@ def read_manifest(out: str | Path) -> dict:
     if not path.is_file():
         raise CourseError(f"{path} not found: prepare the data first (python -m ch04_pretrain prepare ...)")
     try:
-        manifest = _read_json(path)
+        manifest = load_json(path)
     except OSError as e:
         raise CourseError(f"cannot read {path}: {e.strerror or e}") from None
     except ValueError as e:
@@ -140,26 +137,6 @@ def read_manifest(out: str | Path) -> dict:
         raise CourseError(f"{path} is not a manifest of this chapter ({FORMAT!r})")
     check_manifest(manifest, path)
     return manifest
-
-
-def _read_json(path: Path):
-    """The JSON value in `path`; a ValueError with a one-line reason for anything that is not JSON.
-
-    At most MAX_JSON_BYTES are read, whatever the file's size, and a nesting too
-    deep for the parser is an error like any other: the file is untrusted.
-    """
-    with open(path, "rb") as f:
-        raw = f.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise ValueError(f"over {MAX_JSON_BYTES >> 20} MB, more than prepare writes")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (ValueError, RecursionError):  # a number of thousands of digits, or lists nested thousands deep
-        raise ValueError("not JSON that this chapter reads: a number too long or a nesting too deep") from None
 
 
 def _damaged(path: Path, problem: str) -> str:
@@ -388,7 +365,7 @@ def _file_state(stat: os.stat_result, sha256: str) -> dict:
 
 def _read_verified(out: Path) -> dict:
     try:
-        cache = _read_json(out / VERIFIED)
+        cache = load_json(out / VERIFIED)
     except (OSError, ValueError):
         return {}  # no cache, or an unreadable one: everything is hashed again
     files = cache.get("files") if isinstance(cache, dict) else None
@@ -689,89 +666,89 @@ def prepare(source: str, out: str | Path, *, options: SourceOptions = SourceOpti
                           f"use one of {', '.join(multiprocessing.get_all_start_methods())}")
     record, ranks = _choose_tokenizer(tokenizer)
     _check_writable(out)
+    with own_folder(out, f"the data folder {out}"):  # a second preparation into it is refused
+        settings = _settings(record, describe(source, options), split, docs_per_shard, max_docs, max_tokens)
+        path = out / MANIFEST
+        manifest = _manifest_to_continue(out, settings, overwrite)
+        if manifest is None:
+            _remove_leftovers(out, 0)
+            (out / RANKS_FILE).unlink(missing_ok=True)  # left by an earlier preparation with another tokenizer
+            manifest = {"format": FORMAT, "settings": settings, "complete": False, "shards": []}
+        if ranks is not None:
+            _keep_rank_file(ranks, out, record["ranks_sha256"])
+        rank_file = _rank_file(record, out)
+        redone = 0
+        if manifest["shards"]:  # finished shards are checked against the manifest before they are trusted
+            redone = _redo_damaged(source, out, manifest, options, docs_per_shard, split, workers, start_method,
+                                   cache_dir, log, rank_file)
+        if manifest["complete"]:
+            state = f"repaired ({redone} damaged shard(s) redone)" if redone else "already prepared"
+            log(f"{out} is {state}: {manifest['documents']:,} documents, {manifest['tokens']:,} tokens")
+            return manifest
+        _remove_leftovers(out, len(manifest["shards"]))
 
-    settings = _settings(record, describe(source, options), split, docs_per_shard, max_docs, max_tokens)
-    path = out / MANIFEST
-    manifest = _manifest_to_continue(out, settings, overwrite)
-    if manifest is None:
-        _remove_leftovers(out, 0)
-        (out / RANKS_FILE).unlink(missing_ok=True)  # a copy left by an earlier preparation with another tokenizer
-        manifest = {"format": FORMAT, "settings": settings, "complete": False, "shards": []}
-    if ranks is not None:
-        _keep_rank_file(ranks, out, record["ranks_sha256"])
-    rank_file = _rank_file(record, out)
-    redone = 0
-    if manifest["shards"]:  # finished shards are checked against the manifest before they are trusted
-        redone = _redo_damaged(source, out, manifest, options, docs_per_shard, split, workers, start_method,
-                               cache_dir, log, rank_file)
-    if manifest["complete"]:
-        state = f"repaired ({redone} damaged shard(s) redone)" if redone else "already prepared"
-        log(f"{out} is {state}: {manifest['documents']:,} documents, {manifest['tokens']:,} tokens")
-        return manifest
-    _remove_leftovers(out, len(manifest["shards"]))
+        shards = manifest["shards"]
+        first = sum(s["documents"] for s in shards)
+        tokens = sum(s[split_name]["tokens"] for s in shards for split_name in SPLITS)
+        if shards:
+            log(f"resuming after {len(shards)} finished shard(s): {first:,} documents, {tokens:,} tokens")
 
-    shards = manifest["shards"]
-    first = sum(s["documents"] for s in shards)
-    tokens = sum(s[split_name]["tokens"] for s in shards for split_name in SPLITS)
-    if shards:
-        log(f"resuming after {len(shards)} finished shard(s): {first:,} documents, {tokens:,} tokens")
-
-    check_source(source)  # a missing path or an empty folder is reported before any work starts
-    docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
-    if max_tokens is not None and tokens >= max_tokens:
-        docs = iter(())  # stopped after its last shard was saved but before it was marked complete
-    bar = progress_bar(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
-               dynamic_ncols=True)
-    writer: _ShardWriter | None = None
-    start, new_tokens = time.perf_counter(), 0
-    try:
-        for batch, encoded in _encode_in_order(_batches(docs, first, docs_per_shard, split, max_docs),
-                                               workers, start_method, rank_file):
-            done = max_tokens is not None and tokens + int(np.maximum(encoded[2], 0).sum()) >= max_tokens
-            if done:
-                encoded = _truncate(batch, encoded, max_tokens - tokens)
-            if writer is None:
-                writer = _ShardWriter(out, batch.shard, batch.shard * docs_per_shard)
-            writer.write(*encoded[:2], batch.is_val, encoded[2])
-            if writer.documents == docs_per_shard:  # the shard is complete: commit it now
+        check_source(source)  # a missing path or an empty folder is reported before any work starts
+        docs = iter_documents(source, options, start=first, cache_dir=cache_dir)
+        if max_tokens is not None and tokens >= max_tokens:
+            docs = iter(())  # stopped after its last shard was saved but before it was marked complete
+        bar = progress_bar(total=max_docs, initial=first, unit=" docs", desc="preparing", disable=not progress,
+                   dynamic_ncols=True)
+        writer: _ShardWriter | None = None
+        start, new_tokens = time.perf_counter(), 0
+        try:
+            for batch, encoded in _encode_in_order(_batches(docs, first, docs_per_shard, split, max_docs),
+                                                   workers, start_method, rank_file):
+                done = max_tokens is not None and tokens + int(np.maximum(encoded[2], 0).sum()) >= max_tokens
+                if done:
+                    encoded = _truncate(batch, encoded, max_tokens - tokens)
+                if writer is None:
+                    writer = _ShardWriter(out, batch.shard, batch.shard * docs_per_shard)
+                writer.write(*encoded[:2], batch.is_val, encoded[2])
+                if writer.documents == docs_per_shard:  # the shard is complete: commit it now
+                    shards.append(writer.commit(out))
+                    _save(path, manifest)
+                    writer = None
+                added = int(np.maximum(encoded[2], 0).sum())
+                tokens += added
+                new_tokens += added
+                bar.update(len(batch.docs))
+                bar.set_postfix_str(f"{new_tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
+                if done:
+                    break
+            if writer is not None:
                 shards.append(writer.commit(out))
-                _save(path, manifest)
                 writer = None
-            added = int(np.maximum(encoded[2], 0).sum())
-            tokens += added
-            new_tokens += added
-            bar.update(len(batch.docs))
-            bar.set_postfix_str(f"{new_tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
-            if done:
-                break
-        if writer is not None:
-            shards.append(writer.commit(out))
-            writer = None
-    except OSError as e:  # a full disk, a folder made read-only, an unreadable input file
-        raise CourseError(f"{e.filename or out}: {e.strerror or e}; the {len(shards)} finished shard(s) in {out} "
-                          f"are kept, rerun to continue") from None
-    finally:
-        bar.close()
-        if writer is not None:  # an error or Ctrl-C in the middle of a shard: it will be redone
-            writer.abort()
-    if not shards:
-        raise CourseError(f"the source {source} has no documents")
-    if sum(s[split_name]["tokens"] for s in shards for split_name in SPLITS) == 0:
-        _summarize(manifest)
-        # Nothing worth keeping was written: remove it, so that a rerun on corrected input starts afresh.
-        path.unlink(missing_ok=True)
-        _remove_leftovers(out, 0)
-        (out / RANKS_FILE).unlink(missing_ok=True)
-        raise CourseError(f"the source {source} gave no tokens: {manifest['documents']:,} document(s), "
-                          f"{manifest['skipped']:,} of them skipped as not UTF-8 text (a UTF-16 file, say; convert "
-                          f"it to UTF-8) and the rest empty")
-    manifest["complete"] = True
-    _save(path, manifest)
-    if manifest["splits"]["val"]["tokens"] == 0:
-        print(f"warning: the val split of {out} is empty ({manifest['documents']:,} document(s); a .txt or .xz "
-              f"file is one document unless you pass --separator, e.g. --separator '\\n\\n'); pretraining needs "
-              f"val documents", file=sys.stderr)
-    return manifest
+        except OSError as e:  # a full disk, a folder made read-only, an unreadable input file
+            raise CourseError(f"{e.filename or out}: {e.strerror or e}; the {len(shards)} finished shard(s) in {out} "
+                              f"are kept, rerun to continue") from None
+        finally:
+            bar.close()
+            if writer is not None:  # an error or Ctrl-C in the middle of a shard: it will be redone
+                writer.abort()
+        if not shards:
+            raise CourseError(f"the source {source} has no documents")
+        if sum(s[split_name]["tokens"] for s in shards for split_name in SPLITS) == 0:
+            _summarize(manifest)
+            # Nothing worth keeping was written: remove it, so that a rerun on corrected input starts afresh.
+            path.unlink(missing_ok=True)
+            _remove_leftovers(out, 0)
+            (out / RANKS_FILE).unlink(missing_ok=True)
+            raise CourseError(f"the source {source} gave no tokens: {manifest['documents']:,} document(s), "
+                              f"{manifest['skipped']:,} of them skipped as not UTF-8 text (a UTF-16 file, say; convert "
+                              f"it to UTF-8) and the rest empty")
+        manifest["complete"] = True
+        _save(path, manifest)
+        if manifest["splits"]["val"]["tokens"] == 0:
+            print(f"warning: the val split of {out} is empty ({manifest['documents']:,} document(s); a .txt or .xz "
+                  f"file is one document unless you pass --separator, e.g. --separator '\\n\\n'); pretraining needs "
+                  f"val documents", file=sys.stderr)
+        return manifest
 
 
 def _settings(tokenizer: dict, source: dict, split: SplitRule, docs_per_shard: int, max_docs: int | None,
@@ -898,7 +875,8 @@ def _redo_damaged(source: str, out: Path, manifest: dict, options: SourceOptions
             writer.commit(out)
             writer = None
         except OSError as e:
-            raise CourseError(f"{e.filename or out}: {e.strerror or e}; could not redo shard {index} of {out}") from None
+            raise CourseError(f"{e.filename or out}: {e.strerror or e}; could not redo shard {index} of "
+                              f"{out}") from None
         finally:
             if writer is not None:
                 writer.abort()
