@@ -56,7 +56,7 @@ from ch05_finetune.loop import INSTRUCT_FIT, FitConfig
 from ch05_finetune.pretrained import load_start
 from ch05_finetune.template import TEMPLATES
 from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
-from coursekit.files import check_writable_dir, own_folder, write_bytes_atomically
+from coursekit.files import check_writable_dir, load_json, own_folder, write_bytes_atomically
 from coursekit.hardware import resolve_dtype
 from coursekit.numbers import positive_int
 from coursekit.progress import progress_write
@@ -137,8 +137,8 @@ class Runner:
         folder = self.out / name
         number = len(self.records) + 1
         done = _read(folder / DONE)
-        if not self.ran and done is not None and done.get("settings") == self.key:
-            record = StageRecord(**{**done["record"], "reused": True})
+        record = _saved_record(done.get("record")) if done is not None and done.get("settings") == self.key else None
+        if not self.ran and record is not None:
             self.log(f"[{number}/{total}] Chapter {chapter}: {title}: done before, reused ({record.result})")
         else:
             if _read(folder / ATTEMPT) != self.key and folder.exists():
@@ -158,9 +158,21 @@ class Runner:
 
 def _read(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        saved = load_json(path)
     except (OSError, ValueError):
         return None  # missing, or damaged by a kill or by hand: the stage is simply not done
+    return saved if isinstance(saved, dict) else None
+
+
+def _saved_record(saved) -> StageRecord | None:
+    """The record a finished stage saved, or None when the file does not hold one (the stage then runs again)."""
+    kinds = {"name": str, "chapter": int, "title": str, "result": str, "metrics": dict, "files": str,
+             "seconds": (int, float)}
+    if not isinstance(saved, dict) or set(saved) - {"reused"} != set(kinds):
+        return None
+    if not all(isinstance(saved[k], kind) and not isinstance(saved[k], bool) for k, kind in kinds.items()):
+        return None
+    return StageRecord(**{**saved, "reused": True})
 
 
 def _write(path: Path, obj) -> None:

@@ -29,12 +29,12 @@ def load_chat_model(path: str | Path, device: str = "cpu", err=sys.stderr) -> tu
     """
     model, meta = load_checkpoint(path, device=device)
     codec = Codec.from_meta(meta.get("tokenizer"), path)
-    finetune = meta.get("finetune") or {}
+    finetune = meta.get("finetune") if isinstance(meta.get("finetune"), dict) else {}
     if finetune.get("type") != "instruct":
         print(f"warning: {path} is not instruction-tuned (config.json has no finetune type 'instruct'); "
               f"it will probably continue your text rather than answer it", file=err)
         return model, codec, TEMPLATES["compact"]
-    return model, codec, PromptTemplate.from_meta(finetune["template"])
+    return model, codec, PromptTemplate.from_meta(finetune.get("template"))
 
 
 def chat_prompt(codec: Codec, template: PromptTemplate, history: list[tuple[str, str]], message: str,

@@ -302,7 +302,7 @@ def cmd_chat(args) -> None:
 def cmd_evaluate(args) -> None:
     device = pick_device(args.device)
     meta = read_json(Path(args.checkpoint) / "config.json")
-    kind = (meta.get("finetune") or {}).get("type")
+    kind = meta["finetune"].get("type") if isinstance(meta.get("finetune"), dict) else None
     if kind == "classify" and args.plot:
         check_writable_file(args.plot, "--plot")
     if kind == "instruct":

@@ -101,8 +101,9 @@ def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = D
     path = Path(source)
     if path.is_dir() and (path / "config.json").is_file():
         meta = read_json(path / "config.json")
-        if (meta.get("tokenizer") or {}).get("type") == "gpt2-subset":  # ours: Chapter 4 does not know it
-            codec = Codec.from_meta(meta["tokenizer"])
+        tokenizer = meta.get("tokenizer")
+        if isinstance(tokenizer, dict) and tokenizer.get("type") == "gpt2-subset":  # ours: Chapter 4 does not know it
+            codec = Codec.from_meta(tokenizer, path)
             model, meta = load_checkpoint(path, device=device)
             if model.config.vocab_size != codec.vocab_size:
                 raise CourseError(f"{path}: the model has {model.config.vocab_size} token ids but its "

@@ -10,7 +10,7 @@ the left, while every piece of the frame survives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from coursekit import CourseError
 
@@ -62,6 +62,12 @@ class PromptTemplate:
 
     @classmethod
     def from_meta(cls, meta: dict) -> PromptTemplate:
+        """The template a checkpoint's config.json records (untrusted: every field must be text, none unknown)."""
+        known = {f.name for f in fields(cls)}
+        if not (isinstance(meta, dict) and "name" in meta and set(meta) <= known
+                and all(isinstance(v, str) and len(v) <= 10_000 for v in meta.values())):
+            raise CourseError("the checkpoint's prompt template in config.json is damaged: it should name the "
+                              "template's pieces, each as text")
         return cls(**meta)
 
 

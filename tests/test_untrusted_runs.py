@@ -424,3 +424,47 @@ def test_every_command_imports_coursekit_before_anything_slow(entry):
                                                                                       "typing"}))
     node = imports[first_heavy]
     assert isinstance(node, ast.Import) and node.names[0].name == "coursekit", ast.dump(node)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory) -> dict[str, Path]:
+    """A classifier checkpoint and an instruction-tuned one of Chapter 5 (untrained: only their files matter)."""
+    from ch03_gpt import save_checkpoint
+    from ch05_finetune.classify import add_classifier_head, save_classifier
+    from ch05_finetune.template import TEMPLATES
+    from ch05_finetune.vocab import Codec
+
+    codec, cfg = Codec(), GPTConfig(vocab_size=50257, block_size=16, n_layer=1, n_head=1, n_embd=8)
+    folder = tmp_path_factory.mktemp("tuned")
+    save_classifier(add_classifier_head(GPT(cfg), 2), codec, ["ham", "spam"], folder / "classify")
+    save_checkpoint(GPT(cfg), folder / "instruct", {"tokenizer": codec.to_meta(), "finetune": {
+        "type": "instruct", "template": TEMPLATES["compact"].to_meta()}})
+    return {"classify": folder / "classify", "instruct": folder / "instruct"}
+
+
+@FEW
+@given(data=st.data())
+def test_generated_chapter_5_checkpoints_load_or_are_refused_in_one_line(tuned, tmp_path, small_machine, data):
+    import shutil
+
+    from ch05_finetune.chat import load_chat_model
+    from ch05_finetune.classify import load_classifier
+    kind = data.draw(st.sampled_from(sorted(tuned)))
+    checkpoint = tmp_path / kind
+    if checkpoint.exists():
+        shutil.rmtree(checkpoint)
+    shutil.copytree(tuned[kind], checkpoint)
+    meta = json.loads((checkpoint / "config.json").read_text())
+    part = data.draw(st.sampled_from(["finetune", "tokenizer", "whole"]))
+    if part == "whole":
+        text = data.draw(damaged_json(meta))
+    else:
+        damaged = data.draw(damaged_json(meta[part]))
+        try:
+            meta[part] = json.loads(damaged)
+        except ValueError:
+            meta[part] = damaged
+        text = json.dumps(meta, allow_nan=True)
+    (checkpoint / "config.json").write_text(text)
+    load = load_classifier if kind == "classify" else load_chat_model
+    loads_or_refuses(lambda: load(checkpoint))
