@@ -21,6 +21,7 @@ from pathlib import Path
 
 from coursekit import BUILTIN, CourseError
 from coursekit.download import fetch
+from coursekit.hardware import check_memory
 
 from .corpus import DEFAULT_SEED, generate_corpus
 
@@ -107,6 +108,10 @@ def read_text_file(path: str | Path) -> str:
         raise CourseError(f"corpus file not found: {path}")
     if path.is_dir():
         raise CourseError(f"corpus path is a directory, not a text file: {path}")
+    # A corpus lives in memory three times over: its bytes, its text, and its ids as 8-byte integers.
+    size = path.stat().st_size
+    check_memory(10 * size, f"the corpus {path} ({size:,} bytes, then its text and its token ids)",
+                 advice="use a part of it")
     raw = path.read_bytes()
     try:
         # utf-8-sig drops a byte-order mark, which some editors put first and which is not text.

@@ -130,17 +130,17 @@ def _cgroup_room() -> int | None:
         return None
 
 
-def check_memory(needed: int, what: str, device: str = "cpu") -> None:
+def check_memory(needed: int, what: str, device: str = "cpu", advice: str = "choose a smaller model") -> None:
     """Refuse, in one line, work that needs an estimated `needed` bytes when `device` has less available.
 
-    `what` says what needs it ("a GPT of 4,000,000,000 parameters: its weights"). Where the
-    platform does not say how much memory it has, nothing is refused.
+    `what` says what needs it ("a GPT of 4,000,000,000 parameters: its weights"), `advice` what to do
+    instead. Where the platform does not say how much memory it has, nothing is refused.
     """
     have = memory_available(device)
     if have is not None and needed > have:
         where = "this GPU" if str(device).startswith("cuda") else "this machine"
         raise CourseError(f"{what} needs about {format_bytes(needed)}, and {where} has {format_bytes(have)} "
-                          f"available; choose a smaller model")
+                          f"available; {advice}")
 
 
 def format_bytes(n: float) -> str:

@@ -468,3 +468,13 @@ def test_generated_chapter_5_checkpoints_load_or_are_refused_in_one_line(tuned, 
     (checkpoint / "config.json").write_text(text)
     load = load_classifier if kind == "classify" else load_chat_model
     loads_or_refuses(lambda: load(checkpoint))
+
+
+def test_a_corpus_larger_than_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from ch01_bigram.data import read_text_file
+    corpus = tmp_path / "big.txt"
+    corpus.write_text("to be or not to be\n" * 1000)
+    monkeypatch.setattr(coursekit.hardware, "memory_available", lambda device="cpu": 100_000)
+    with pytest.raises(CourseError, match=r"big.txt \(19,000 bytes, then its text and its token ids\) needs about "
+                                          r"185.5 KB, and this machine has 97.7 KB available; use a part of it"):
+        read_text_file(corpus)
