@@ -20,7 +20,6 @@ budget anyway is marked "cut" in the saved responses.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections import defaultdict
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from ch01_bigram import RemoteFile, find_or_download
 from ch03_gpt import GPT, generate, save_checkpoint
 from coursekit import BUILTIN, CourseError, write_json
-from coursekit.readers import decode_utf8, json_lines
+from coursekit.readers import decode_utf8, json_lines, parse_json, read_bytes, text_lines
 from coursekit.runtime import set_seed
 
 from .builtin import Instruction, generate_instructions
@@ -55,14 +54,11 @@ def read_alpaca(path: str | Path) -> list[Instruction]:
     path = Path(path)
     if not path.is_file():
         raise CourseError(f"instruction file not found: {path}")
-    text = decode_utf8(path.read_bytes(), str(path))
+    text = decode_utf8(read_bytes(path), str(path))  # refused by its size before it is read
     if path.suffix.lower() == ".jsonl":
-        items = [(f"line {n}", obj) for n, obj in json_lines(text.splitlines(), str(path))]
+        items = [(f"line {n}", obj) for n, obj in json_lines(text_lines(text), str(path))]
     else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise CourseError(f"{path}, line {e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        data = parse_json(text, str(path))
         if not isinstance(data, list):
             raise CourseError(f"{path}: expected a JSON list of objects with instruction, input and output")
         items = [(f"item {i}", obj) for i, obj in enumerate(data)]
@@ -73,7 +69,10 @@ def read_alpaca(path: str | Path) -> list[Instruction]:
         for key in ("instruction", "output"):
             if not isinstance(obj.get(key), str) or not obj[key].strip():
                 raise CourseError(f"{path}, {where}: missing or empty {key!r}")
-        out.append(Instruction(obj["instruction"], obj.get("input") or "", obj["output"], obj.get("task", "custom")))
+        for key in ("input", "task"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise CourseError(f"{path}, {where}: {key!r} is a {type(obj[key]).__name__}, not text")
+        out.append(Instruction(obj["instruction"], obj.get("input") or "", obj["output"], obj.get("task") or "custom"))
     if not out:
         raise CourseError(f"{path} has no examples")
     return out

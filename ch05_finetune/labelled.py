@@ -19,6 +19,11 @@ The format comes from the extension where it is one of .tsv, .csv, .jsonl,
 .parquet and .zip; otherwise (no extension, .txt, ...) it is read from the
 content (`sniff_format`), and `fmt` / `--format` overrides both.
 
+Every file is untrusted and read whole, so each is bounded before it is read:
+a file or zip member of at most coursekit.readers.MAX_FILE_BYTES (checked on
+its size, then read through a cap), at most MAX_ROWS rows, and at most
+MAX_FILE_BYTES of text however well a Parquet file compressed it.
+
 Real datasets are fetched with the course's downloader (coursekit.download),
 which checks a sha256: of the file, or for the SMS Spam Collection of the
 `SMSSpamCollection` member inside the zip. A hash the course has not verified
@@ -31,20 +36,49 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import random
 import re
-import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ch01_bigram import RemoteFile, find_or_download
 from ch01_bigram.data import DATA_DIR_ENV, cache_dir, sha256_of
-from coursekit import BUILTIN, CourseError
+from coursekit import BUILTIN, CourseError, readers  # readers.MAX_FILE_BYTES is read when used: tests lower it
 from coursekit.download import fetch, write_verified
-from coursekit.readers import decode_utf8, json_lines, parquet_rows, pyarrow_parquet
+from coursekit.readers import (
+    decode_utf8,
+    json_lines,
+    message_of,
+    open_zip,
+    parquet_file,
+    parquet_rows,
+    read_bytes,
+    read_zip_member,
+    shown,
+    size_text,
+    text_lines,
+    too_large,
+    zip_files,
+)
 
 from .builtin import REVIEW_LABELS, generate_reviews
+
+# The most rows a labelled file may have: each row costs about a hundred bytes besides its text, so a
+# file of many tiny rows would cost far more than its size. Forty times the IMDb reviews (50,000); a file
+# at the size limit has this many rows if they average 50 bytes.
+MAX_ROWS = 2_000_000
+
+# A CSV field may be as long as the file: csv's own limit (131,072 characters) refuses a long review.
+# The limit is the csv module's, for the whole process; it is only ever raised, never lowered, here.
+csv.field_size_limit(max(csv.field_size_limit(), readers.MAX_FILE_BYTES))
+
+
+def too_many_rows(what: str) -> CourseError:
+    """The error for a file (or folder) of more than MAX_ROWS rows; `what` says which."""
+    return CourseError(f"{what}: more than the {MAX_ROWS:,} rows the course reads")
 
 
 @dataclass
@@ -74,42 +108,56 @@ def builtin_reviews(n: int = 3000, seed: int = 1337) -> LabelledData:
 # Rows -> LabelledData
 # --------------------------------------------------------------------------- #
 
-def from_rows(rows: list[tuple[str, object, object]], source: str, labels: list[str] | None = None) -> LabelledData:
-    """(where, label, text) rows -> LabelledData; `where` names the row in messages ("line 7")."""
-    clean = []
+def from_rows(rows: Iterable[tuple[str, object, object]], source: str, labels: list[str] | None = None) -> LabelledData:
+    """(where, label, text) rows -> LabelledData; `where` names the row in messages ("line 7").
+
+    Rows are taken one at a time, and refused past MAX_ROWS rows or MAX_FILE_BYTES characters of text.
+    """
+    texts, row_labels, seen, chars = [], [], {}, 0
     for where, label, text in rows:
+        if len(texts) == MAX_ROWS:
+            raise too_many_rows(source)
         if label is None or (isinstance(label, str) and not label.strip()):
             raise CourseError(f"{source}, {where}: missing label")
         if text is None or not str(text).strip():
             raise CourseError(f"{source}, {where}: empty text")
         label = str(label).strip()
+        label = seen.setdefault(label, label)  # one string per class kept, not one per row
         if labels is not None and label not in labels:
-            raise CourseError(f"{source}, {where}: unknown label {label!r} (expected {', '.join(labels)})")
-        clean.append((label, str(text)))
-    if not clean:
+            raise CourseError(f"{source}, {where}: unknown label {shown(label, 40, quote=True)} "
+                              f"(expected {', '.join(labels)})")
+        text = str(text)
+        chars += len(text)
+        if chars > readers.MAX_FILE_BYTES:
+            raise too_large(f"{source}: its texts up to {where}")
+        texts.append(text)
+        row_labels.append(label)
+    if not texts:
         raise CourseError(f"{source} has no rows")
-    names = labels if labels is not None else sorted({label for label, _ in clean})
-    present = sorted({label for label, _ in clean})
+    present = sorted(seen)
     if len(present) < 2:
-        raise CourseError(f"{source}: the label column has one class only ({present[0]}); "
+        raise CourseError(f"{source}: the label column has one class only ({shown(present[0], 40)}); "
                           f"a classifier needs examples of at least two")
+    names = labels if labels is not None else present
     index = {name: k for k, name in enumerate(names)}
-    return LabelledData([t for _, t in clean], [index[label] for label, _ in clean], list(names))
+    return LabelledData(texts, [index[label] for label in row_labels], list(names))
 
 
 def parse_tsv(text: str, source: str, labels=None) -> LabelledData:
-    first = [c.strip().lower() for c in text.split("\n", 1)[0].split("\t")]
+    first = [c.strip().lower() for c in next(text_lines(text), "").split("\t")]
     if any(c in TEXT_COLUMNS for c in first) and any(c in LABEL_COLUMNS for c in first):
         return parse_csv(text, source, labels, delimiter="\t")  # a header names the columns
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    return from_rows(_tsv_rows(text, source), source, labels)
+
+
+def _tsv_rows(text: str, source: str):
+    for n, line in enumerate(text_lines(text), 1):
         if not line.strip():
             continue
         label, sep, body = line.partition("\t")
         if not sep:
             raise CourseError(f"{source}, line {n}: no tab; expected label<TAB>text")
-        rows.append((f"line {n}", label, body))
-    return from_rows(rows, source, labels)
+        yield f"line {n}", label, body
 
 
 # The names real files give their two columns (IMDb's Kaggle CSV: review, sentiment).
@@ -126,17 +174,33 @@ def pick_columns(names: list[str], source: str) -> tuple[str, str]:
     missing = [k for k, v in found.items() if v is None]
     if missing:
         raise CourseError(f"{source}: no {' or '.join(missing)} column in the header "
-                          f"(found: {', '.join(names) or 'nothing'}; a text column is one of "
+                          f"(found: {listed(names) or 'nothing'}; a text column is one of "
                           f"{', '.join(TEXT_COLUMNS)}, a label column one of {', '.join(LABEL_COLUMNS)})")
     return found["text"], found["label"]
 
 
+def listed(names: list[str], most: int = 10) -> str:
+    """Names read from a file, for a one-line message: the first `most` of them, each cut short."""
+    more = f" and {len(names) - most:,} more" if len(names) > most else ""
+    return ", ".join(shown(n, 40) for n in names[:most]) + more
+
+
 def parse_csv(text: str, source: str, labels=None, delimiter: str = ",") -> LabelledData:
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    text_col, label_col = pick_columns(list(reader.fieldnames or []), source)
-    # DictReader counts the header as line 1, so reader.line_num is the file's line number.
-    rows = [(f"line {reader.line_num}", row[label_col], row[text_col]) for row in reader]
-    return from_rows(rows, source, labels)
+    # Lines keep their ends, so that a quoted field may span lines, as csv expects of a file opened with newline="".
+    reader = csv.reader(text_lines(text, keep_ends=True), delimiter=delimiter)
+    try:
+        header = next(reader, [])
+        text_col, label_col = (header.index(c) for c in pick_columns(header, source))
+        # The header is line 1, so reader.line_num is the file's line number (of a row's last line).
+        rows = ((f"line {reader.line_num}", _field(row, label_col), _field(row, text_col)) for row in reader if row)
+        return from_rows(rows, source, labels)
+    except csv.Error as e:
+        raise CourseError(f"{source}, line {reader.line_num}: {message_of(e)}") from None
+
+
+def _field(row: list[str], column: int) -> str | None:
+    """A row's value in `column`, or None for a row too short to have one."""
+    return row[column] if column < len(row) else None
 
 
 FASTTEXT_LABEL = "__label__"
@@ -144,8 +208,11 @@ FASTTEXT_LABEL = "__label__"
 
 def parse_fasttext(text: str, source: str, labels=None) -> LabelledData:
     """fastText / flair lines: `__label__X the text` (the label's prefix, then a space or a tab, then the text)."""
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    return from_rows(_fasttext_rows(text, source), source, labels)
+
+
+def _fasttext_rows(text: str, source: str):
+    for n, line in enumerate(text_lines(text), 1):
         if not line.strip():
             continue
         if not line.startswith(FASTTEXT_LABEL):
@@ -154,29 +221,37 @@ def parse_fasttext(text: str, source: str, labels=None) -> LabelledData:
         label, _, body = line[len(FASTTEXT_LABEL):].replace("\t", " ", 1).partition(" ")
         if body.lstrip().startswith(FASTTEXT_LABEL):
             raise CourseError(f"{source}, line {n}: more than one label; a classifier here takes one per text")
-        rows.append((f"line {n}", label, body.strip()))
-    return from_rows(rows, source, labels)
+        yield f"line {n}", label, body.strip()
 
 
 def parse_jsonl(text: str, source: str, labels=None) -> LabelledData:
-    rows = []
-    for n, obj in json_lines(text.splitlines(), source):
+    return from_rows(_jsonl_rows(text, source), source, labels)
+
+
+def _jsonl_rows(text: str, source: str):
+    for n, obj in json_lines(text_lines(text), source):
         if not isinstance(obj, dict):
             raise CourseError(f"{source}, line {n}: expected an object with text and label")
-        rows.append((f"line {n}", obj.get("label"), obj.get("text")))
-    return from_rows(rows, source, labels)
+        yield f"line {n}", obj.get("label"), obj.get("text")
 
 
 def parse_parquet(raw: bytes, source: str, labels=None) -> LabelledData:
-    try:
-        names = pyarrow_parquet().ParquetFile(io.BytesIO(raw)).schema_arrow.names
-    except CourseError:
-        raise
-    except Exception as e:  # noqa: BLE001 (pyarrow raises several error types for an unreadable file)
-        raise CourseError(f"cannot read {source} as Parquet: {e}") from None
-    columns = list(pick_columns(names, source))
+    table = parquet_file(io.BytesIO(raw), [], source)
+    columns = list(pick_columns(table.schema_arrow.names, source))
+    check_parquet_size(table.metadata, source)
     rows = parquet_rows(io.BytesIO(raw), columns, source)
-    return from_rows([(f"row {i}", lab, t) for i, (t, lab) in enumerate(rows)], source, labels)
+    return from_rows(((f"row {i}", lab, t) for i, (t, lab) in enumerate(rows)), source, labels)
+
+
+def check_parquet_size(metadata, source: str) -> None:
+    """Refuse, before reading any row, a Parquet file whose footer declares more than MAX_ROWS rows or more
+    than MAX_FILE_BYTES once decompressed (a small file can hold much more). The size counts every column:
+    pyarrow's metadata of one column can abort the whole process on a damaged footer; a row group's cannot."""
+    if metadata.num_rows > MAX_ROWS:
+        raise too_many_rows(source)
+    size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if size > readers.MAX_FILE_BYTES:
+        raise too_large(f"{source} is {size_text(size)} uncompressed")
 
 
 # Extensions that say the format; any other (none, .txt, .ft...) is read from the content.
@@ -196,7 +271,7 @@ def sniff_format(raw: bytes, source: str) -> str:
     if raw[:4] == b"PK\x03\x04":
         return "zip"
     head = raw[:65536].decode("utf-8-sig", errors="replace")
-    lines = [line for line in head.splitlines()[:50] if line.strip()]
+    lines = [line for line in itertools.islice(text_lines(head), 50) if line.strip()]
     if len(head) == 65536 and len(lines) > 1:
         lines = lines[:-1]  # the last line read may be cut short
     if not lines:
@@ -239,10 +314,21 @@ def read_folder(path: Path, labels: list[str] | None = None, fmt: str | None = N
         if split is not None:
             files.setdefault(split, []).append(f)
     if "train" not in files:
-        shown = ", ".join(f.name for f in sorted(path.iterdir())[:10]) or "nothing"
-        raise CourseError(f"{path} is a folder without a train file (it holds: {shown}); a folder of splits holds "
+        held = listed(sorted(f.name for f in path.iterdir())) or "nothing"
+        raise CourseError(f"{path} is a folder without a train file (it holds: {held}); a folder of splits holds "
                           f"train.*, and optionally dev.* / valid.* / val.* and test.*")
-    parts = {split: [read_labelled(f, labels, fmt=fmt) for f in fs] for split, fs in files.items()}
+    parts: dict[str, list[LabelledData]] = {}
+    rows = chars = 0
+    for split, fs in files.items():
+        for f in fs:
+            part = read_labelled(f, labels, fmt=fmt)
+            parts.setdefault(split, []).append(part)
+            # Each file is bounded by itself; a folder of many is bounded as one file would be.
+            rows, chars = rows + len(part), chars + sum(map(len, part.texts))
+            if rows > MAX_ROWS:
+                raise too_many_rows(f"{path}: its split files up to {shown(f.name)}")
+            if chars > readers.MAX_FILE_BYTES:
+                raise too_large(f"{path}: the texts of its split files up to {shown(f.name)}")
     names = labels or sorted({name for ps in parts.values() for p in ps for name in p.label_names})
     index = {name: k for k, name in enumerate(names)}
     texts, ys, given = [], [], {}
@@ -266,30 +352,37 @@ def read_labelled(path: str | Path, labels: list[str] | None = None, member: str
         return read_folder(path, labels, fmt)
     if not path.is_file():
         raise CourseError(f"labelled data file not found: {path}")
-    raw = path.read_bytes()
     source = str(path)
+    raw = read_bytes(path, source)
     fmt = fmt or FORMATS.get(path.suffix.lower()) or sniff_format(raw, source)
     if fmt == "zip":
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = [n for n in z.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")]
-                member = member or (names[0] if len(names) == 1 else None)
-                if member not in names:
-                    raise CourseError(f"{path}: name the member to read ({', '.join(names)})")
-                raw = z.read(member)
-        except zipfile.BadZipFile:
-            raise CourseError(f"{path} is not a zip file") from None
-        source = f"{path}:{member}"
+        member, raw = zip_member(path, member)
+        source = f"{path}:{shown(member)}"
         fmt = FORMATS.get(Path(member).suffix.lower()) or sniff_format(raw, source)
     if fmt == "parquet":
         return parse_parquet(raw, source, labels)
-    text = decode_utf8(raw, source)
-    if fmt == "tsv-header":
-        return parse_csv(text, source, labels, delimiter="\t")
     if fmt == "zip":
         raise CourseError(f"{source}: a zip inside a zip; extract it first")
+    text = decode_utf8(raw, source)
+    del raw  # the text is all that is needed now: the bytes need not stay beside it while it is parsed
+    if fmt == "tsv-header":
+        return parse_csv(text, source, labels, delimiter="\t")
     return {"tsv": parse_tsv, "fasttext": parse_fasttext, "csv": parse_csv, "jsonl": parse_jsonl}[fmt](
         text, source, labels)
+
+
+def zip_member(path: Path, member: str | None = None) -> tuple[str, bytes]:
+    """(name, bytes) of a member of the zip at `path`: `member`, or the only file the zip holds."""
+    with open_zip(path) as archive:
+        files = {info.filename: info for info in zip_files(archive, str(path))}
+        if not files:
+            raise CourseError(f"{path} holds no files")
+        if member is not None and member not in files:
+            raise CourseError(f"{path} has no {shown(member)} (it holds: {listed(list(files))})")
+        member = member or (next(iter(files)) if len(files) == 1 else None)
+        if member is None:
+            raise CourseError(f"{path}: name the member to read ({listed(list(files))})")
+        return member, read_zip_member(archive, files[member], f"{path}:{shown(member)}")
 
 
 # --------------------------------------------------------------------------- #
@@ -354,7 +447,7 @@ def zip_member_file(spec: RealDataset, data_dir: str | Path | None = None, progr
                 raise CourseError(f"{candidate} has sha256 {actual}, expected {expected} (a different file?)")
         for name in zip_names:
             if (d / name).is_file():
-                return write_verified(_read_member(d / name, member), cached, expected, f"{d / name}:{member}")
+                return write_verified(zip_member(d / name, member)[1], cached, expected, f"{d / name}:{member}")
     if data_dir is not None:
         raise CourseError(f"neither {member} nor {spec.remote.filename} found in --data-dir {data_dir}")
 
@@ -364,24 +457,13 @@ def zip_member_file(spec: RealDataset, data_dir: str | Path | None = None, progr
             raise CourseError(f"its {member} has sha256 {actual}, expected {expected}")
 
     archive = fetch(spec.remote.url, cache_dir() / spec.remote.filename, check=check, progress=progress)
-    return write_verified(_read_member(archive, member), cached, expected, f"{archive}:{member}")
-
-
-def _read_member(archive: Path, member: str) -> bytes:
-    try:
-        with zipfile.ZipFile(archive) as z:
-            names = z.namelist()
-            if member not in names:
-                raise CourseError(f"{archive} has no {member} (it holds: {', '.join(names[:10])})")
-            return z.read(member)
-    except zipfile.BadZipFile:
-        raise CourseError(f"{archive} is not a zip file") from None
+    return write_verified(zip_member(archive, member)[1], cached, expected, f"{archive}:{member}")
 
 
 def sha256_bytes_of_member(archive: Path, member: str) -> str:
     from coursekit.download import sha256_bytes
 
-    return sha256_bytes(_read_member(archive, member))
+    return sha256_bytes(zip_member(archive, member)[1])
 
 
 def dataset_file(name: str, data_dir: str | Path | None = None, sha256: str | None = None,

@@ -4,7 +4,11 @@ Every source yields its documents one at a time, always in the same order, so
 preparation can number them, stop, and later resume at document N. A document
 is yielded as str, as bytes (decoded later, in a worker; a document whose bytes
 are not UTF-8 is skipped there and counted), or as None (a document the reader
-already knows it cannot decode). Nothing reads a whole corpus into memory.
+already knows it cannot decode). Nothing reads a whole corpus into memory, and
+no document may be larger than coursekit.readers.MAX_FILE_BYTES (without
+--separator a whole file is one document; the error says so). A byte-order mark
+at the start of a document is dropped, as Chapter 1 drops it at the start of its
+text (coursekit.readers.decode_utf8): it is not text.
 
 Local formats:
   .txt            one document per file, or several split by --separator
@@ -27,8 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED, generate_corpus
-from coursekit import BUILTIN, CourseError
-from coursekit.readers import json_lines, parquet_rows, pyarrow_parquet
+from coursekit import BUILTIN, CourseError, readers  # readers.MAX_FILE_BYTES is read when used: tests lower it
+from coursekit.readers import (
+    bounded_lines,
+    drop_bom,
+    json_lines,
+    message_of,
+    parquet_rows,
+    pyarrow_parquet,
+    read_capped,
+    shown,
+    too_large,
+)
 
 Document = str | bytes | None
 
@@ -147,17 +161,22 @@ def local_documents(path: Path, options: SourceOptions) -> Iterator[Document]:
                 yield from tar_documents(f, str(file), options.separator)
         else:
             with open(file, "rb") as f:
-                yield from split_stream(f, options.separator)
+                yield from split_stream(f, options.separator, name=str(file))
 
 
-def split_stream(f, separator: str | None, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+def split_stream(f, separator: str | None, chunk_size: int = 1 << 20, name: str = "the text") -> Iterator[bytes]:
     """The documents of a binary text stream: the whole stream, or its pieces between separators.
 
     Works on bytes, so a piece with bad UTF-8 spoils only itself; empty pieces
-    are dropped. Memory holds one chunk plus the longest document.
+    are dropped, and so is a byte-order mark at a piece's start. Memory holds one
+    chunk plus the longest document, which may not exceed MAX_FILE_BYTES (`name`
+    says which file in that error).
     """
     if separator is None:
-        data = f.read()
+        try:
+            data = drop_bom(read_capped(f, name))
+        except CourseError as e:
+            raise CourseError(f"{e}; without --separator the whole file is one document") from None
         if data:
             yield data
         return
@@ -166,9 +185,23 @@ def split_stream(f, separator: str | None, chunk_size: int = 1 << 20) -> Iterato
     while chunk := f.read(chunk_size):
         buffer += chunk
         *pieces, buffer = buffer.split(sep)
-        yield from (p for p in pieces if p)
-    if buffer:
-        yield buffer
+        yield from _documents(pieces, name, separator)
+        _check_document(buffer, name, separator)  # the piece still growing: a file without separators stops here
+    yield from _documents([buffer], name, separator)
+
+
+def _documents(pieces: list[bytes], name: str, separator: str) -> Iterator[bytes]:
+    """The pieces between separators that are documents: each checked, without a byte-order mark, not empty."""
+    for piece in pieces:
+        _check_document(piece, name, separator)
+        if piece := drop_bom(piece):
+            yield piece
+
+
+def _check_document(piece: bytes, name: str, separator: str) -> None:
+    """Refuse a document (or the start of one) larger than MAX_FILE_BYTES."""
+    if len(piece) > readers.MAX_FILE_BYTES:
+        raise too_large(f"{name}: a document (the text up to the next {separator!r}) runs on")
 
 
 def xz_documents(file: Path, separator: str | None) -> Iterator[bytes]:
@@ -181,43 +214,48 @@ def xz_documents(file: Path, separator: str | None) -> Iterator[bytes]:
             if is_tar:
                 yield from tar_documents(f, str(file), separator)
             else:
-                yield from split_stream(f, separator)
+                yield from split_stream(f, separator, name=str(file))
     except (lzma.LZMAError, EOFError, tarfile.TarError) as e:
-        raise CourseError(f"corrupt archive {file}: {e or type(e).__name__}") from None
+        raise CourseError(f"corrupt archive {file}: {message_of(e)}") from None
 
 
 def tar_documents(f, name: str, separator: str | None) -> Iterator[bytes]:
-    """The .txt members of a tar stream, in archive order; nested .xz members are opened in turn."""
+    """The .txt members of a tar stream, in archive order; nested .xz members are opened in turn.
+
+    Members are read from the stream, never extracted: a name such as ../x or /x writes nothing.
+    """
     try:
         with tarfile.open(fileobj=f, mode="r|*") as tar:  # "|": a stream, read once front to back
             for member in tar:
+                tar.members = []  # a stream is read once: keeping every member's header would grow without end
                 if not member.isfile():
                     continue
                 data = tar.extractfile(member)
+                where = f"{name}:{shown(member.name)}"
                 if member.name.endswith(".xz"):
                     with lzma.open(data, "rb") as inner:
-                        yield from tar_documents(inner, f"{name}:{member.name}", separator)
+                        yield from tar_documents(inner, where, separator)
                 elif member.name.endswith(".txt"):
-                    yield from split_stream(data, separator)
+                    yield from split_stream(data, separator, name=where)
     except (lzma.LZMAError, EOFError, tarfile.TarError) as e:
-        raise CourseError(f"corrupt archive {name}: {e or type(e).__name__}") from None
+        raise CourseError(f"corrupt archive {name}: {message_of(e)}") from None
 
 
 def jsonl_documents(file: Path, field: str) -> Iterator[Document]:
     with open(file, "rb") as f:
-        for number, record in json_lines(f, str(file), skip_bad_bytes=True):
+        for number, record in json_lines(bounded_lines(f, str(file)), str(file), skip_bad_bytes=True):
             if record is None:
                 yield None  # bad bytes in this document only: skipped and counted
             elif not isinstance(record, dict) or not isinstance(record.get(field), str):
                 raise CourseError(f"{file}, line {number}: expected an object with a string field {field!r}")
             else:
-                yield record[field]
+                yield drop_bom(record[field])
 
 
 def parquet_documents(file: Path, column: str, start: int = 0) -> Iterator[str | None]:
     """The `column` of a parquet file, read a few thousand rows at a time, from row `start` on."""
     for (value,) in parquet_rows(file, [column], str(file), start, hint="name the text column with --text-field"):
-        yield value if isinstance(value, str) else None
+        yield drop_bom(value) if isinstance(value, str) else None
 
 
 # --------------------------------------------------------------------------- #
