@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import CourseError
+from .readers import decode_utf8, parse_json, read_bytes
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -83,29 +84,12 @@ def write_json(path: str | Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-# The largest JSON file the course reads. Its biggest, a manifest, takes about 400 bytes per shard: OpenWebText's
-# 8 million documents in the default shards of 50,000 make 64 KB, and this bound allows 160,000 shards.
-MAX_JSON_BYTES = 64 * 2**20
-
-
 def load_json(path: str | Path):
-    """The JSON value in `path`, or a ValueError with a one-line reason when it is not JSON the course reads.
-
-    The file is untrusted: at most MAX_JSON_BYTES are read, whatever its size, and a number of thousands of
-    digits or a nesting too deep for the parser are errors like any other. OSError (a missing file) passes.
-    """
-    with open(path, "rb") as f:
-        raw = f.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise ValueError(f"over {MAX_JSON_BYTES >> 20} MB, more than any JSON file of the course")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except (ValueError, RecursionError):  # int() refuses thousands of digits; [[[[...]]]] thousands deep
-        raise ValueError("not JSON the course reads: a number too long or a nesting too deep") from None
+    """The JSON value in the file `path`, read as untrusted: through the readers' size limit, and with a
+    one-line CourseError for anything that is not UTF-8 JSON. A missing file is a FileNotFoundError."""
+    if not Path(path).exists():
+        raise FileNotFoundError(path)
+    return parse_json(decode_utf8(read_bytes(path), str(path)), str(path))
 
 
 def read_json(path: str | Path) -> dict:
@@ -117,10 +101,6 @@ def read_json(path: str | Path) -> dict:
         content = load_json(path)
     except FileNotFoundError:
         raise CourseError(f"{path} not found") from None
-    except OSError as e:
-        raise CourseError(f"cannot read {path} ({e.strerror or e})") from None
-    except ValueError as e:
-        raise CourseError(f"{path} is damaged ({e})") from None
     if not isinstance(content, dict):
         raise CourseError(f"{path} holds a JSON {type(content).__name__}, not the object (key: value) expected")
     return content

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import CourseError
+from .readers import size_text
 
 # The one table of number formats: name -> torch dtype. float32 means "no autocast".
 DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -139,18 +140,8 @@ def check_memory(needed: int, what: str, device: str = "cpu", advice: str = "cho
     have = memory_available(device)
     if have is not None and needed > have:
         where = "this GPU" if str(device).startswith("cuda") else "this machine"
-        raise CourseError(f"{what} needs about {format_bytes(needed)}, and {where} has {format_bytes(have)} "
+        raise CourseError(f"{what} needs about {size_text(needed)}, and {where} has {size_text(have)} "
                           f"available; {advice}")
-
-
-def format_bytes(n: float) -> str:
-    """1.5e9 -> '1.4 GB' (powers of 1,024, as memory is sold and reported)."""
-    unit = "bytes"
-    for bigger in ("KB", "MB", "GB", "TB"):
-        if n < 1024:
-            break
-        n, unit = n / 1024, bigger
-    return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
 
 
 def check_training_memory(model: torch.nn.Module, device: str = "cpu") -> None:

@@ -37,9 +37,12 @@ UTF8_BOM = BOM.encode("utf-8")
 # Sizes and messages
 # --------------------------------------------------------------------------- #
 
-def size_text(n: int) -> str:
-    """A size for a message: '1,234 bytes' below a megabyte, '12.3 MB' above."""
-    return f"{n:,} bytes" if n < 1_000_000 else f"{n / 1e6:,.1f} MB"
+def size_text(n: float) -> str:
+    """A size for a message: '1,234 bytes' below a megabyte, then '12.3 MB', '4.5 GB', '6.7 TB'."""
+    if n < 1e6:
+        return f"{n:,.0f} bytes"
+    unit, scale = next((u, s) for u, s in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)) if n >= s or u == "MB")
+    return f"{n / scale:,.1f} {unit}"
 
 
 def the_limit() -> str:

@@ -131,8 +131,8 @@ def read_manifest(out: str | Path) -> dict:
         manifest = load_json(path)
     except OSError as e:
         raise CourseError(f"cannot read {path}: {e.strerror or e}") from None
-    except ValueError as e:
-        raise ManifestDamaged(_damaged(path, str(e))) from None
+    except ValueError as e:  # not JSON, or too large to be a manifest (a CourseError naming the file)
+        raise ManifestDamaged(_damaged(path, str(e).removeprefix(f"{path}, ").removeprefix(f"{path} "))) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CourseError(f"{path} is not a manifest of this chapter ({FORMAT!r})")
     check_manifest(manifest, path)
