@@ -167,8 +167,9 @@ class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         # Sized before it is built: a shape from a flag or a file that cannot fit is refused, not allocated.
-        check_memory(4 * cfg.num_params(), f"a GPT of {cfg.num_params():,} parameters ({cfg.n_layer:,} layers, "
-                                           f"{cfg.n_embd:,} wide, {cfg.vocab_size:,} tokens) for its weights alone")
+        layers = f"{cfg.n_layer:,} layer" + ("s" if cfg.n_layer != 1 else "")
+        check_memory(4 * cfg.num_params(), f"a GPT of {cfg.num_params():,} parameters ({layers}, {cfg.n_embd:,} "
+                                           f"wide, {cfg.vocab_size:,} tokens) for its weights alone")
         self.config = cfg
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
