@@ -30,37 +30,19 @@ from pathlib import Path
 from typing import Callable
 
 # isort: off
-import coursekit  # noqa: F401  (before torch: a Ctrl-C while torch imports then ends quietly, see coursekit.errors)
+import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly, see coursekit.errors)
 # isort: on
-import torch
-from safetensors.torch import save_file
-
-from ch01_bigram import (
-    BigramLanguageModel,
-    TrainConfig,
-    generate_corpus,
-    initial_loss,
-    long_range_score,
-    prepare_char_data,
-    sample_text,
-    train,
-)
-from ch03_gpt import RECIPES, GPTConfig, Recipe, generate, load_checkpoint, train_gpt
-from ch04_pretrain.data_pipeline.prepare import prepare
-from ch04_pretrain.data_pipeline.sources import SourceOptions
+from ch01_bigram import TrainConfig
+from ch03_gpt import RECIPES, GPTConfig, Recipe
 from ch04_pretrain.pretraining.settings import PRESETS, TrainSettings
-from ch04_pretrain.pretraining.trainer import pretrain
-from ch05_finetune.chat import load_chat_model
-from ch05_finetune.instruct import instruction_tune, load_instructions, respond, split_instructions
-from ch05_finetune.loop import INSTRUCT_FIT, FitConfig
-from ch05_finetune.pretrained import load_start
-from ch05_finetune.template import TEMPLATES
+from ch05_finetune.config import INSTRUCT_FIT, FitConfig
 from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
 from coursekit.files import check_writable_dir, load_json, own_folder, write_bytes_atomically
-from coursekit.hardware import resolve_dtype
-from coursekit.numbers import positive_int
 from coursekit.progress import progress_write
-from coursekit.runtime import pick_device, set_seed
+from coursekit.settings import DEFAULT_SEED, add_run_flags
+
+# The settings above need no torch: each stage imports the code it runs, so that `python -m course --help`
+# answers at once.
 
 DEFAULT_OUT = Path("runs/course")
 DONE = "done.json"        # written last, when a stage has finished
@@ -73,7 +55,7 @@ ATTEMPT = "attempt.json"  # written first: the settings of the work in progress 
 class Plan:
     """Every setting of the main job. `quick()` keeps the path and shrinks the work (for tests)."""
 
-    seed: int = 1337
+    seed: int = DEFAULT_SEED
     corpus_bytes: int = 1_000_000
     bigram_steps: int = 3000
     bigram_eval_iters: int = 200
@@ -182,6 +164,8 @@ def _write(path: Path, obj) -> None:
 # --------------------------------------------------------------------------- the stages
 
 def corpus_stage(plan: Plan):
+    from ch01_bigram import generate_corpus
+
     def work(folder: Path):
         text = generate_corpus(plan.seed, plan.corpus_bytes)
         write_bytes_atomically(folder / "corpus.txt", text.encode())
@@ -193,6 +177,13 @@ def corpus_stage(plan: Plan):
 
 
 def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
+    import torch
+    from safetensors.torch import save_file
+
+    from ch01_bigram import BigramLanguageModel, initial_loss, prepare_char_data, sample_text, train
+    from coursekit.hardware import resolve_dtype
+    from coursekit.runtime import set_seed
+
     cfg = TrainConfig(steps=plan.bigram_steps, eval_iters=plan.bigram_eval_iters, seed=plan.seed,
                       eval_interval=max(1, plan.bigram_steps // 10))
 
@@ -218,6 +209,11 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
 
 
 def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
+    import torch
+
+    from ch01_bigram import long_range_score, prepare_char_data
+    from ch03_gpt import generate, load_checkpoint, train_gpt
+
     recipe = plan.gpt_recipe
 
     def work(folder: Path):
@@ -243,6 +239,9 @@ def gpt_stage(plan: Plan, corpus: Path, device: str, progress: bool):
 
 
 def shards_stage(plan: Plan, corpus: Path, progress: bool):
+    from ch04_pretrain.data_pipeline.prepare import prepare
+    from ch04_pretrain.data_pipeline.sources import SourceOptions
+
     options = SourceOptions(separator="\n\n")  # one story per document
 
     def work(folder: Path):
@@ -256,6 +255,8 @@ def shards_stage(plan: Plan, corpus: Path, progress: bool):
 
 
 def pretrain_stage(plan: Plan, shards: Path, device: str, progress: bool, log):
+    from ch04_pretrain.pretraining.trainer import pretrain
+
     settings = plan.pretraining
 
     def work(folder: Path):
@@ -274,6 +275,10 @@ def pretrain_stage(plan: Plan, shards: Path, device: str, progress: bool, log):
 
 
 def instruct_stage(plan: Plan, pretrained: Path, device: str, progress: bool):
+    from ch05_finetune.instruct import instruction_tune, load_instructions, split_instructions
+    from ch05_finetune.pretrained import load_start
+    from ch05_finetune.template import TEMPLATES
+
     cfg = replace(plan.instruct_fit, seed=plan.seed)
 
     def work(folder: Path):
@@ -296,6 +301,9 @@ def instruct_stage(plan: Plan, pretrained: Path, device: str, progress: bool):
 
 
 def chat_stage(plan: Plan, tuned: Path, device: str, log):
+    from ch05_finetune.chat import load_chat_model
+    from ch05_finetune.instruct import load_instructions, respond, split_instructions
+
     def work(folder: Path):
         model, codec, template = load_chat_model(tuned, device)
         test = split_instructions(load_instructions(BUILTIN, plan.instructions, plan.seed), plan.seed)[2]
@@ -332,6 +340,8 @@ STAGES = 7
 def run_course(out: str | Path = DEFAULT_OUT, plan: Plan = Plan(), device: str = "auto", fresh: bool = False,
                progress: bool = True, log=print) -> list[StageRecord]:
     """Run (or reuse) every stage; write summary.json; return the stages' records."""
+    from coursekit.runtime import pick_device
+
     out = Path(out)
     if fresh:
         for name in ("corpus", "bigram", "gpt", "shards", "pretrain", "instruct", "chat", "summary.json"):
@@ -398,10 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="the same path with tiny models and a few steps each (under a minute; the results "
                         "mean little)")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=positive_int, metavar="N",
-                   help="CPU threads for PyTorch (default: as PyTorch chooses, one per core)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_run_flags(p, dtype=False, seed=False, threads=True)
     p.set_defaults(run=run)
     return p
 
@@ -413,6 +420,8 @@ def run(args: argparse.Namespace) -> None:
     """Run every stage that is not done yet, then print the summary table."""
     check_writable_dir(args.out, "--out")
     if args.threads is not None:
+        import torch
+
         torch.set_num_threads(args.threads)
     plan = Plan.quick() if args.quick else Plan()
     start = time.perf_counter()

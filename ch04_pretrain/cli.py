@@ -9,54 +9,27 @@ functions, so that a command loads only what it runs.
 from __future__ import annotations
 
 import argparse
-import re
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
-from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED
 from coursekit import BUILTIN, CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
-from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_float, positive_int, seed
+from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_float, positive_int
+from coursekit.settings import add_flags, add_run_flags, flag_name, from_args
 
 from .data_pipeline.bpe import GPT2, MAX_MERGES, RANKS_FILE
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
-from .data_pipeline.sources import OPENWEBTEXT, SourceOptions
-from .pretraining.settings import MODEL_RULES, PRESETS, SETTING_RULES, TrainSettings
+from .data_pipeline.sources import (
+    OPENWEBTEXT,
+    SourceOptions,
+    count,
+    parse_count,  # noqa: F401  (where it was defined before: tests import it here)
+)
+from .pretraining.settings import MODEL_HELP, MODEL_RULES, PRESETS, TrainSettings
 
-_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
-
-
-def parse_count(text: str) -> int:
-    """'10M' -> 10_000_000; also accepts K, B (or G), and 1,000 or 1_000."""
-    match = re.fullmatch(r"\s*([\d_,]*\.?\d+)\s*([KMBG]?)\s*", text.upper())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r} (examples: 5000, 10M, 1.5B)")
-    return int(float(match.group(1).replace(",", "").replace("_", "")) * _SUFFIXES[match.group(2)])
-
-
-# A count of documents, tokens or bytes, at least 1: 5000, 10K, 10M, 1.5B.
-count = Number(int, 1, parse=parse_count, called="positive")
 # Merges of a byte-pair encoder: its vocabulary (256 bytes + merges + <|endoftext|>) must fit uint16 shards.
 merges = Number(int, 0, MAX_MERGES)
-
-
-_SETTING_HELP = {
-    "n_layer": "transformer blocks", "n_head": "attention heads per block", "n_embd": "width of the residual stream",
-    "block_size": "tokens of context per sequence", "dropout": "dropout rate (0 for pretraining on a large corpus)",
-    "batch_size": "sequences per micro-batch, per process",
-    "grad_accum": "micro-batches per optimizer step, counted over all processes",
-    "max_steps": "optimizer steps in the whole run (the cosine decays to min-lr at this step)",
-    "lr": "peak learning rate, reached at the end of warm-up", "min_lr": "the floor of the cosine decay",
-    "warmup": "steps of linear warm-up from 0 to lr", "weight_decay": "AdamW weight decay on matrices only",
-    "beta1": "AdamW beta1", "beta2": "AdamW beta2", "grad_clip": "maximum gradient norm (0: no clipping)",
-    "dtype": "auto (bfloat16 where faster, float16 + gradient scaler on older GPUs), float32, bfloat16, float16",
-    "compile": "compile the model with torch.compile (faster steps after a slow first one)",
-    "activation_checkpointing": "recompute each block in the backward pass instead of storing its activations",
-    "eval_interval": "estimate val loss and save a checkpoint every N steps",
-    "eval_iters": "val batches per estimate", "log_interval": "write a log line every N steps",
-    "keep": "checkpoints kept besides the best one", "seed": "seed of the initial weights and of the batches",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,13 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs-per-shard", type=positive_int, default=DOCS_PER_SHARD, metavar="N",
                    help="documents per shard file; a rerun after a crash redoes at most one shard "
                         "(default: %(default)s)")
-    p.add_argument("--seed", type=seed, default=SplitRule.seed,
-                   help="seed of the train/val split; the same seed gives the same split (default: %(default)s)")
+    add_flags(p, SplitRule)  # --seed: of the train/val split
     p.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver", "fork"],
                    help="how worker processes start; spawn, the default, works on every platform")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a preparation with other settings already in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_run_flags(p, device=False, dtype=False, seed=False)
     p.set_defaults(run=cmd_prepare)
 
     p = sub.add_parser(
@@ -123,25 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/ch04-PRESET)")
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--peak-flops", type=positive_float, metavar="F", help="the hardware peak for MFU, in FLOP/s "
                    "(default: measured with a large matrix product at startup)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    g = p.add_argument_group("the model's shape (default: the preset's)")
-    for name, rule in MODEL_RULES.items():
-        g.add_argument("--" + name.replace("_", "-"), type=rule, metavar=name.upper(),
-                       help=f"{_SETTING_HELP[name]}; {rule.describe()}")
-    g = p.add_argument_group("settings (default: the preset's)")
-    for f in fields(TrainSettings):
-        if f.name == "model":
-            continue  # its fields are the options above
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            g.add_argument(flag, action="store_true", default=None, help=_SETTING_HELP[f.name])
-        else:
-            rule = SETTING_RULES.get(f.name)  # every number has its range; the only other setting is dtype
-            g.add_argument(flag, type=rule or str, metavar=f.name.upper() if rule else "NAME",
-                           help=_SETTING_HELP[f.name] + (f"; {rule.describe()}" if rule else ""))
+    add_run_flags(p, seed_help="the seed of the initial weights and of the batches")
+    shown = PRESETS["tiny"]  # --help shows the default preset's values; --preset sets its own
+    g = p.add_argument_group("the model's shape (default: the preset's; shown: tiny's)")
+    for name, rule in MODEL_RULES.items():  # GPTConfig's rules: a shape it refuses stops at parse time
+        g.add_argument(flag_name(name), type=rule, default=argparse.SUPPRESS, metavar=name.upper(),
+                       help=f"{MODEL_HELP[name]}; {rule.describe()} (default: {getattr(shown.model, name)})")
+    add_flags(p, TrainSettings, defaults=shown, title="settings (default: the preset's; shown: tiny's)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser(
@@ -155,8 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=8, help="sequences per batch (default: %(default)s)")
     p.add_argument("--block-size", type=positive_int, help="tokens per sequence (default: the model's block size)")
     p.add_argument("--iters", type=positive_int, default=50, help="batches to average over (default: %(default)s)")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    add_run_flags(p, seed=False, progress=False)
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("plot", help="draw a run's loss and learning-rate curves to a PNG",
@@ -176,8 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0: always the most likely token; higher: more varied (default: %(default)s)")
     p.add_argument("--top-k", type=positive_int, default=50,
                    help="sample only among the k most likely tokens (default: %(default)s)")
-    p.add_argument("--seed", type=seed, default=1337)
-    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    add_run_flags(p, dtype=False, progress=False, seed_help="the same seed gives the same text")
     p.set_defaults(run=cmd_sample)
     return parser
 
@@ -190,28 +150,17 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
                         f"'{BUILTIN}': Chapter 1's generated stories, one story per document; "
                         f"or a PATH: a file or folder of .txt, .xz (the original OpenWebText release), "
                         f".tar, .jsonl or .parquet files")
-    p.add_argument("--separator", metavar="TEXT",
-                   help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes "
-                        "are understood); default: one document per file")
-    p.add_argument("--text-field", default="text", metavar="NAME",
-                   help="the field of .jsonl lines / the column of .parquet files that holds the text "
-                        "(default: %(default)s)")
-    p.add_argument("--revision", help="Hub revision to read (default: main, else refs/convert/parquet)")
-    p.add_argument("--builtin-bytes", type=count, default=DEFAULT_BYTES, metavar="N",
-                   help="size of the built-in corpus in bytes (default: %(default)s)")
-    p.add_argument("--builtin-seed", type=seed, default=DEFAULT_SEED,
-                   help="seed of the built-in corpus (default: %(default)s)")
+    add_flags(p, SourceOptions)  # --separator, --text-field, --builtin-bytes, --builtin-seed, --revision
 
 
 main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def _source_options(args: argparse.Namespace) -> SourceOptions:
-    separator = args.separator.encode("utf-8").decode("unicode_escape") if args.separator else None
-    if separator == "":
-        raise CourseError("--separator must not be empty")
-    return SourceOptions(separator=separator, text_field=args.text_field, builtin_bytes=args.builtin_bytes,
-                         builtin_seed=args.builtin_seed, revision=args.revision)
+    options = from_args(args, SourceOptions())  # an empty --separator is refused here
+    if options.separator:  # typed with backslash escapes: '\n\n' is a blank line
+        options = replace(options, separator=options.separator.encode("utf-8").decode("unicode_escape"))
+    return options
 
 
 def cmd_bpe(args: argparse.Namespace) -> None:
@@ -237,7 +186,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     manifest = prepare(args.source, args.out, options=options, max_docs=args.max_docs, max_tokens=args.max_tokens,
                        docs_per_shard=args.docs_per_shard, workers=args.workers, start_method=args.start_method,
-                       split=SplitRule(seed=args.seed), overwrite=args.overwrite, progress=not args.no_progress,
+                       split=from_args(args, SplitRule()), overwrite=args.overwrite, progress=not args.no_progress,
                        tokenizer=args.tokenizer)
     seconds = time.perf_counter() - start
     splits = manifest["splits"]
@@ -257,11 +206,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .pretraining import trainer
 
     preset = PRESETS[args.preset]
-    shape = {name: getattr(args, name) for name in MODEL_RULES if getattr(args, name) is not None}
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
-                 if f.name != "model" and getattr(args, f.name) is not None}
     # GPTConfig and TrainSettings check them: 6 heads in 128 wide, or min-lr above lr, stop here
-    settings = replace(preset, model=replace(preset.model, **shape), **overrides)
+    settings = from_args(args, replace(preset, model=from_args(args, preset.model, names=tuple(MODEL_RULES))))
     out = args.out or Path("runs") / f"ch04-{args.preset}"
     check_writable_dir(out, "--out")
     summary = trainer.pretrain(settings, args.data, out, device=args.device, resume=args.resume,

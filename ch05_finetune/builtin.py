@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ch01_bigram import Story, generate_stories
 from ch01_bigram.corpus import ANIMALS, COLOURS, NAMES, OBJECTS, PLACES
+from coursekit.settings import DEFAULT_SEED
 
 POSITIVE = ["good", "great", "nice", "fun", "lovely", "cool"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "ugly", "sad"]
@@ -72,7 +73,7 @@ def generate_review(rng: random.Random) -> Review:
     return Review(text, label)
 
 
-def generate_reviews(n: int, seed: int = 1337) -> list[Review]:
+def generate_reviews(n: int, seed: int = DEFAULT_SEED) -> list[Review]:
     rng = random.Random(seed)
     return [generate_review(rng) for _ in range(n)]
 
@@ -107,7 +108,7 @@ def _a(word: str) -> str:
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
-def generate_instructions(n: int, seed: int = 1337) -> list[Instruction]:
+def generate_instructions(n: int, seed: int = DEFAULT_SEED) -> list[Instruction]:
     """`n` examples, the tasks in turn (so every task has about n / 7 examples)."""
     rng = random.Random(seed)
     stories = generate_stories(n, seed)

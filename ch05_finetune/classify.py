@@ -25,6 +25,7 @@ from torch import nn
 from ch03_gpt import GPT
 from ch03_gpt.checkpoint import build_from_file, config_of
 from coursekit import CourseError, atomic_path, read_json, write_json
+from coursekit.settings import DEFAULT_SEED
 
 from .labelled import LabelledData
 from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
@@ -193,7 +194,7 @@ def words_to_ids(train_texts: list[str], test_texts: list[str]) -> tuple[list[li
 
 def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, vocab_size: int | None = None,
                           num_classes: int | None = None, steps: int = 300, lr: float = 0.1,
-                          weight_decay: float = 1e-3, seed: int = 1337) -> dict:
+                          weight_decay: float = 1e-3, seed: int = DEFAULT_SEED) -> dict:
     """Fit `BagOfWords` on the training set (full batch, AdamW) and score it on the test set.
 
     Give it the texts (strings): it counts their words, whatever model is fine-tuned beside it,

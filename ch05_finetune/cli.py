@@ -6,26 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from ch03_gpt import check_sampling
 from coursekit import BUILTIN, CourseError, CourseParser, command_line, read_json
 from coursekit.files import check_writable_dir, check_writable_file, own_folder
-from coursekit.hardware import DTYPE_CHOICES
-from coursekit.numbers import Number, learning_rate, nonnegative_float, nonnegative_int, positive_int, probability, seed
-from coursekit.runtime import pick_device, set_seed
+from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_int, probability
+from coursekit.settings import add_flags, add_run_flags, from_args
 
-from .classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier, load_classifier,
-                       majority_baseline, plot_confusion, save_classifier)
-from .instruct import (INSTRUCTION_DATASETS, format_scores, instruction_tune, load_instructions, score_answers,
-                       split_instructions)
-from .labelled import DATASETS, FORMAT_CHOICES, SPLIT_CHOICES, load_labelled, make_splits
-from .loop import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig, trainable_parameters
-from .lora import merge_lora
-from .measure import measure
-from .pretrained import TINY, load_start
+from .config import CLASSIFY_FIT, INSTRUCT_FIT, TINY, FitConfig
+from .labelled import DATASETS, FORMAT_CHOICES, INSTRUCTION_DATASETS, SPLIT_CHOICES, load_labelled, make_splits
 from .template import TEMPLATES, get_template
-from .vocab import MAX_UNKNOWN_SHARE, Codec, builtin_token_ids
+
+# The parser needs none of the training code: each command imports what it runs, so --help starts at once.
 
 AUTO = "auto"
 SOURCES = f"'{AUTO}' (the default: '{TINY}' for the built-in data and for data in its vocabulary, else gpt2), " \
@@ -43,6 +33,8 @@ def choose_start(source: str, data: str, texts) -> tuple[str, str]:
         return source, ""
     if data == BUILTIN:
         return TINY, "the built-in data"
+    from .vocab import MAX_UNKNOWN_SHARE, Codec, builtin_token_ids
+
     share, _ = Codec(list(builtin_token_ids())).unknown_share(texts)
     if share <= MAX_UNKNOWN_SHARE:
         return TINY, f"only {share:.1%} of the data's tokens are outside its vocabulary"
@@ -51,6 +43,8 @@ def choose_start(source: str, data: str, texts) -> tuple[str, str]:
 
 def load_chosen(source: str, reason: str, device: str, progress: bool):
     """`load_start`, saying which model `--from auto` chose; a GPT-2 that cannot be had offline is one line."""
+    from .pretrained import load_start
+
     if reason:
         print(f"start: {source} (--from auto: {reason})")
     try:
@@ -69,21 +63,12 @@ trainable_blocks = Number(int, 0, words={"all": "all"})
 def add_fit_args(p: argparse.ArgumentParser, recipe: FitConfig) -> None:
     """The options `classify` and `instruct` share: the starting model and the fine-tuning recipe."""
     p.add_argument("--from", dest="source", default=AUTO, metavar="MODEL", help=f"starting point: {SOURCES}")
-    p.add_argument("--epochs", type=positive_int, default=recipe.epochs,
-                   help="passes over the training split (default: %(default)s)")
-    p.add_argument("--lr", type=learning_rate, default=recipe.lr,
-                   help="peak learning rate, above 0 and at most 1 (default: %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=recipe.batch_size,
-                   help="examples per step (default: %(default)s)")
+    add_flags(p, FitConfig, defaults=recipe)  # --epochs, --batch-size, --lr
     p.add_argument("--lora-rank", type=nonnegative_int, default=0, metavar="R",
                    help="train LoRA adapters of rank R on the attention and MLP projections instead of the "
                         "weights (0: no LoRA, the default)")
-    p.add_argument("--seed", type=seed, default=1337, help="seed of the split, the shuffling and the head")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                   help="number format (default auto: bfloat16 autocast where the hardware runs it faster and the "
-                        "model is wide enough, float16 on older GPUs, float32 otherwise)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_run_flags(p, seed_help="seed of the split, the shuffling and the head")
+    p.set_defaults(recipe=recipe)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,8 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--top-k", type=positive_int, help="sample only among the k most likely tokens")
     h.add_argument("--top-p", type=probability,
                    help="sample only from the smallest set of tokens with probability p, 0 < p <= 1")
-    h.add_argument("--seed", type=seed, default=1337)
-    h.add_argument("--device", default="auto")
+    add_run_flags(h, dtype=False, progress=False, seed_help="the same seed gives the same answers")
 
     e = sub.add_parser("evaluate", help="score a saved classifier or instruction-tuned checkpoint",
                        description="A classifier checkpoint: accuracy, precision, recall, F1 and the confusion "
@@ -179,7 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(run=cmd_evaluate)
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", default="builtin", help="as for classify / instruct (default: builtin)")
-    e.add_argument("--seed", type=seed, default=1337, help="the seed the split was made with")
     e.add_argument("--format", choices=FORMAT_CHOICES, help="as for classify")
     e.add_argument("--split", choices=SPLIT_CHOICES, default="auto", help="the split classify used (default auto)")
     e.add_argument("--responses", metavar="JSON", help="instruct checkpoints: where to save the responses")
@@ -187,12 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", metavar="DIR")
     e.add_argument("--sha256")
     e.add_argument("--trust-unverified", action="store_true")
-    e.add_argument("--device", default="auto")
+    add_run_flags(e, dtype=False, progress=False, seed_help="the seed the split was made with")
     return parser
 
 
 def _fit_config(args) -> FitConfig:
-    return FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype)
+    return from_args(args, args.recipe)  # the command's recipe with what was given: --epochs ... --seed, --dtype
 
 
 def _fmt(s: dict) -> str:
@@ -205,6 +188,21 @@ def cmd_classify(args) -> None:
 
 
 def _classify(args) -> None:
+    from coursekit.runtime import pick_device, set_seed
+
+    from .classify import (
+        bag_of_words_baseline,
+        encode_texts,
+        evaluate_classifier,
+        finetune_classifier,
+        majority_baseline,
+        plot_confusion,
+        save_classifier,
+    )
+    from .loop import trainable_parameters
+    from .lora import merge_lora
+    from .measure import measure
+
     cfg = _fit_config(args)
     trainable = args.trainable
     if args.plot:
@@ -253,6 +251,10 @@ def cmd_instruct(args) -> None:
 
 
 def _instruct(args) -> None:
+    from coursekit.runtime import pick_device
+
+    from .instruct import format_scores, instruction_tune, load_instructions, split_instructions
+
     cfg = _fit_config(args)
     check_writable_file(args.responses or Path(args.out) / "responses.json", "--responses")
     device = pick_device(args.device)
@@ -275,6 +277,11 @@ def _instruct(args) -> None:
 
 
 def cmd_chat(args) -> None:
+    import torch
+
+    from ch03_gpt import check_sampling
+    from coursekit.runtime import pick_device
+
     from .chat import chat_loop, load_chat_model, reply
 
     if args.prompt is not None:
@@ -300,6 +307,11 @@ def cmd_chat(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
+    from coursekit.runtime import pick_device
+
+    from .classify import evaluate_classifier, load_classifier, plot_confusion
+    from .instruct import format_scores, load_instructions, score_answers, split_instructions
+
     device = pick_device(args.device)
     meta = read_json(Path(args.checkpoint) / "config.json")
     kind = meta["finetune"].get("type") if isinstance(meta.get("finetune"), dict) else None

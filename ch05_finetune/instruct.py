@@ -29,13 +29,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import RemoteFile, find_or_download
+from ch01_bigram import find_or_download
 from ch03_gpt import GPT, generate, save_checkpoint
 from coursekit import BUILTIN, CourseError, write_json
 from coursekit.readers import decode_utf8, json_lines, parse_json, read_bytes, text_lines
 from coursekit.runtime import set_seed
+from coursekit.settings import DEFAULT_SEED
 
 from .builtin import Instruction, generate_instructions
+from .labelled import INSTRUCTION_DATASETS
 from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
 from .measure import measure
 from .scoring import normalize_answer, rouge_l, token_f1
@@ -78,19 +80,7 @@ def read_alpaca(path: str | Path) -> list[Instruction]:
     return out
 
 
-# Instruction data sets by name, downloaded at run time into the cache (never kept in the repository).
-INSTRUCTION_DATASETS = {
-    # 1,100 Alpaca-style records written for Raschka's "Build a Large Language Model (From Scratch)", chapter 7
-    # (https://github.com/rasbt/LLMs-from-scratch): open answers of one to a few dozen words.
-    "alpaca_sample": RemoteFile(
-        url="https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/"
-            "instruction-data.json",
-        sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
-        filename="instruction-data.json"),
-}
-
-
-def load_instructions(source: str, n_builtin: int = 1400, seed: int = 1337, data_dir: str | Path | None = None,
+def load_instructions(source: str, n_builtin: int = 1400, seed: int = DEFAULT_SEED, data_dir: str | Path | None = None,
                       progress: bool = True) -> list[Instruction]:
     """`builtin`, a name from INSTRUCTION_DATASETS (downloaded once, sha256-checked), or an Alpaca-style file."""
     if source == BUILTIN:
@@ -100,7 +90,7 @@ def load_instructions(source: str, n_builtin: int = 1400, seed: int = 1337, data
     return read_alpaca(source)
 
 
-def split_instructions(examples: list, seed: int = 1337, fractions=(0.8, 0.1, 0.1)) -> tuple[list, list, list]:
+def split_instructions(examples: list, seed: int = DEFAULT_SEED, fractions=(0.8, 0.1, 0.1)) -> tuple[list, list, list]:
     if len(examples) < 3:
         raise CourseError(f"need at least 3 examples for train/val/test splits, got {len(examples)}")
     order = list(range(len(examples)))

@@ -63,6 +63,7 @@ from coursekit.readers import (
     too_large,
     zip_files,
 )
+from coursekit.settings import DEFAULT_SEED
 
 from .builtin import REVIEW_LABELS, generate_reviews
 
@@ -99,7 +100,7 @@ class LabelledData:
         return [self.labels.count(k) for k in range(len(self.label_names))]
 
 
-def builtin_reviews(n: int = 3000, seed: int = 1337) -> LabelledData:
+def builtin_reviews(n: int = 3000, seed: int = DEFAULT_SEED) -> LabelledData:
     reviews = generate_reviews(n, seed)
     return LabelledData([r.text for r in reviews], [r.label for r in reviews], list(REVIEW_LABELS))
 
@@ -420,6 +421,19 @@ DATASETS = {
         about="IMDb movie reviews (stanfordnlp/imdb on the Hugging Face Hub): the 25,000 training reviews"),
 }
 
+# Instruction data sets by name (Alpaca-style records, read by instruct.py), downloaded at run time into the
+# cache (never kept in the repository). Named here beside the labelled ones: the command line lists them both
+# without loading the training code.
+INSTRUCTION_DATASETS = {
+    # 1,100 Alpaca-style records written for Raschka's "Build a Large Language Model (From Scratch)", chapter 7
+    # (https://github.com/rasbt/LLMs-from-scratch): open answers of one to a few dozen words.
+    "alpaca_sample": RemoteFile(
+        url="https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/"
+            "instruction-data.json",
+        sha256="7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+        filename="instruction-data.json"),
+}
+
 
 def _data_dirs(data_dir) -> list[Path]:
     return [Path(d) for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
@@ -489,7 +503,7 @@ def dataset_file(name: str, data_dir: str | Path | None = None, sha256: str | No
 
 
 def load_labelled(source: str, data_dir: str | Path | None = None, sha256: str | None = None,
-                  trust_unverified: bool = False, seed: int = 1337, n_builtin: int = 3000,
+                  trust_unverified: bool = False, seed: int = DEFAULT_SEED, n_builtin: int = 3000,
                   progress: bool = True, log=print, fmt: str | None = None) -> LabelledData:
     """`builtin`, a dataset name from DATASETS, or a local file or folder (`fmt` overrides its format)."""
     if source == BUILTIN:
@@ -503,7 +517,8 @@ def load_labelled(source: str, data_dir: str | Path | None = None, sha256: str |
     return read_labelled(source, fmt=fmt)
 
 
-def split_balanced(data: LabelledData, seed: int = 1337, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+def split_balanced(data: LabelledData, seed: int = DEFAULT_SEED,
+                   fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
                    balance: bool = True) -> tuple[LabelledData, LabelledData, LabelledData]:
     """Train/val/test splits with each class in the same proportion in each split.
 
@@ -551,7 +566,7 @@ def _carve(index: list[int], labels: list[int], share: float, rng: random.Random
     return rest, taken
 
 
-def make_splits(data: LabelledData, seed: int = 1337, how: str = "auto",
+def make_splits(data: LabelledData, seed: int = DEFAULT_SEED, how: str = "auto",
                 fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> tuple[LabelledData, LabelledData,
                                                                               LabelledData]:
     """Train/val/test splits of `data`.

@@ -19,43 +19,9 @@ import torch
 from ch03_gpt import configure_optimizer, cosine_lr
 from coursekit import check_positive
 from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
-from coursekit.numbers import (
-    check_settings,
-    learning_rate,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    seed,
-    weight_decay,
-)
 from coursekit.progress import progress_bar
 
-
-@dataclass(frozen=True)
-class FitConfig:
-    epochs: int = 4
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0   # fine-tuning moves little from a good start; decay would pull it to zero
-    warmup: int = 20
-    grad_clip: float = 1.0
-    seed: int = 1337
-    dtype: str = "auto"          # coursekit.hardware.resolve_dtype, for the model's width and device
-
-    def __post_init__(self):
-        """A one-line `CourseError` for a number out of range (nan, inf, lr above 1...), as the command line says."""
-        check_settings(self, FIT_RULES)
-
-
-# The allowed values of FitConfig's numbers: its check above, and the types of the command line's options.
-FIT_RULES = {"epochs": positive_int, "batch_size": positive_int, "lr": learning_rate, "weight_decay": weight_decay,
-             "warmup": nonnegative_int, "grad_clip": nonnegative_float, "seed": seed}
-
-
-# The two fine-tuning recipes, each set once: the command line's defaults, the notebook's and the main job's
-# starting point. Both suit the small pretrained model Chapter 5 starts from (64 wide).
-CLASSIFY_FIT = FitConfig(epochs=5, batch_size=32, lr=3e-3)
-INSTRUCT_FIT = FitConfig(epochs=15, batch_size=16, lr=2e-3)
+from .config import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig  # noqa: F401  (CLASSIFY_FIT, INSTRUCT_FIT: re-exported)
 
 
 @dataclass

@@ -29,12 +29,15 @@ from ch01_bigram import generate_corpus
 from ch03_gpt import GPT, GPTConfig, Recipe, configure_optimizer, load_checkpoint, save_checkpoint, train_steps
 from coursekit import CourseError, read_json
 from coursekit.hardware import resolve_dtype
+from coursekit.numbers import learning_rate, positive_int
+from coursekit.numbers import seed as seed_number
 from coursekit.runtime import set_seed
+from coursekit.settings import DEFAULT_SEED, check_fields, setting
 
 from .builtin import generate_reviews
+from .config import TINY
 from .vocab import Codec, builtin_token_ids
 
-TINY = "tiny"
 DEFAULT_TINY_DIR = Path("runs/ch05/tiny")
 
 
@@ -48,11 +51,14 @@ class TinyRecipe:
 
     # block 64: the longest built-in instruction example is 51 tokens
     model: GPTConfig = field(default_factory=lambda: GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=64))
-    steps: int = 400
-    batch_size: int = 32
-    lr: float = 3e-3
-    corpus_bytes: int = 400_000
-    seed: int = 1337
+    steps: int = setting(400, positive_int, "optimisation steps")
+    batch_size: int = setting(32, positive_int, "sequences per step")
+    lr: float = setting(3e-3, learning_rate, "peak learning rate")
+    corpus_bytes: int = setting(400_000, positive_int, "bytes of Chapter 1's stories (and a review for each story)")
+    seed: int = setting(DEFAULT_SEED, seed_number, "seed of the text, the weights and the batches")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def pretraining_text(recipe: TinyRecipe) -> list[str]:

@@ -34,6 +34,7 @@ import tiktoken
 from ch01_bigram import generate_corpus
 from ch04_pretrain.data_pipeline.bpe import EOT, RANKS_FILE, VOCAB_SIZE, gpt2_encoding, tokenizer_encoding, write_ranks
 from coursekit import CourseError
+from coursekit.settings import DEFAULT_SEED
 
 from .builtin import BACKWARD_WORDS, generate_instructions, generate_reviews
 
@@ -156,7 +157,7 @@ class Codec:
 
 
 @lru_cache(maxsize=2)
-def builtin_token_ids(seed: int = 1337) -> tuple[int, ...]:
+def builtin_token_ids(seed: int = DEFAULT_SEED) -> tuple[int, ...]:
     """Every GPT-2 id in the built-in stories, reviews and instructions (and the prompt templates)."""
     from .template import TEMPLATES
 

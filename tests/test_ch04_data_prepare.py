@@ -117,7 +117,7 @@ def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
 
 def test_worker_function_matches_encode_ordinary():
     """The worker's uint16 bytes are encode_ordinary's ids, <|endoftext|> first; bad bytes are skipped, not fatal."""
-    from coursekit.encode_workers import encode_documents
+    from ch04_pretrain.data_pipeline.encode_workers import encode_documents
     enc = gpt2_encoding()
     docs = ["Once upon a time.", b"caf\xc3\xa9 <|endoftext|> inside", None, b"bad \xff", "surrogate \ud800 here", "x"]
     is_val = [False, True, False, False, False, True]

@@ -39,10 +39,10 @@ from pathlib import Path
 
 from ch01_bigram.corpus import generate_corpus
 from coursekit import CourseParser, command_line, run_cli
-from coursekit.encode_workers import encode_documents
 from coursekit.numbers import NumberList, float_in, positive_int
 
 from .bpe import EOT, gpt2_encoding
+from .encode_workers import encode_documents
 
 PIPELINE = """
 import json, multiprocessing, os, re, resource, sys, threading, time
@@ -78,7 +78,7 @@ print(json.dumps({"seconds": seconds, "documents": m["documents"], "tokens": m["
 ALONE = """
 import json, sys, time
 from ch04_pretrain.data_pipeline.bpe import EOT, gpt2_encoding
-from coursekit.encode_workers import encode_documents
+from ch04_pretrain.data_pipeline.encode_workers import encode_documents
 docs = [d for d in open(sys.argv[1], "rb").read().split(b"\\n\\n") if d]
 enc = gpt2_encoding()
 sys.stdin.readline()

@@ -52,9 +52,11 @@ from pathlib import Path
 import numpy as np
 
 from coursekit import CourseError, check_positive, write_json
-from coursekit.encode_workers import encode_documents, init_worker
 from coursekit.files import fsync_dir, load_json, own_folder, write_bytes_atomically
+from coursekit.numbers import nonnegative_int, positive_int
+from coursekit.numbers import seed as seed_number
 from coursekit.progress import progress_bar
+from coursekit.settings import check_fields, setting
 
 from .bpe import (
     GPT2,
@@ -68,6 +70,7 @@ from .bpe import (
     tokenizer_record,
     write_ranks,
 )
+from .encode_workers import encode_documents, init_worker
 from .sources import Document, SourceOptions, check_source, describe, iter_documents
 
 MANIFEST = "manifest.json"
@@ -91,10 +94,13 @@ class SplitRule:
     published OpenWebText split.
     """
 
-    seed: int = 2357
-    block: int = 2000
-    small_block: int = 10
-    min_val_docs: int = 100
+    seed: int = setting(2357, seed_number, "seed of the train/val split; the same seed gives the same split")
+    block: int = setting(2000, positive_int, flag=False)
+    small_block: int = setting(10, positive_int, flag=False)
+    min_val_docs: int = setting(100, nonnegative_int, flag=False)
+
+    def __post_init__(self):
+        check_fields(self)
 
     def is_val(self, index: int) -> bool:
         _, _, val = self.block_of(index)

@@ -23,15 +23,19 @@ A folder is read recursively, in sorted order of paths.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import lzma
+import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ch01_bigram.corpus import DEFAULT_BYTES, DEFAULT_SEED, generate_corpus
+from ch01_bigram.corpus import DEFAULT_BYTES, generate_corpus
 from coursekit import BUILTIN, CourseError, readers  # readers.MAX_FILE_BYTES is read when used: tests lower it
+from coursekit.numbers import Number
+from coursekit.numbers import seed as seed_number
 from coursekit.readers import (
     bounded_lines,
     drop_bom,
@@ -43,6 +47,7 @@ from coursekit.readers import (
     shown,
     too_large,
 )
+from coursekit.settings import DEFAULT_SEED, check_fields, setting
 
 Document = str | bytes | None
 
@@ -52,15 +57,40 @@ SUFFIXES = (".txt", ".xz", ".tar", ".jsonl", ".parquet")
 TAR_MAGIC_OFFSET = 257  # a tar header carries b"ustar" at byte 257
 
 
+_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
+
+
+def parse_count(text: str) -> int:
+    """'10M' -> 10_000_000; also accepts K, B (or G), and 1,000 or 1_000."""
+    match = re.fullmatch(r"\s*([\d_,]*\.?\d+)\s*([KMBG]?)\s*", text.upper())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (examples: 5000, 10M, 1.5B)")
+    return int(float(match.group(1).replace(",", "").replace("_", "")) * _SUFFIXES[match.group(2)])
+
+
+# A count of documents, tokens or bytes, at least 1: 5000, 10K, 10M, 1.5B.
+count = Number(int, 1, parse=parse_count, called="positive")
+
+
 @dataclass(frozen=True)
 class SourceOptions:
-    """How to read a source: recorded in the manifest, so a resumed run reads the same way."""
+    """How to read a source: recorded in the manifest, so a resumed run reads the same way.
 
-    separator: str | None = None   # .txt/.xz text: split into documents at this string
-    text_field: str = "text"       # .jsonl field / .parquet column
-    builtin_bytes: int = DEFAULT_BYTES
-    builtin_seed: int = DEFAULT_SEED
-    revision: str | None = None    # Hub revision (default: main, else refs/convert/parquet)
+    Each field is also an option of `prepare` and `bpe` (--separator, --text-field, ...)."""
+
+    separator: str | None = setting(
+        None, metavar="TEXT", help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash "
+                                   "escapes are understood); None: one document per file")
+    text_field: str = setting("text", metavar="NAME",
+                              help="the field of .jsonl lines / the column of .parquet files that holds the text")
+    builtin_bytes: int = setting(DEFAULT_BYTES, count, "size of the built-in corpus in bytes", metavar="N")
+    builtin_seed: int = setting(DEFAULT_SEED, seed_number, "seed of the built-in corpus")
+    revision: str | None = setting(None, help="Hub revision to read (None: main, else refs/convert/parquet)")
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.separator == "":
+            raise CourseError("separator must not be empty")
 
 
 def describe(source: str, options: SourceOptions) -> dict:

@@ -1,31 +1,31 @@
 """The settings of a pretraining run and the presets.
 
-The model's shape is Chapter 3's `GPTConfig`, one description of a model
-wherever the course needs one; so importing this module imports torch (through
-ch03_gpt), as importing the ch04_pretrain package does anyway.
+Each setting declares its default, its allowed values and its help once, on its field (`coursekit.settings`):
+the Python API checks them, and `python -m ch04_pretrain train` makes its options from them. The model's shape
+is Chapter 3's `GPTConfig`, one description of a model wherever the course needs one. No torch here: the
+command line's parser, and so `--help`, stays fast.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ch03_gpt import GPTConfig
-from ch03_gpt.model import GPT_RULES
+from ch03_gpt.config import GPT_RULES, GPTConfig
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
 from coursekit.numbers import (
     Number,
     check_lr_floor,
-    check_settings,
     fraction,
     learning_rate,
     min_learning_rate,
     nonnegative_float,
     nonnegative_int,
     positive_int,
-    seed,
     weight_decay,
 )
+from coursekit.numbers import seed as seed_number
+from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, setting
 
 
 @dataclass
@@ -35,31 +35,35 @@ class TrainSettings:
     `model` is the shape of the model trained (Chapter 3's GPTConfig; default: GPT-2's vocabulary,
     block 64, 4 layers, 4 heads, 128 wide, no dropout). It may also be given as a dict, as it is
     when settings are read back from JSON: `GPTConfig.from_dict` converts it, and its vocab_size
-    defaults to GPT-2's (VOCAB_SIZE).
+    defaults to GPT-2's (VOCAB_SIZE). `seed` and `dtype` are the run options --seed and --dtype.
     """
 
     model: GPTConfig = field(default_factory=lambda: GPTConfig(vocab_size=VOCAB_SIZE))
     # optimisation
-    batch_size: int = 8           # sequences per micro-batch, per process
-    grad_accum: int = 1           # micro-batches per optimizer step, over all processes together
-    max_steps: int = 400
-    lr: float = 2e-3
-    min_lr: float = 2e-4          # the floor the cosine decays to (10% of lr, as in GPT-3 and nanoGPT)
-    warmup: int = 40
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0        # 0 turns clipping off
+    batch_size: int = setting(8, positive_int, "sequences per micro-batch, per process")
+    grad_accum: int = setting(1, positive_int, "micro-batches per optimizer step, counted over all processes")
+    max_steps: int = setting(400, positive_int,
+                             "optimizer steps in the whole run (the cosine decays to min-lr at this step)")
+    lr: float = setting(2e-3, learning_rate, "peak learning rate, reached at the end of warm-up")
+    # the floor the cosine decays to (10% of lr, as in GPT-3 and nanoGPT)
+    min_lr: float = setting(2e-4, min_learning_rate, "the floor of the cosine decay")
+    warmup: int = setting(40, nonnegative_int, "steps of linear warm-up from 0 to lr")
+    weight_decay: float = setting(0.1, weight_decay, "AdamW weight decay on matrices only")
+    beta1: float = setting(0.9, fraction, "AdamW beta1")
+    beta2: float = setting(0.95, fraction, "AdamW beta2")
+    grad_clip: float = setting(1.0, nonnegative_float, "maximum gradient norm (0: no clipping)")
     # numerics and speed
-    dtype: str = "auto"           # auto, float32, bfloat16 or float16 (hardware.resolve_dtype)
-    compile: bool = False
-    activation_checkpointing: bool = False
+    # the number format (coursekit.hardware.resolve_dtype): the run option --dtype
+    dtype: str = setting("auto", choices=DTYPE_CHOICES, help="number format", flag=False)
+    compile: bool = setting(False, help="compile the model with torch.compile (faster steps after a slow first one)")
+    activation_checkpointing: bool = setting(
+        False, help="recompute each block in the backward pass instead of storing its activations")
     # bookkeeping
-    eval_interval: int = 100
-    eval_iters: int = 20
-    log_interval: int = 10
-    keep: int = 2                 # checkpoints kept besides the best
-    seed: int = 1337
+    eval_interval: int = setting(100, positive_int, "estimate val loss and save a checkpoint every N steps")
+    eval_iters: int = setting(20, positive_int, "val batches per estimate")
+    log_interval: int = setting(10, positive_int, "write a log line every N steps")
+    keep: int = setting(2, nonnegative_int, "checkpoints kept besides the best one")
+    seed: int = setting(DEFAULT_SEED, seed_number, "seed of the initial weights and of the batches", flag=False)
 
     def __post_init__(self):
         """Refuse nan, infinities and out-of-range values here, with the command line's words, not steps later."""
@@ -67,21 +71,22 @@ class TrainSettings:
             self.model = GPTConfig.from_dict({"vocab_size": VOCAB_SIZE, **self.model})
         if not isinstance(self.model, GPTConfig):
             raise CourseError(f"model must be a GPTConfig or a dict of its fields, got {type(self.model).__name__}")
-        check_settings(self, SETTING_RULES)
+        check_fields(self)
         check_lr_floor(self.lr, self.min_lr)
 
     def tokens_per_step(self) -> int:
         return self.batch_size * self.model.block_size * self.grad_accum
 
 
-# The allowed values of the model's shape and of every numeric setting: the `type` of its command-line option
-# (--n-layer, ..., --batch-size, ...), and the checks above.
-MODEL_RULES: dict[str, Number] = {name: rule for name, rule in GPT_RULES.items() if name != "vocab_size"}  # the data's
-SETTING_RULES: dict[str, Number] = {
-    "batch_size": positive_int, "grad_accum": positive_int, "max_steps": positive_int,
-    "lr": learning_rate, "min_lr": min_learning_rate, "warmup": nonnegative_int, "weight_decay": weight_decay,
-    "beta1": fraction, "beta2": fraction, "grad_clip": nonnegative_float, "eval_interval": positive_int,
-    "eval_iters": positive_int, "log_interval": positive_int, "keep": nonnegative_int, "seed": seed,
+# The model's shape on the command line (--n-layer, ..., --dropout): GPTConfig's rules, which also check every
+# GPTConfig made; the vocabulary is the data's, not an option.
+MODEL_RULES: dict[str, Number] = {name: rule for name, rule in GPT_RULES.items() if name != "vocab_size"}
+MODEL_HELP: dict[str, str] = {
+    "block_size": "tokens of context per sequence",
+    "n_layer": "transformer blocks",
+    "n_head": "attention heads per block",
+    "n_embd": "width of the residual stream",
+    "dropout": "dropout rate (0 for pretraining on a large corpus)",
 }
 
 PRESETS = {

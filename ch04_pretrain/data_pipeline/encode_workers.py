@@ -5,9 +5,9 @@ It imports only the standard library and tiktoken, on purpose. Under the
 each worker is a fresh Python that imports the module holding its function,
 and that start-up is paid again by every worker of every run: importing torch
 there would cost each worker about 3 s and 500 MB, and even numpy about 0.1 s
-of CPU, which on a 20 MB corpus and two cores is a tenth of the whole run. That
-is also why these workers live in the floor package, whose __init__.py imports
-no torch, and not in Chapter 4, whose __init__.py imports its whole lesson.
+of CPU, which on a 20 MB corpus and two cores is a tenth of the whole run. The
+packages above it import nothing heavy either: Chapter 4's __init__.py loads
+its lesson's modules only when a name is asked for.
 
 Token ids leave a worker as uint16 bytes built with the standard `array`
 module, not as lists of Python ints: pickling a list costs far more than the

@@ -1,0 +1,41 @@
+"""The fine-tuning recipe, `FitConfig`, and the chapter's two recipes, each setting declared once on its field
+(default, allowed values, help: `coursekit.settings`). The command line makes its options from them; no torch
+here, so that `python -m ch05_finetune --help` starts at once. The loop that uses them is loop.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, weight_decay
+from coursekit.numbers import seed as seed_number
+from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, setting
+
+# The name of the small GPT pretrained here that fine-tuning starts from (pretrained.py; `--from tiny`).
+TINY = "tiny"
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to fine-tune: epochs, batches, the schedule, the seed and the number format (--seed and --dtype are
+    the run options; weight decay, warm-up and clipping are set in code only)."""
+
+    epochs: int = setting(4, positive_int, "passes over the training split")
+    batch_size: int = setting(32, positive_int, "examples per step")
+    lr: float = setting(1e-3, learning_rate, "peak learning rate")
+    # fine-tuning moves little from a good start; decay would pull it to zero
+    weight_decay: float = setting(0.0, weight_decay, "AdamW weight decay", flag=False)
+    warmup: int = setting(20, nonnegative_int, "steps of linear warm-up", flag=False)
+    grad_clip: float = setting(1.0, nonnegative_float, "maximum gradient norm (0: no clipping)", flag=False)
+    seed: int = setting(DEFAULT_SEED, seed_number, "seed of the split, the shuffling and the head", flag=False)
+    # coursekit.hardware.resolve_dtype, for the model's width and device
+    dtype: str = setting("auto", choices=DTYPE_CHOICES, help="number format", flag=False)
+
+    def __post_init__(self):
+        """A one-line `CourseError` for a value out of range (nan, inf, lr above 1...), as the command line says."""
+        check_fields(self)
+
+
+# The two fine-tuning recipes, each set once: the command line's defaults, the notebook's and the main job's
+# starting point. Both suit the small pretrained model Chapter 5 starts from (64 wide).
+CLASSIFY_FIT = FitConfig(epochs=5, batch_size=32, lr=3e-3)
+INSTRUCT_FIT = FitConfig(epochs=15, batch_size=16, lr=2e-3)
