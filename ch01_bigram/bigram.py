@@ -14,8 +14,11 @@ import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
 from coursekit.hardware import DTYPE_NAMES, check_training_memory
-from coursekit.numbers import Number, check_settings, learning_rate, nonnegative_float, positive_int, seed
+from coursekit.numbers import nonnegative_float
 from coursekit.progress import progress_bar
+from coursekit.settings import DEFAULT_SEED
+
+from .config import TrainConfig  # the training settings, in a module without torch (for the command line)
 
 # --------------------------------------------------------------------------- #
 # Tokenizer and data
@@ -146,31 +149,6 @@ def _windows_loss(model: nn.Module, data: torch.Tensor, block_size: int, n: int,
 
 
 @dataclass
-class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 32
-    block_size: int = 8
-    lr: float = 1e-2
-    eval_interval: int = 300
-    eval_iters: int = 200
-    seed: int = 1337
-
-    def __post_init__(self):
-        self.check()
-
-    def check(self) -> None:
-        """A one-line `CourseError` for a setting out of range (nan, inf, a size below 1, lr above 1)."""
-        check_settings(self, TRAIN_CONFIG_RULES)
-
-
-# The allowed values of each setting: the command line's option types and `TrainConfig.check`.
-# eval_iters may also be None: the loss over the whole split (`estimate_loss`).
-TRAIN_CONFIG_RULES = {"steps": positive_int, "batch_size": positive_int, "block_size": positive_int,
-                      "lr": learning_rate, "eval_interval": positive_int,
-                      "eval_iters": Number(int, 1, words={"all": None}, called="positive"), "seed": seed}
-
-
-@dataclass
 class History:
     """Losses recorded during training: every step's train loss, and periodic estimates."""
 
@@ -283,7 +261,7 @@ def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temp
 
 
 def sample_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", length: int = 500,
-                temperature: float = 1.0, block_size: int | None = None, seed: int = 1337,
+                temperature: float = 1.0, block_size: int | None = None, seed: int = DEFAULT_SEED,
                 device: str = "cpu") -> str:
     """Decode a sample of `length` new characters that continues `prompt`."""
     if not prompt:

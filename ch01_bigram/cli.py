@@ -1,4 +1,8 @@
-"""Command-line interface of Chapter 1, and the argument groups later chapters reuse."""
+"""Command-line interface of Chapter 1, and the argument groups later chapters reuse.
+
+The training options are made from `TrainConfig`'s fields; torch and the model are imported when a command
+runs, so `--help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,14 @@ import argparse
 import os
 import time
 
-import torch
-
 from coursekit import CourseError, CourseParser, command_line
-from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
-from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, seed
-from coursekit.runtime import pick_device, set_seed
+from coursekit.numbers import nonnegative_float, nonnegative_int
+from coursekit.settings import add_flags, add_run_flags, from_args
 
-from .bigram import BigramLanguageModel, TrainConfig, prepare_char_data, sample_text, train
-from .data import BUILTIN, CORPORA, DATA_DIR_ENV, load_text
+from .config import TrainConfig
+from .data import BUILTIN, CORPORA, DATA_DIR_ENV
+
+DEFAULTS = TrainConfig()  # the lecture's settings: TrainConfig's own defaults
 
 
 def add_corpus_args(parser: argparse.ArgumentParser) -> None:
@@ -29,28 +32,9 @@ def add_corpus_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """The knobs of Chapter 1's training loop, with a chapter's own defaults."""
-    g = parser.add_argument_group("training")
-    g.add_argument("--steps", type=positive_int, default=defaults.steps,
-                   help="optimisation steps (default: %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
-                   help="sequences per step (default: %(default)s)")
-    g.add_argument("--block-size", type=positive_int, default=defaults.block_size,
-                   help="characters per sequence, the model's context (default: %(default)s)")
-    g.add_argument("--lr", type=learning_rate, default=defaults.lr,
-                   help="AdamW learning rate, above 0 and at most 1 (default: %(default)s)")
-    g.add_argument("--eval-interval", type=positive_int, default=defaults.eval_interval,
-                   help="estimate train and val loss every N steps (default: %(default)s)")
-    g.add_argument("--eval-iters", type=positive_int, default=defaults.eval_iters,
-                   help="batches averaged per loss estimate (default: %(default)s)")
-    g.add_argument("--seed", type=seed, default=defaults.seed,
-                   help="random seed, 0 to 2**32 - 1; the same seed gives the same run (default: %(default)s)")
-    g.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
-    g.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                   help="number format of the forward passes (default auto: bfloat16 autocast on recent GPUs, "
-                        "float16 on older ones; on a CPU with bfloat16 hardware, bfloat16 from 256 wide, else "
-                        "float32, so the chapters' small models train in float32 on every CPU)")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    """The knobs of Chapter 1's training loop, one per field of `TrainConfig`, with a chapter's own defaults:
+    `from_args(args, defaults)` reads them back (with the seed, one of the run flags: `add_run_flags`)."""
+    add_flags(parser, TrainConfig, defaults=defaults, title="training")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
@@ -71,19 +55,16 @@ def check_sampling_args(args: argparse.Namespace) -> None:
         raise CourseError("the prompt is empty; give at least one character")
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(steps=args.steps, batch_size=args.batch_size, block_size=args.block_size, lr=args.lr,
-                       eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = CourseParser(
         prog="python -m ch01_bigram",
         description="Chapter 1: train a character-level bigram language model, print its losses and a sample. "
-                    "The defaults are the lecture's: block 8, batch 32, 3,000 steps, learning rate 1e-2.",
+                    f"The defaults are the lecture's: block {DEFAULTS.block_size}, batch {DEFAULTS.batch_size}, "
+                    f"{DEFAULTS.steps:,} steps, learning rate {DEFAULTS.lr:g}.",
     )
     add_corpus_args(parser)
-    add_training_args(parser, TrainConfig())
+    add_training_args(parser, DEFAULTS)
+    add_run_flags(parser)
     add_sampling_args(parser)
     parser.set_defaults(run=run)
     return parser
@@ -94,7 +75,15 @@ main = command_line(build_parser)  # parse, then run the command chosen
 
 def run(args: argparse.Namespace) -> None:
     """Train the bigram model as `args` say, print its losses and a sample."""
-    cfg = train_config_from_args(args)
+    import torch
+
+    from coursekit.hardware import resolve_dtype
+    from coursekit.runtime import pick_device, set_seed
+
+    from .bigram import BigramLanguageModel, prepare_char_data, sample_text, train
+    from .data import load_text
+
+    cfg = from_args(args, DEFAULTS)  # the lecture's settings, with the options given and the seed
     check_sampling_args(args)
     device = pick_device(args.device)
     if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:

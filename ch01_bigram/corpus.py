@@ -22,7 +22,8 @@ import random
 import re
 from dataclasses import dataclass
 
-DEFAULT_SEED = 1337
+from coursekit.settings import DEFAULT_SEED  # the built-in corpus is generated with the course's seed
+
 DEFAULT_BYTES = 1_000_000
 
 GIRLS = ["Mia", "Lily", "Anna", "Emma", "Rosa", "Nora", "Ella", "Lucy", "Ruby", "Zoe",

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from coursekit import BUILTIN, CourseError
 from coursekit.download import fetch
-from coursekit.hardware import check_memory
 
 from .corpus import DEFAULT_SEED, generate_corpus
 
@@ -108,6 +107,8 @@ def read_text_file(path: str | Path) -> str:
         raise CourseError(f"corpus file not found: {path}")
     if path.is_dir():
         raise CourseError(f"corpus path is a directory, not a text file: {path}")
+    from coursekit.hardware import check_memory  # imported here: it imports torch, which --help does not need
+
     # A corpus lives in memory three times over: its bytes, its text, and its ids as 8-byte integers.
     size = path.stat().st_size
     check_memory(10 * size, f"the corpus {path} ({size:,} bytes, then its text and its token ids)",

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from coursekit import CourseError, check_positive
 from coursekit.hardware import check_memory
 
+from .config import check_dropout, check_heads, check_length  # no torch there: the command line reads it
+
 # --------------------------------------------------------------------------- #
 # The averaging trick: each position gets the mean of itself and every earlier position
 # --------------------------------------------------------------------------- #
@@ -52,29 +54,8 @@ def average_past_softmax(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- #
-# Checks shared by every attention module
+# Shared by every attention module (their checks, check_heads and the others, are in config.py)
 # --------------------------------------------------------------------------- #
-
-
-def check_heads(n_embd: int, n_head: int) -> int:
-    """The head size, or a `CourseError` naming the values that do not fit."""
-    check_positive("n_embd", n_embd)
-    check_positive("n_head", n_head)
-    if n_embd % n_head != 0:
-        raise CourseError(f"embedding size {n_embd} is not divisible by the number of heads {n_head}")
-    return n_embd // n_head
-
-
-def check_length(T: int, block_size: int) -> None:
-    if T > block_size:
-        raise CourseError(f"sequence length {T} is longer than the block size {block_size}")
-
-
-def check_dropout(p: float) -> float:
-    """`p` if it is a usable dropout probability, else a `CourseError`."""
-    if not 0.0 <= p < 1.0:
-        raise CourseError(f"dropout must be at least 0 and below 1, got {p}")
-    return p
 
 
 def causal_mask(T_q: int, T_k: int, device=None) -> torch.Tensor:

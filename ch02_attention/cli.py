@@ -1,28 +1,30 @@
-"""Command-line interface of Chapter 2: train the attention language model, or compare it with the bigram."""
+"""Command-line interface of Chapter 2: train the attention language model, or compare it with the bigram.
+
+The training options are Chapter 1's (`TrainConfig`'s fields, with this chapter's defaults), the model's are
+`ModelConfig`'s; torch and the models are imported when the command runs, so `--help` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from ch01_bigram import TrainConfig, load_text, prepare_char_data, sample_text, train
-from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args, train_config_from_args
+from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args
+from ch01_bigram.config import TrainConfig
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_file
-from coursekit.hardware import resolve_dtype
-from coursekit.numbers import fraction, positive_float, positive_int
-from coursekit.runtime import pick_device, set_seed
+from coursekit.numbers import positive_float, positive_int
+from coursekit.settings import add_flags, add_run_flags, from_args
 
-from .attention import AttentionLanguageModel, check_dropout, check_heads, check_length, plot_attention
-from .compare import SCORE_PROMPT, SCORE_TEMPERATURE, compare_with_bigram, default_sample_context, plot_losses
+from .config import SCORE_PROMPT, SCORE_TEMPERATURE, ModelConfig, check_length, default_sample_context
 
 # Settings that show the built-in stories' long-range structure in about a minute on a laptop CPU:
 # a 64-character context spans a story's name and its next mentions (40-120 characters apart).
 # lr 1e-2 gave the attention model its lowest val loss in 3,000 steps (0.57, against 0.63 at 3e-3);
 # the bigram trains with the same lr (Chapter 1's default for it).
-DEFAULTS = TrainConfig(steps=3000, batch_size=32, block_size=64, lr=1e-2, eval_interval=300, eval_iters=100)
-DEFAULT_N_EMBD, DEFAULT_N_HEAD = 64, 8
+DEFAULTS = replace(TrainConfig(), block_size=64, lr=1e-2, eval_iters=100)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,16 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_corpus_args(parser)
     add_training_args(parser, DEFAULTS)
-    g = parser.add_argument_group("model")
-    g.add_argument("--n-embd", type=positive_int, default=DEFAULT_N_EMBD,
-                   help="embedding size, split evenly between the heads (default: %(default)s)")
-    g.add_argument("--n-head", type=positive_int, default=DEFAULT_N_HEAD,
-                   help="attention heads; must divide --n-embd (default: %(default)s)")
-    g.add_argument("--dropout", type=fraction, default=0.0,
-                   help="dropout on the attention weights and the output, in [0, 1) (default: %(default)s)")
-    g.add_argument("--explicit", action="store_true",
-                   help="spell attention out (softmax of masked scores) instead of the fused "
-                        "F.scaled_dot_product_attention; same result, slower")
+    add_run_flags(parser)
+    add_flags(parser, ModelConfig, title="model")
     add_sampling_args(parser)
     g = parser.add_argument_group("comparison and plots")
     g.add_argument("--compare-bigram", action="store_true",
@@ -97,9 +91,8 @@ main = command_line(build_parser)  # parse, then run the command chosen
 
 
 def check_args(args: argparse.Namespace, block_size: int) -> None:
-    """Every check that can fail runs before training, so a typo never costs a training run."""
-    check_heads(args.n_embd, args.n_head)
-    check_dropout(args.dropout)
+    """Every check that can fail runs before training, so a typo never costs a training run (the settings'
+    own, heads that divide the width, are made with `ModelConfig`)."""
     if args.compare_bigram:
         if args.score_context is None:
             args.score_context = default_sample_context(block_size)
@@ -117,7 +110,15 @@ def check_args(args: argparse.Namespace, block_size: int) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Train the attention model (and the bigram, with --compare-bigram); print losses, scores and a sample."""
-    cfg = train_config_from_args(args)
+    from ch01_bigram import load_text, prepare_char_data, sample_text, train
+    from coursekit.hardware import resolve_dtype
+    from coursekit.runtime import pick_device, set_seed
+
+    from .attention import AttentionLanguageModel, plot_attention
+    from .compare import compare_with_bigram, plot_losses
+
+    cfg = from_args(args, DEFAULTS)
+    m = from_args(args, ModelConfig())  # the model's settings
     check_args(args, cfg.block_size)
     device = pick_device(args.device)
 
@@ -133,16 +134,16 @@ def run(args: argparse.Namespace) -> None:
     if attention_text:
         tok.encode(attention_text)
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary of {tok.vocab_size}); device: {device}")
-    print(f"model: {args.n_head} heads of {args.n_embd // args.n_head} (embedding {args.n_embd}), "
-          f"block {cfg.block_size}, dropout {args.dropout:g}, {'explicit' if args.explicit else 'fused'} attention")
+    print(f"model: {m.n_head} heads of {m.n_embd // m.n_head} (embedding {m.n_embd}), block {cfg.block_size}, "
+          f"dropout {m.dropout:g}, {'explicit' if m.explicit else 'fused'} attention")
 
     progress = not args.no_progress
-    dtype = resolve_dtype(args.dtype, device, args.n_embd)
+    dtype = resolve_dtype(args.dtype, device, m.n_embd)
     start = time.perf_counter()
     if args.compare_bigram:
-        cmp = compare_with_bigram(data, cfg, args.n_embd, args.n_head, args.dropout, args.score_streams,
+        cmp = compare_with_bigram(data, cfg, m.n_embd, m.n_head, m.dropout, args.score_streams,
                                   args.score_length, args.score_prompt, args.score_temperature, args.score_context,
-                                  fused=not args.explicit, device=device, progress=progress, dtype=dtype)
+                                  fused=not m.explicit, device=device, progress=progress, dtype=dtype)
         model = cmp.attention_model
         print(f"trained and sampled both models in {time.perf_counter() - start:.1f} s")
         print(f"long-range checker on {args.score_streams} samples of {args.score_length:,} characters "
@@ -154,8 +155,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"saved loss curves to {args.save_losses}")
     else:
         set_seed(cfg.seed)
-        model = AttentionLanguageModel(tok.vocab_size, args.n_embd, args.n_head, cfg.block_size, args.dropout,
-                                       fused=not args.explicit).to(device)
+        model = AttentionLanguageModel(tok.vocab_size, m.n_embd, m.n_head, cfg.block_size, m.dropout,
+                                       fused=not m.explicit).to(device)
         print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
         history = train(model, data.train, data.val, cfg, device, progress=progress, dtype=dtype)
         print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s; "

@@ -37,16 +37,10 @@ from ch01_bigram import (
 )
 from coursekit import CourseError, check_positive
 from coursekit.runtime import set_seed
+from coursekit.settings import DEFAULT_SEED
 
 from .attention import AttentionLanguageModel
-
-SCORE_PROMPT = "Once upon a time"
-SCORE_TEMPERATURE = 0.8
-
-
-def default_sample_context(block_size: int) -> int:
-    """The attention model's context when it writes the scored samples: 3/4 of its window."""
-    return max(1, block_size * 3 // 4)
+from .config import SCORE_PROMPT, SCORE_TEMPERATURE, default_sample_context  # no torch there: the command line's
 
 
 @dataclass
@@ -74,7 +68,7 @@ class Comparison:
 
 
 def long_samples(model: nn.Module, tokenizer: CharTokenizer, prompt: str = SCORE_PROMPT, streams: int = 8,
-                 length: int = 2000, temperature: float = 1.0, block_size: int | None = None, seed: int = 1337,
+                 length: int = 2000, temperature: float = 1.0, block_size: int | None = None, seed: int = DEFAULT_SEED,
                  device: str = "cpu") -> list[str]:
     """`streams` independent samples of `length` new characters, each continuing `prompt`.
 

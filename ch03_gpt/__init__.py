@@ -1,11 +1,7 @@
 """Chapter 3: the GPT block and model, generation with a KV cache, training at character level."""
 
 import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
-
-from .checkpoint import config_difference, load_checkpoint, load_weights, save_checkpoint
-from .generate import check_sampling, filter_logits, generate, sample_next, stream
-from .model import GPT, GPT2_CONFIGS, Attention, Block, FeedForward, GPTConfig, KVCache, gpt2_config
-from .train import RECIPES, Recipe, configure_optimizer, cosine_lr, train_gpt, train_steps
+from coursekit.lazy import lazy_exports
 
 __all__ = [
     "GPT", "GPT2_CONFIGS", "RECIPES", "Attention", "Block", "FeedForward", "GPTConfig", "KVCache", "Recipe",
@@ -13,3 +9,13 @@ __all__ = [
     "generate", "gpt2_config", "load_checkpoint", "load_weights", "sample_next", "save_checkpoint",
     "stream", "train_gpt", "train_steps",
 ]
+
+# Each name is imported from its module when first used, so `python -m ch03_gpt --help` imports no torch.
+# (`ch03_gpt.generate` is the function, as it always was, though generate.py is a module of the same name.)
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "checkpoint": ("config_difference", "load_checkpoint", "load_weights", "save_checkpoint"),
+    "config": ("RECIPES", "GPTConfig", "Recipe"),
+    "generate": ("check_sampling", "filter_logits", "generate", "sample_next", "stream"),
+    "model": ("GPT", "GPT2_CONFIGS", "Attention", "Block", "FeedForward", "KVCache", "gpt2_config"),
+    "train": ("configure_optimizer", "cosine_lr", "train_gpt", "train_steps"),
+})

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ch01_bigram import CharData, TrainConfig, train
 from ch02_attention import AttentionLanguageModel, check_length
 from coursekit.runtime import set_seed
+from coursekit.settings import DEFAULT_SEED
 
 from .model import Attention, FeedForward, GPTConfig
 
@@ -90,7 +91,7 @@ def layer_gradient_norms(model: nn.Module, idx: torch.Tensor, targets: torch.Ten
     return norms
 
 
-def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = 1337, progress: bool = False,
+def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = DEFAULT_SEED, progress: bool = False,
                  eval_iters: int = 200, **size) -> dict[str, dict]:
     """Train each stage with the same budget and seed; return its best val loss, history and size."""
     size = {**LECTURE, **size}

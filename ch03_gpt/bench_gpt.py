@@ -29,6 +29,7 @@ import torch
 from coursekit import CourseError, CourseParser, command_line, run_cli
 from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops
 from coursekit.numbers import NumberList, positive_int, seed
+from coursekit.settings import DEFAULT_SEED
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -305,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_recipes)
     p.add_argument("--recipes", default="fast", help="comma-separated names from ch03_gpt.RECIPES "
                                                      "(default: %(default)s)")
-    p.add_argument("--seeds", type=NumberList(seed), default=[1337, 1, 2], metavar="SEED,SEED,...",
-                   help="comma-separated seeds for ours, one round of every contender per seed (default: 1337,1,2)")
+    p.add_argument("--seeds", type=NumberList(seed), default=[DEFAULT_SEED, 1, 2], metavar="SEED,SEED,...",
+                   help="comma-separated seeds for ours, one round of every contender per seed "
+                        f"(default: {DEFAULT_SEED},1,2)")
     p.add_argument("--data-dir", help="folder holding tinyshakespeare.txt (default: the course's cache)")
     p.add_argument("--nanogpt", default=str(NANOGPT_DEFAULT),
                    help="nanoGPT's train.py, model.py, configurator.py, config/ and data/ (default: %(default)s)")

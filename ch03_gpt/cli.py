@@ -1,4 +1,9 @@
-"""Command line of Chapter 3: `train` a character-level GPT, `sample` from a saved one."""
+"""Command line of Chapter 3: `train` a character-level GPT, `sample` from a saved one.
+
+`train`'s model options are made from `GPTConfig`'s fields and its recipe options from `Recipe`'s, with the
+chosen recipe's values as their defaults; torch and the model are imported when a command runs, so `--help`
+stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,16 @@ import argparse
 import sys
 from dataclasses import replace
 
-import torch
-
-from ch01_bigram import CharTokenizer, load_text, prepare_char_data
 from ch01_bigram.cli import add_corpus_args
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
-from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
-from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
-                               positive_int, probability, seed)
-from coursekit.runtime import pick_device
+from coursekit.numbers import nonnegative_float, nonnegative_int, positive_int, probability
+from coursekit.settings import add_flags, add_run_flags, from_args
 
-from .checkpoint import load_checkpoint
-from .generate import check_sampling, stream
-from .model import GPTConfig
-from .train import OPTIMIZERS, RECIPES, train_gpt
+from .config import RECIPES, GPTConfig, Recipe
 
 DEFAULT_OUT = "runs/ch03"
+DEFAULT_RECIPE = "baseline"
 
 
 def add_sampling_options(p: argparse.ArgumentParser, default_tokens: int = 500) -> None:
@@ -36,12 +34,7 @@ def add_sampling_options(p: argparse.ArgumentParser, default_tokens: int = 500) 
     g.add_argument("--top-k", type=positive_int, help="sample only among the k most likely characters")
     g.add_argument("--top-p", type=probability, help="sample only among the most likely characters whose "
                    "probabilities add up to p, 0 < p <= 1")
-    g.add_argument("--seed", type=seed, default=1337, help="the same seed gives the same text")
     g.add_argument("--no-cache", action="store_true", help="recompute every position at every step (slower)")
-
-
-# A number of random batches per loss estimate, or 'all' (the loss over the whole val split, exactly).
-eval_iters = Number(int, 1, words={"all": "all"}, called="positive")
 
 
 def describe_estimate(recipe) -> str:
@@ -68,35 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_train)
     add_corpus_args(t)
     t.add_argument("--out", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
-    t.add_argument("--recipe", choices=RECIPES, default="baseline",
-                   help="published: the published laptop-CPU settings (2,000 steps, batch 12, lr 1e-3); "
-                        "baseline: the same with lr 2e-3 (val loss about 1.81 on Tiny Shakespeare); "
-                        "fast: this chapter's recipe (450 steps of 16 with the Muon optimizer, lr 1.5e-2, one exact "
-                        "estimate at the end), under 1.89 in under half the time of the published one")
-    m = t.add_argument_group("model (default: 4 layers, 4 heads, 128 wide, block 64)")
-    m.add_argument("--n-layer", type=positive_int, default=4)
-    m.add_argument("--n-head", type=positive_int, default=4)
-    m.add_argument("--n-embd", type=positive_int, default=128)
-    m.add_argument("--block-size", type=positive_int, default=64)
-    m.add_argument("--dropout", type=fraction, default=0.0, help="0 <= p < 1 (default: %(default)s)")
-    m.add_argument("--no-bias", action="store_true", help="no biases in Linear and LayerNorm layers")
-    o = t.add_argument_group("overrides of the recipe")
-    for name, typ, text in [("steps", positive_int, "optimisation steps"),
-                            ("batch-size", positive_int, "sequences per step"),
-                            ("lr", learning_rate, "peak learning rate, above 0 and at most 1"),
-                            ("min-lr", min_learning_rate, "final learning rate, at most --lr"),
-                            ("warmup", nonnegative_int, "warm-up steps"),
-                            ("eval-interval", positive_int, "evaluate every N steps"),
-                            ("eval-iters", eval_iters, "random batches per loss estimate, or 'all': the loss over "
-                             "the whole val split and as many train windows, exactly (the fast recipe's choice)"),
-                            ("seed", seed, "random seed")]:
-        o.add_argument(f"--{name}", type=typ, help=text)
-    o.add_argument("--optimizer", choices=OPTIMIZERS, help="adamw, or muon: orthogonalised momentum for the blocks' "
-                   "matrices, AdamW for the rest (see ch03_gpt/muon.py)")
-    o.add_argument("--dtype", choices=DTYPE_CHOICES, help="number format (default auto: bfloat16 autocast on CPUs "
-                   "with AVX-512 BF16 or AMX and on recent GPUs, float16 on older GPUs, float32 otherwise)")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    published, baseline, fast = RECIPES["published"], RECIPES["baseline"], RECIPES["fast"]
+    t.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE,
+                   help=f"published: the published laptop-CPU settings ({published.steps:,} steps, batch "
+                        f"{published.batch_size}, lr {published.lr:g}); baseline: the same with lr {baseline.lr:g} "
+                        f"(val loss about 1.81 on Tiny Shakespeare); fast: this chapter's recipe ({fast.steps} steps "
+                        f"of {fast.batch_size} with the Muon optimizer, lr {fast.lr:g}, one exact estimate at the "
+                        f"end), under 1.89 in under half the time of the published one (default: %(default)s)")
+    add_flags(t, GPTConfig, title="model")
+    add_flags(t, Recipe, defaults=RECIPES[DEFAULT_RECIPE],
+              title=f"overrides of the recipe (the defaults shown are the {DEFAULT_RECIPE} recipe's)")
+    add_run_flags(t)
     t.add_argument("--sample-length", type=nonnegative_int, default=300,
                    help="characters to print after training (0: none; default: %(default)s)")
 
@@ -104,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate text from a checkpoint saved by `train`, streaming it as it comes.")
     s.set_defaults(run=cmd_sample)
     s.add_argument("--checkpoint", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
-    s.add_argument("--device", default="auto")
     add_sampling_options(s)
+    add_run_flags(s, dtype=False, progress=False, seed_help="the same seed gives the same text")
 
     a = sub.add_parser("ablation", help="the lecture's ablation with a depth row: attention -> + feed-forward "
                        "-> three plain layers -> + residual -> + LayerNorm, one val loss per row",
@@ -118,25 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(run=cmd_ablation)
     add_corpus_args(a)
     a.add_argument("--steps", type=positive_int, default=5000, help="steps per stage (default: %(default)s)")
-    a.add_argument("--seed", type=seed, default=1337)
     a.add_argument("--plot", metavar="PNG", help="also save a bar chart of the val losses")
-    a.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_run_flags(a, device=False, dtype=False)
     return parser
 
 
 def cmd_train(args) -> None:
-    recipe = RECIPES[args.recipe]
-    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "min_lr", "warmup", "eval_interval",
-                                               "eval_iters", "seed", "optimizer", "dtype") if getattr(args, k) is not None}
-    if overrides.get("eval_iters") == "all":
-        overrides["eval_iters"] = None
-    recipe = replace(recipe, **overrides)  # Recipe checks its settings: min-lr above lr stops here
+    from ch01_bigram import load_text, prepare_char_data
+    from coursekit.hardware import resolve_dtype
+    from coursekit.runtime import pick_device
+
+    from .checkpoint import load_checkpoint
+    from .train import train_gpt
+
+    recipe = from_args(args, RECIPES[args.recipe])  # Recipe checks its settings: min-lr above lr stops here
+    shape = from_args(args, GPTConfig())             # and GPTConfig its own: heads that do not divide the width
     check_writable_dir(args.out, "--out")
     device = pick_device(args.device)
     text = load_text(args.corpus, args.data_dir, progress=not args.no_progress)
-    data = prepare_char_data(text, args.block_size)
-    cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                    n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout, bias=not args.no_bias)
+    data = prepare_char_data(text, shape.block_size)
+    cfg = replace(shape, vocab_size=data.tokenizer.vocab_size)
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary {cfg.vocab_size}); device {device}; "
           f"recipe {args.recipe}: {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}, "
           f"{resolve_dtype(recipe.dtype, device, cfg.n_embd)}; {describe_estimate(recipe)}", flush=True)
@@ -152,6 +128,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_sample(args) -> None:
+    from ch01_bigram import CharTokenizer
+    from coursekit.runtime import pick_device
+
+    from .checkpoint import load_checkpoint
+    from .generate import check_sampling
+
     device = pick_device(args.device)
     model, meta = load_checkpoint(args.checkpoint, device=device)
     tok = meta.get("tokenizer", {})
@@ -164,6 +146,10 @@ def cmd_sample(args) -> None:
 
 
 def _print_stream(model, tokenizer, prompt, n, temperature, top_k, top_p, seed, no_cache, device) -> None:
+    import torch
+
+    from .generate import stream
+
     if not prompt:
         raise CourseError("the prompt is empty; give at least one character")
     idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
@@ -177,6 +163,8 @@ def _print_stream(model, tokenizer, prompt, n, temperature, top_k, top_p, seed, 
 
 
 def cmd_ablation(args) -> None:
+    from ch01_bigram import load_text, prepare_char_data
+
     from .ablation import LECTURE, STAGES, plot_ablation, run_ablation
 
     if args.plot:

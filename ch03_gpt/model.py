@@ -4,77 +4,22 @@ Chapter 2's attention becomes a transformer block (attention + feed-forward,
 each wrapped in a residual connection with a LayerNorm in front), and blocks
 are stacked into GPT. Parameter names follow Hugging Face's GPT-2
 (`transformer.wte`, `transformer.h.0.attn.c_attn`, ...) so that Chapter 4 can
-load OpenAI's weights by name.
+load OpenAI's weights by name. The model's shape, `GPTConfig`, is in config.py.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch02_attention import CausalSelfAttention, attend, check_heads, check_length
+from ch02_attention import CausalSelfAttention, attend, check_length
 from coursekit import CourseError
 from coursekit.hardware import check_memory
-from coursekit.numbers import Number, check_settings, fraction, positive_int
 
-ACTIVATIONS = {"gelu": "none", "gelu_tanh": "tanh"}  # name -> F.gelu's `approximate`
-
-# The allowed values of the numbers in a GPTConfig, checked on every one (made in code, from a flag or read
-# from a checkpoint's config.json), and the type of each command-line option that sets one.
-GPT_RULES: dict[str, Number] = {
-    "vocab_size": positive_int, "block_size": positive_int, "n_layer": positive_int, "n_head": positive_int,
-    "n_embd": positive_int, "dropout": fraction,
-}
-
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 65
-    block_size: int = 64   # the longest context the model can see
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = True      # biases in Linear and LayerNorm layers, as in GPT-2
-    # GELU as PyTorch computes it exactly ("gelu"), or the tanh approximation GPT-2 was trained
-    # with ("gelu_tanh"): needed to reproduce OpenAI's weights exactly, and about 3x slower on CPU.
-    activation: str = "gelu"
-
-    def __post_init__(self):
-        # A config may come from a file (config.json): every field is checked, its type too, before it is used.
-        check_settings(self, GPT_RULES)
-        check_heads(self.n_embd, self.n_head)
-        if not isinstance(self.bias, bool):
-            raise CourseError(f"bias must be true or false, got {str(self.bias)[:40]!r}")
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise CourseError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {str(self.activation)[:40]!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def num_params(self) -> int:
-        """The parameters of a GPT of this shape, counted without building it (the tied head once): token and
-        position embeddings; per block 12 C^2 in the four matrices plus 13 C of biases and LayerNorms (2 C, the
-        LayerNorms' scales, without biases); the final LayerNorm."""
-        V, T, L, C = self.vocab_size, self.block_size, self.n_layer, self.n_embd
-        per_block = 12 * C * C + (13 if self.bias else 2) * C
-        return V * C + T * C + L * per_block + (2 if self.bias else 1) * C
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GPTConfig:
-        """The config a dict describes (a checkpoint's config.json: untrusted, so it is checked like any other)."""
-        if not isinstance(d, dict):
-            raise CourseError(f"a model config must be an object of GPTConfig's fields, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k)[:40] for k in set(d) - known)
-        if unknown:
-            raise CourseError(f"unknown GPTConfig fields: {', '.join(unknown[:5])}")
-        return cls(**d)
-
+from .config import ACTIVATIONS, GPT_RULES, GPTConfig  # noqa: F401  (declared without torch; GPT_RULES re-exported)
 
 # GPT-2's released sizes (Hugging Face: openai-community/gpt2, gpt2-medium, gpt2-large, gpt2-xl).
 GPT2_CONFIGS = {

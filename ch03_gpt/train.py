@@ -5,6 +5,7 @@ The loop is Chapter 1's, built again from its parts (`get_batch`,
 decay on the weight matrices only, a warm-up and cosine learning-rate
 schedule, gradient clipping, the number format the hardware runs fastest
 (`coursekit.hardware.resolve_dtype`), and saving the best model seen so far.
+The settings of a run, `Recipe`, and the chapter's `RECIPES` are in config.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -20,25 +21,13 @@ import torch
 
 from ch01_bigram import CharData, History, TrainConfig, get_batch
 from ch01_bigram.bigram import check_split_lengths, record_losses
-from coursekit import CourseError
 from coursekit.files import own_folder
 from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
-from coursekit.numbers import (
-    Number,
-    check_lr_floor,
-    check_settings,
-    learning_rate,
-    min_learning_rate,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    seed,
-    weight_decay,
-)
 from coursekit.progress import progress_bar
 from coursekit.runtime import set_seed
 
 from .checkpoint import save_checkpoint
+from .config import OPTIMIZER_NAMES, RECIPES, Recipe  # noqa: F401  (declared without torch; RECIPES re-exported)
 from .model import GPT, GPTConfig
 from .muon import Muon, Optimizers
 
@@ -85,64 +74,7 @@ def configure_muon(model: GPT, lr: float, weight_decay: float = 0.1) -> Optimize
 
 
 OPTIMIZERS = {"adamw": configure_optimizer, "muon": configure_muon}
-
-
-@dataclass
-class Recipe:
-    """Everything that decides a character-level run, besides the model's shape."""
-
-    steps: int = 2000
-    batch_size: int = 12
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup: int = 100
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    optimizer: str = "adamw"        # or "muon": orthogonalised steps for the blocks' matrices (muon.py)
-    dtype: str = "auto"             # coursekit.hardware.resolve_dtype: bfloat16 where the hardware runs it faster
-    eval_interval: int = 250
-    eval_iters: int | None = 200    # batches per loss estimate; None: all of val, as many train windows (exact)
-    eval_at_start: bool = True      # estimate the untrained model's loss too (a plot's first point)
-    eval_train: bool = True         # estimate the train loss too (the best checkpoint is chosen on val alone)
-    seed: int = 1337
-
-    def __post_init__(self):
-        self.check()
-
-    def check(self) -> None:
-        """A one-line `CourseError` for a setting out of range (nan, inf, lr above 1, min_lr above lr...)."""
-        check_settings(self, RECIPE_RULES)
-        if self.optimizer not in OPTIMIZERS:
-            raise CourseError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        check_lr_floor(self.lr, self.min_lr)
-
-
-# The allowed values of each setting: the types of `python -m ch03_gpt train`'s options and `Recipe.check`.
-RECIPE_RULES = {
-    "steps": positive_int, "batch_size": positive_int, "lr": learning_rate, "min_lr": min_learning_rate,
-    "warmup": nonnegative_int, "weight_decay": weight_decay, "grad_clip": nonnegative_float,
-    "eval_interval": positive_int, "eval_iters": Number(int, 1, words={"all": None}, called="positive"),
-    "seed": seed,
-}
-
-
-# Three recipes for the small model (4 layers, 128 wide, block 64) on Tiny Shakespeare; see README
-# and MEASUREMENTS.md. `published`: the published laptop-CPU recipe (val loss about 1.88 there; 1.90
-# +- 0.02 over three seeds here). `baseline`: the same 2,000 steps of 12 windows with twice its
-# learning rate (1.81). `fast`: 450 steps of 16 windows with Muon for the blocks' matrices
-# (muon.py), lr 1.5e-2 after 20 warm-up steps decaying to 1.5e-4, and one loss estimate, at the
-# end, over the whole val split alone (exact, and cheaper than 200 random batches; val alone picks
-# the checkpoint, so the train split's estimate is skipped): about 1.86 on 3/10
-# of the baseline's windows. A Muon step costs about 1.6 AdamW steps at this size and saves far
-# more: AdamW needs about 1,000 steps of 16 to reach what Muon reaches in 450. Every recipe
-# trains in the number format `auto` picks: at this model's 128 width, float32 on every CPU
-# (bfloat16 pays from 256 wide).
-RECIPES = {
-    "published": Recipe(),
-    "baseline": Recipe(lr=2e-3, min_lr=2e-4),
-    "fast": Recipe(steps=450, batch_size=16, lr=1.5e-2, min_lr=1.5e-4, warmup=20, optimizer="muon",
-                   eval_interval=450, eval_iters=None, eval_at_start=False, eval_train=False),
-}
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES  # the names a Recipe accepts (config.py, read without torch)
 
 
 def train_gpt(data: CharData, model_cfg: GPTConfig, recipe: Recipe, out_dir: str | Path | None = None,

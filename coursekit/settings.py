@@ -71,6 +71,8 @@ def add_flags(parser, cls, *, defaults=None, only: tuple[str, ...] | None = None
     gave (a value may be None itself: `--eval-iters all`); the help
     names the range and the default of `defaults` (an instance: a preset shows its own values).
     `only`/`skip` choose fields; `title` puts them in an argument group. Returns the group or parser.
+    A true/false field is a switch: `--name` turns on one that `defaults` has off, `--no-name` turns off one
+    it has on (`--no-bias`).
     """
     target = parser.add_argument_group(title) if title else parser
     defaults = defaults if defaults is not None else cls()
@@ -82,8 +84,13 @@ def add_flags(parser, cls, *, defaults=None, only: tuple[str, ...] | None = None
         default = getattr(defaults, f.name)
         rule, choices = f.metadata.get("rule"), f.metadata.get("choices")
         if f.type in (bool, "bool"):
-            target.add_argument(flag_name(f.name), action="store_true", default=argparse.SUPPRESS,
-                                help=f.metadata["help"])
+            if default is True:  # a switch that is on: the option turns it off (--no-bias for bias)
+                target.add_argument("--no-" + flag_name(f.name)[2:], dest=f.name, action="store_false",
+                                    default=argparse.SUPPRESS,
+                                    help=_escape(f"turn off: {f.metadata['help']} (default: on)"))
+            else:
+                target.add_argument(flag_name(f.name), action="store_true", default=argparse.SUPPRESS,
+                                    help=_escape(f.metadata["help"]))
             continue
         words = f.metadata["help"]
         if rule is not None:
@@ -91,8 +98,13 @@ def add_flags(parser, cls, *, defaults=None, only: tuple[str, ...] | None = None
         shown = next((w for w, v in (rule.words.items() if rule else ()) if v == default), default)
         target.add_argument(flag_name(f.name), type=rule or str, choices=choices, default=argparse.SUPPRESS,
                             metavar=f.metadata.get("metavar") or (None if choices else f.name.upper()),
-                            help=f"{words} (default: {shown})")
+                            help=_escape(f"{words} (default: {shown})"))
     return target
+
+
+def _escape(help: str) -> str:
+    """A help text as argparse prints it: it formats '%(default)s' and the like, so a plain '%' is doubled."""
+    return help.replace("%", "%%")
 
 
 def from_args(args: argparse.Namespace, base, names: tuple[str, ...] | None = None):

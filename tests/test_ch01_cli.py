@@ -49,7 +49,7 @@ ERROR_CASES = {
     "negative temperature": (["--temperature", "-1"], "argument --temperature: must be a finite number >= 0"),
     "negative sample length": (["--sample-length", "-5"],
                                "argument --sample-length: must be a whole number >= 0, got '-5'"),
-    "unknown device": (["--device", "tpu"], "unknown device 'tpu'"),
+    "unknown device": (["--device", "tpu"], "argument --device: must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
     "corpus not in data dir": (["--corpus", "tinyshakespeare", "--data-dir", "{tmp}"],
                                "tinyshakespeare.txt not found in --data-dir {tmp}"),
 }

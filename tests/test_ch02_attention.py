@@ -192,7 +192,7 @@ def test_sequence_longer_than_block_size():
         model(torch.zeros(1, 7, dtype=torch.long))
     with pytest.raises(CourseError, match="sequence length 9 is longer than the block size 6"):
         CausalSelfAttention(8, 2, 6)(torch.zeros(1, 9, 8))
-    with pytest.raises(CourseError, match="dropout must be at least 0 and below 1, got 1.0"):
+    with pytest.raises(CourseError, match="dropout must be a finite number >= 0 and < 1, got 1.0"):
         CausalSelfAttention(8, 2, 6, dropout=1.0)
 
 

@@ -563,7 +563,7 @@ def test_a_recipe_with_muon_trains_and_an_unknown_optimizer_is_one_line():
     recipe = Recipe(steps=30, batch_size=8, lr=3e-3, warmup=5, eval_interval=30, eval_iters=None, optimizer="muon")
     _, history, _ = train_gpt(data, cfg, recipe, None, progress=False, log=None)
     assert history.val[-1] < history.val[0] - 0.25
-    with pytest.raises(CourseError, match="unknown optimizer 'sgd'"):
+    with pytest.raises(CourseError, match="optimizer must be one of adamw, muon, got 'sgd'"):
         Recipe(optimizer="sgd")
 
 
