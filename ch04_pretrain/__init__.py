@@ -12,35 +12,24 @@ worker processes start without the training half.
 """
 
 import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
+from coursekit.lazy import lazy_exports
 
-# name -> the module that defines it
-_EXPORTS = {
-    "EOT": "data_pipeline.bpe", "VOCAB_SIZE": "data_pipeline.bpe", "TinyBPE": "data_pipeline.bpe",
-    "gpt2_encoding": "data_pipeline.bpe", "merge_pair": "data_pipeline.bpe", "train_bpe": "data_pipeline.bpe",
-    "ShardDataset": "data_pipeline.loader", "load_splits": "data_pipeline.loader",
-    "split_tokens": "data_pipeline.loader",
-    "prepare": "data_pipeline.prepare", "read_manifest": "data_pipeline.prepare", "verify": "data_pipeline.prepare",
-    "SourceOptions": "data_pipeline.sources",
-    "evaluate": "pretraining.evaluate",
-    "load_pretrained": "pretraining.gpt2_weights",
-    "estimate_memory": "pretraining.memory", "measure_peak": "pretraining.memory", "memory_table": "pretraining.memory",
-    "PRESETS": "pretraining.settings", "TrainSettings": "pretraining.settings",
-    "forward_backward": "pretraining.trainer", "optimizer_step": "pretraining.trainer",
-    "pretrain": "pretraining.trainer", "read_log": "pretraining.trainer",
-}
+__all__ = [
+    "EOT", "PRESETS", "VOCAB_SIZE", "ShardDataset", "SourceOptions", "TinyBPE", "TrainSettings", "estimate_memory",
+    "evaluate", "forward_backward", "gpt2_encoding", "load_pretrained", "load_splits", "measure_peak", "memory_table",
+    "merge_pair", "optimizer_step", "prepare", "pretrain", "read_log", "read_manifest", "split_tokens", "train_bpe",
+    "verify",
+]
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # the next lookup finds it without this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+# Each name is imported from its module when first used: `prepare` and its worker processes need no torch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "data_pipeline.bpe": ("EOT", "VOCAB_SIZE", "TinyBPE", "gpt2_encoding", "merge_pair", "train_bpe"),
+    "data_pipeline.loader": ("ShardDataset", "load_splits", "split_tokens"),
+    "data_pipeline.prepare": ("prepare", "read_manifest", "verify"),
+    "data_pipeline.sources": ("SourceOptions",),
+    "pretraining.evaluate": ("evaluate",),
+    "pretraining.gpt2_weights": ("load_pretrained",),
+    "pretraining.memory": ("estimate_memory", "measure_peak", "memory_table"),
+    "pretraining.settings": ("PRESETS", "TrainSettings"),
+    "pretraining.trainer": ("forward_backward", "optimizer_step", "pretrain", "read_log"),
+})

@@ -4,39 +4,31 @@ built-in data or real files as they come.
 The names below are loaded when first asked for, so that the command line starts without torch."""
 
 import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
+from coursekit.lazy import lazy_exports
 
-# name -> the module that defines it
-_EXPORTS = {
-    "Instruction": "builtin", "Review": "builtin", "generate_instructions": "builtin", "generate_reviews": "builtin",
-    "add_classifier_head": "classify", "bag_of_words_baseline": "classify", "choose_trainable": "classify",
-    "class_logits": "classify", "evaluate_classifier": "classify", "finetune_classifier": "classify",
-    "majority_baseline": "classify", "scores": "classify",
-    "FitConfig": "config",
-    "IGNORE": "instruct", "collate": "instruct", "exact_match": "instruct", "finetune_instructions": "instruct",
-    "lm_loss": "instruct", "read_alpaca": "instruct", "score_answers": "instruct",
-    "DATASETS": "labelled", "INSTRUCTION_DATASETS": "labelled", "LabelledData": "labelled",
-    "load_labelled": "labelled", "make_splits": "labelled", "read_labelled": "labelled",
-    "split_balanced": "labelled",
-    "fit": "loop", "trainable_parameters": "loop",
-    "LoRALinear": "lora", "apply_lora": "lora", "merge_lora": "lora",
-    "TinyRecipe": "pretrained", "load_start": "pretrained", "pretrain_tiny": "pretrained",
-    "rouge_l": "scoring", "token_f1": "scoring",
-    "TEMPLATES": "template", "PromptTemplate": "template",
-    "Codec": "vocab",
-}
+__all__ = [
+    "DATASETS", "IGNORE", "INSTRUCTION_DATASETS", "TEMPLATES", "Codec", "FitConfig", "Instruction", "LabelledData",
+    "LoRALinear", "PromptTemplate", "Review", "TinyRecipe", "add_classifier_head", "apply_lora",
+    "bag_of_words_baseline", "choose_trainable", "class_logits", "collate", "evaluate_classifier", "exact_match",
+    "finetune_classifier", "finetune_instructions", "fit", "generate_instructions", "generate_reviews", "lm_loss",
+    "load_labelled", "load_start", "majority_baseline", "make_splits", "merge_lora", "pretrain_tiny", "read_alpaca",
+    "read_labelled", "rouge_l", "score_answers", "scores", "split_balanced", "token_f1", "trainable_parameters",
+]
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # the next lookup finds it without this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+# Each name is imported from its module when first used, so `python -m ch05_finetune --help` imports no torch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "builtin": ("Instruction", "Review", "generate_instructions", "generate_reviews"),
+    "classify": ("add_classifier_head", "bag_of_words_baseline", "choose_trainable", "class_logits",
+                 "evaluate_classifier", "finetune_classifier", "majority_baseline", "scores"),
+    "config": ("FitConfig",),
+    "instruct": ("IGNORE", "collate", "exact_match", "finetune_instructions", "lm_loss", "read_alpaca",
+                 "score_answers"),
+    "labelled": ("DATASETS", "INSTRUCTION_DATASETS", "LabelledData", "load_labelled", "make_splits",
+                 "read_labelled", "split_balanced"),
+    "loop": ("fit", "trainable_parameters"),
+    "lora": ("LoRALinear", "apply_lora", "merge_lora"),
+    "pretrained": ("TinyRecipe", "load_start", "pretrain_tiny"),
+    "scoring": ("rouge_l", "token_f1"),
+    "template": ("TEMPLATES", "PromptTemplate"),
+    "vocab": ("Codec",),
+})
