@@ -25,14 +25,15 @@ import argparse
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 # isort: off
 import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly, see coursekit.errors)
 # isort: on
-from ch01_bigram import TrainConfig
+from ch01_bigram.config import TrainConfig
+from ch01_bigram.corpus import DEFAULT_BYTES
 from ch03_gpt import RECIPES, GPTConfig, Recipe
 from ch04_pretrain.pretraining.settings import PRESETS, TrainSettings
 from ch05_finetune.config import INSTRUCT_FIT, FitConfig
@@ -55,10 +56,10 @@ ATTEMPT = "attempt.json"  # written first: the settings of the work in progress 
 class Plan:
     """Every setting of the main job. `quick()` keeps the path and shrinks the work (for tests)."""
 
-    seed: int = DEFAULT_SEED
-    corpus_bytes: int = 1_000_000
-    bigram_steps: int = 3000
-    bigram_eval_iters: int = 200
+    seed: int = DEFAULT_SEED  # of every stage: the recipes' own seeds are replaced by it
+    corpus_bytes: int = DEFAULT_BYTES  # Chapter 1's built-in stories, at their default size
+    # Chapter 1's recipe as its command line runs it (3,000 steps, a loss estimate every 300).
+    bigram: TrainConfig = field(default_factory=TrainConfig)
     # Chapter 3's small model (4 layers, 4 heads, 128 wide, block 64); its vocabulary comes from the corpus.
     gpt: GPTConfig = field(default_factory=GPTConfig)
     gpt_recipe: Recipe = field(default_factory=lambda: RECIPES["fast"])
@@ -71,9 +72,10 @@ class Plan:
     questions: int = 7  # one test question per task, for the chat stage
 
     @staticmethod
-    def quick() -> "Plan":
+    def quick() -> Plan:
         plan = Plan()
-        return replace(plan, corpus_bytes=60_000, bigram_steps=200, bigram_eval_iters=10,
+        return replace(plan, corpus_bytes=60_000,
+                       bigram=replace(plan.bigram, steps=200, eval_interval=20, eval_iters=10),
                        gpt=GPTConfig(block_size=32, n_layer=1, n_head=2, n_embd=32),
                        gpt_recipe=replace(plan.gpt_recipe, steps=40, eval_interval=20, eval_iters=5),
                        gpt_sample_chars=300,
@@ -184,8 +186,7 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
     from coursekit.hardware import resolve_dtype
     from coursekit.runtime import set_seed
 
-    cfg = TrainConfig(steps=plan.bigram_steps, eval_iters=plan.bigram_eval_iters, seed=plan.seed,
-                      eval_interval=max(1, plan.bigram_steps // 10))
+    cfg = replace(plan.bigram, seed=plan.seed)
 
     def work(folder: Path):
         data = prepare_char_data(corpus.read_text(encoding="utf-8"), cfg.block_size)

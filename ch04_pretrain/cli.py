@@ -13,10 +13,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ch03_gpt.config import GPTConfig
 from coursekit import BUILTIN, CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.numbers import Number, nonnegative_float, nonnegative_int, positive_float, positive_int
-from coursekit.settings import add_flags, add_run_flags, flag_name, from_args
+from coursekit.settings import add_flags, add_run_flags, from_args
 
 from .data_pipeline.bpe import GPT2, MAX_MERGES, RANKS_FILE
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
@@ -26,8 +27,9 @@ from .data_pipeline.sources import (
     count,
     parse_count,  # noqa: F401  (where it was defined before: tests import it here)
 )
-from .pretraining.settings import MODEL_HELP, MODEL_RULES, PRESETS, TrainSettings
+from .pretraining.settings import PRESETS, TrainSettings
 
+DEFAULT_PRESET = "tiny"  # minutes on a CPU
 # Merges of a byte-pair encoder: its vocabulary (256 bytes + merges + <|endoftext|>) must fit uint16 shards.
 merges = Number(int, 0, MAX_MERGES)
 
@@ -93,17 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
                "tokens per step, 600,000 steps; about 4 days on 8 A100 GPUs)")
     p.add_argument("--data", required=True, type=Path, metavar="DIR", help="a folder prepared by `prepare`")
     p.add_argument("--out", type=Path, metavar="DIR", help="run folder (default: runs/ch04-PRESET)")
-    p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="default: %(default)s")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="default: %(default)s")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--peak-flops", type=positive_float, metavar="F", help="the hardware peak for MFU, in FLOP/s "
                    "(default: measured with a large matrix product at startup)")
     add_run_flags(p, seed_help="the seed of the initial weights and of the batches")
-    shown = PRESETS["tiny"]  # --help shows the default preset's values; --preset sets its own
-    g = p.add_argument_group("the model's shape (default: the preset's; shown: tiny's)")
-    for name, rule in MODEL_RULES.items():  # GPTConfig's rules: a shape it refuses stops at parse time
-        g.add_argument(flag_name(name), type=rule, default=argparse.SUPPRESS, metavar=name.upper(),
-                       help=f"{MODEL_HELP[name]}; {rule.describe()} (default: {getattr(shown.model, name)})")
-    add_flags(p, TrainSettings, defaults=shown, title="settings (default: the preset's; shown: tiny's)")
+    shown = PRESETS[DEFAULT_PRESET]  # --help shows the default preset's values; --preset sets its own
+    # The model's shape is GPTConfig's fields (a shape it refuses stops at parse time); the vocabulary is the
+    # data's, and the biases stay GPT-2's.
+    add_flags(p, GPTConfig, defaults=shown.model, skip=("bias",),
+              title=f"the model's shape (default: the preset's; shown: {DEFAULT_PRESET}'s)")
+    add_flags(p, TrainSettings, defaults=shown, title=f"settings (default: the preset's; shown: {DEFAULT_PRESET}'s)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser(
@@ -202,12 +204,17 @@ def cmd_prepare(args: argparse.Namespace) -> None:
               f"{args.out / RANKS_FILE}")
 
 
+def train_settings(args: argparse.Namespace) -> TrainSettings:
+    """The preset chosen, with the model's shape and the settings the command line gave (--seed and --dtype
+    included). GPTConfig and TrainSettings check them: 6 heads in 128 wide, or min-lr above lr, stop here."""
+    preset = PRESETS[args.preset]
+    return from_args(args, replace(preset, model=from_args(args, preset.model)))
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from .pretraining import trainer
 
-    preset = PRESETS[args.preset]
-    # GPTConfig and TrainSettings check them: 6 heads in 128 wide, or min-lr above lr, stop here
-    settings = from_args(args, replace(preset, model=from_args(args, preset.model, names=tuple(MODEL_RULES))))
+    settings = train_settings(args)
     out = args.out or Path("runs") / f"ch04-{args.preset}"
     check_writable_dir(out, "--out")
     summary = trainer.pretrain(settings, args.data, out, device=args.device, resume=args.resume,

@@ -21,7 +21,7 @@ from coursekit import check_positive
 from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
 from coursekit.progress import progress_bar
 
-from .config import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig  # noqa: F401  (CLASSIFY_FIT, INSTRUCT_FIT: re-exported)
+from .config import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig  # noqa: F401  (the notebook imports the recipes here)
 
 
 @dataclass

@@ -107,7 +107,7 @@ class StopAt:
 
 
 def instruction_splits():
-    return split_instructions(generate_instructions(80, 1337))
+    return split_instructions(generate_instructions(80))
 
 
 @pytest.mark.parametrize("stop_step, saved_epoch", [(9, 1), (3, None)])

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ch03_gpt.config import GPT_RULES, GPTConfig
+from ch03_gpt.config import GPTConfig
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
 from coursekit.numbers import (
-    Number,
     check_lr_floor,
     fraction,
     learning_rate,
@@ -77,17 +76,6 @@ class TrainSettings:
     def tokens_per_step(self) -> int:
         return self.batch_size * self.model.block_size * self.grad_accum
 
-
-# The model's shape on the command line (--n-layer, ..., --dropout): GPTConfig's rules, which also check every
-# GPTConfig made; the vocabulary is the data's, not an option.
-MODEL_RULES: dict[str, Number] = {name: rule for name, rule in GPT_RULES.items() if name != "vocab_size"}
-MODEL_HELP: dict[str, str] = {
-    "block_size": "tokens of context per sequence",
-    "n_layer": "transformer blocks",
-    "n_head": "attention heads per block",
-    "n_embd": "width of the residual stream",
-    "dropout": "dropout rate (0 for pretraining on a large corpus)",
-}
 
 PRESETS = {
     # Minutes on a CPU: 400 steps of 8 x 64 = 512 tokens, about 0.8 epoch of the built-in corpus.
