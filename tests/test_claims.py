@@ -39,7 +39,8 @@ def test_every_claim_is_backed_by_a_sweep_of_the_code_as_it_is(chapter):
     assert not changed, f"{chapter}: the code behind its claims changed since the sweep ({', '.join(changed)}); {rerun}"
     assert sweep["failures"] == [], f"{chapter}: runs of the sweep failed; {rerun} and read what failed"
     recorded = sweep["claims"]
-    assert sorted(recorded) == sorted(c["name"] for c in in_code), f"{chapter}: the claims differ from the sweep's; {rerun}"
+    assert sorted(recorded) == sorted(c["name"] for c in in_code), \
+        f"{chapter}: the claims differ from the sweep's; {rerun}"
     problems = []
     for c in in_code:
         r = recorded[c["name"]]
