@@ -116,7 +116,7 @@ def cmd_train(args) -> None:
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary {cfg.vocab_size}); device {device}; "
           f"recipe {args.recipe}: {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}, "
           f"{resolve_dtype(recipe.dtype, device, cfg.n_embd)}; {describe_estimate(recipe)}", flush=True)
-    model, history, summary = train_gpt(data, cfg, recipe, args.out, device, progress=not args.no_progress)
+    model, _, summary = train_gpt(data, cfg, recipe, args.out, device, progress=not args.no_progress)
     print(f"{model.num_params() / 1e6:.2f}M parameters; {summary['wall_time_s']:.1f} s in all, "
           f"{summary['train_time_s']:.1f} s of it training (the rest: evaluation and checkpoints); "
           f"best val loss {summary['best_val_loss']:.4f} at step {summary['best_step']} (saved to {args.out})")
