@@ -12,7 +12,7 @@ import time
 
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.numbers import nonnegative_float, nonnegative_int
-from coursekit.settings import add_flags, add_run_flags, from_args
+from coursekit.settings import add_flags, add_run_flags, from_args, number_text
 
 from .config import TrainConfig
 from .data import BUILTIN, CORPORA, DATA_DIR_ENV
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ch01_bigram",
         description="Chapter 1: train a character-level bigram language model, print its losses and a sample. "
                     f"The defaults are the lecture's: block {DEFAULTS.block_size}, batch {DEFAULTS.batch_size}, "
-                    f"{DEFAULTS.steps:,} steps, learning rate {DEFAULTS.lr:g}.",
+                    f"{DEFAULTS.steps:,} steps, learning rate {number_text(DEFAULTS.lr)}.",
     )
     add_corpus_args(parser)
     add_training_args(parser, DEFAULTS)
