@@ -9,6 +9,7 @@ moment buffers for each trainable parameter.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -37,10 +38,8 @@ def measure(fn, device: str = "cpu") -> tuple[object, dict]:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
-        try:
+        with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
-        except OSError:
-            pass
         before = _status_kb("VmHWM")
     start = time.perf_counter()
     result = fn()

@@ -6,6 +6,7 @@ in `coursekit.hardware`; this module adds what Chapter 4 measures about memory.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 from pathlib import Path
@@ -19,10 +20,9 @@ def reset_peak_memory(device: str) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     else:
-        try:
+        # where /proc/self/clear_refs is missing, the peak counts from the start of the process
+        with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM to the current RSS
-        except OSError:
-            pass  # elsewhere the peak counts from the start of the process
 
 
 def _proc_status_bytes(field: str) -> int | None:
