@@ -31,12 +31,6 @@ def add_corpus_args(parser: argparse.ArgumentParser) -> None:
                              f"network (also read from ${DATA_DIR_ENV})")
 
 
-def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """The knobs of Chapter 1's training loop, one per field of `TrainConfig`, with a chapter's own defaults:
-    `from_args(args, defaults)` reads them back (with the seed, one of the run flags: `add_run_flags`)."""
-    add_flags(parser, TrainConfig, defaults=defaults, title="training")
-
-
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
     g.add_argument("--sample-length", type=nonnegative_int, default=500,
@@ -63,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{DEFAULTS.steps:,} steps, learning rate {number_text(DEFAULTS.lr)}.",
     )
     add_corpus_args(parser)
-    add_training_args(parser, DEFAULTS)
+    add_flags(parser, TrainConfig, defaults=DEFAULTS, title="training")  # read back by from_args(args, DEFAULTS)
     add_run_flags(parser)
     add_sampling_args(parser)
     parser.set_defaults(run=run)

@@ -10,7 +10,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args
+from ch01_bigram.cli import add_corpus_args, add_sampling_args
+from ch01_bigram.config import TrainConfig
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_file
 from coursekit.numbers import positive_float, positive_int
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--n-head 4 --lr 1e-3 --steps 5000 --eval-interval 500 --eval-iters 200.",
     )
     add_corpus_args(parser)
-    add_training_args(parser, TRAINING)
+    add_flags(parser, TrainConfig, defaults=TRAINING, title="training")
     add_run_flags(parser)
     add_flags(parser, ModelConfig, title="model")
     add_sampling_args(parser)
