@@ -12,7 +12,7 @@ import time
 
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.numbers import nonnegative_float, nonnegative_int
-from coursekit.settings import add_flags, add_run_flags, from_args
+from coursekit.settings import add_flags, add_run_flags, from_args, number_text
 
 from .config import TrainConfig
 from .data import BUILTIN, CORPORA, DATA_DIR_ENV
@@ -29,12 +29,6 @@ def add_corpus_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help=f"directory that already holds a downloaded corpus, for machines without "
                              f"network (also read from ${DATA_DIR_ENV})")
-
-
-def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """The knobs of Chapter 1's training loop, one per field of `TrainConfig`, with a chapter's own defaults:
-    `from_args(args, defaults)` reads them back (with the seed, one of the run flags: `add_run_flags`)."""
-    add_flags(parser, TrainConfig, defaults=defaults, title="training")
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
@@ -60,10 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ch01_bigram",
         description="Chapter 1: train a character-level bigram language model, print its losses and a sample. "
                     f"The defaults are the lecture's: block {DEFAULTS.block_size}, batch {DEFAULTS.batch_size}, "
-                    f"{DEFAULTS.steps:,} steps, learning rate {DEFAULTS.lr:g}.",
+                    f"{DEFAULTS.steps:,} steps, learning rate {number_text(DEFAULTS.lr)}.",
     )
     add_corpus_args(parser)
-    add_training_args(parser, DEFAULTS)
+    add_flags(parser, TrainConfig, defaults=DEFAULTS, title="training")  # read back by from_args(args, DEFAULTS)
     add_run_flags(parser)
     add_sampling_args(parser)
     parser.set_defaults(run=run)

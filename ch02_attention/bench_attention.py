@@ -16,9 +16,9 @@ import time
 import torch
 
 from coursekit import CourseParser, command_line, run_cli
-from coursekit.numbers import nonnegative_int, positive_int, seed
+from coursekit.numbers import nonnegative_int, positive_int
 from coursekit.runtime import pick_device
-from coursekit.settings import DEFAULT_SEED
+from coursekit.settings import add_run_flags
 
 from .attention import attend
 
@@ -48,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=nonnegative_int, default=3,
                    help="untimed passes of each first (default: %(default)s)")
     p.add_argument("--repeats", type=positive_int, default=15, help="timed passes of each (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=seed, default=DEFAULT_SEED)
+    add_run_flags(p, dtype=False, progress=False, seed_help="the same seed gives the same inputs")
     p.set_defaults(run=run_benchmark)
     return p
 

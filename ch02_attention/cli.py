@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from ch01_bigram.cli import add_corpus_args, add_sampling_args, add_training_args
+from ch01_bigram.cli import add_corpus_args, add_sampling_args
 from ch01_bigram.config import TrainConfig
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_file
 from coursekit.numbers import positive_float, positive_int
 from coursekit.settings import add_flags, add_run_flags, from_args
 
-from .config import SCORE_PROMPT, SCORE_TEMPERATURE, ModelConfig, check_length, default_sample_context
-
-# Settings that show the built-in stories' long-range structure in about a minute on a laptop CPU:
-# a 64-character context spans a story's name and its next mentions (40-120 characters apart).
-# lr 1e-2 gave the attention model its lowest val loss in 3,000 steps (0.57, against 0.63 at 3e-3);
-# the bigram trains with the same lr (Chapter 1's default for it).
-DEFAULTS = replace(TrainConfig(), block_size=64, lr=1e-2, eval_iters=100)
+from .config import SCORE_PROMPT, SCORE_TEMPERATURE, TRAINING, ModelConfig, check_length, default_sample_context
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--n-head 4 --lr 1e-3 --steps 5000 --eval-interval 500 --eval-iters 200.",
     )
     add_corpus_args(parser)
-    add_training_args(parser, DEFAULTS)
+    add_flags(parser, TrainConfig, defaults=TRAINING, title="training")
     add_run_flags(parser)
     add_flags(parser, ModelConfig, title="model")
     add_sampling_args(parser)
@@ -117,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
     from .attention import AttentionLanguageModel, plot_attention
     from .compare import compare_with_bigram, plot_losses
 
-    cfg = from_args(args, DEFAULTS)
+    cfg = from_args(args, TRAINING)  # this chapter's training, with the options given
     m = from_args(args, ModelConfig())  # the model's settings
     check_args(args, cfg.block_size)
     device = pick_device(args.device)

@@ -23,19 +23,21 @@ pay off at larger sizes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ch01_bigram import CharData, TrainConfig, train
+from ch01_bigram import CharData, train
 from ch02_attention import AttentionLanguageModel, check_length
 from coursekit.runtime import set_seed
 from coursekit.settings import DEFAULT_SEED
 
+from .config import ABLATION, LECTURE  # declared without torch: the command line reads them too
 from .model import Attention, FeedForward, GPTConfig
 
 STAGES = ("attention", "feedforward", "deep", "residual", "layernorm")
-LECTURE = dict(n_embd=32, n_head=4, block_size=8, n_layer=3)
 
 
 class LectureModel(nn.Module):
@@ -91,12 +93,12 @@ def layer_gradient_norms(model: nn.Module, idx: torch.Tensor, targets: torch.Ten
     return norms
 
 
-def run_ablation(data: CharData, steps: int = 5000, stages=STAGES, seed: int = DEFAULT_SEED, progress: bool = False,
-                 eval_iters: int = 200, **size) -> dict[str, dict]:
+def run_ablation(data: CharData, steps: int = ABLATION.steps, stages=STAGES, seed: int = DEFAULT_SEED,
+                 progress: bool = False, eval_iters: int = ABLATION.eval_iters, **size) -> dict[str, dict]:
     """Train each stage with the same budget and seed; return its best val loss, history and size."""
     size = {**LECTURE, **size}
-    cfg = TrainConfig(steps=steps, batch_size=32, block_size=size["block_size"], lr=1e-3,
-                      eval_interval=max(1, steps // 5), eval_iters=eval_iters, seed=seed)
+    cfg = replace(ABLATION, steps=steps, block_size=size["block_size"], eval_interval=max(1, steps // 5),
+                  eval_iters=eval_iters, seed=seed)
     results = {}
     for stage in stages:
         set_seed(seed)

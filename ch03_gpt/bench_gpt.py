@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from coursekit import CourseError, CourseParser, command_line, run_cli
-from coursekit.hardware import DTYPE_CHOICES, DTYPE_NAMES, matmul_peak_flops
+from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops
 from coursekit.numbers import NumberList, positive_int, seed
-from coursekit.settings import DEFAULT_SEED
+from coursekit.settings import DEFAULT_SEED, add_run_flags
 
 from .generate import generate
 from .model import GPT, GPTConfig
@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
     p.add_argument("--rounds", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
     p.add_argument("--steps", type=positive_int, default=20, help="steps per timed round (default: %(default)s)")
-    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
+    add_run_flags(p, device=False, dtype=False, seed=False, progress=False, threads=True)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="also time our model under torch.compile (adds a compile of about half a minute)")
     p = sub.add_parser("kv-cache", help="generation time with and without the KV cache")
@@ -312,12 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder holding tinyshakespeare.txt (default: the course's cache)")
     p.add_argument("--nanogpt", default=str(NANOGPT_DEFAULT),
                    help="nanoGPT's train.py, model.py, configurator.py, config/ and data/ (default: %(default)s)")
-    p.add_argument("--dtype", choices=DTYPE_CHOICES, help="ours' number format (default: the recipe's, auto)")
     p.add_argument("--emulate-avx2", action="store_true",
                    help="run both as on a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in AVX2_ENV.items())
                         + ", and ours in float32 (what auto picks there) unless --dtype says otherwise")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for both commands (repeatable), e.g. OMP_NUM_THREADS=1")
+    add_run_flags(p, device=False, seed=False, progress=False)  # --dtype: ours' number format
     return parser
 
 
@@ -347,7 +347,9 @@ def cmd_recipes(args: argparse.Namespace) -> None:
     nanogpt = Path(args.nanogpt)
     if not (nanogpt / "train.py").is_file():
         raise CourseError(f"nanoGPT not found: no train.py in {nanogpt} (give its folder with --nanogpt)")
-    dtype = args.dtype or ("float32" if args.emulate_avx2 else None)
+    # auto is the recipe's own format; on an emulated AVX2 CPU it is float32, passed on because the child
+    # process sees the real CPU
+    dtype = ("float32" if args.emulate_avx2 else None) if args.dtype == "auto" else args.dtype
     recipes(names, args.seeds, args.data_dir, nanogpt, env, dtype)
 
 

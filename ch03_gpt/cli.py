@@ -12,15 +12,17 @@ import sys
 from dataclasses import replace
 
 from ch01_bigram.cli import add_corpus_args
+from ch01_bigram.config import TrainConfig
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.numbers import nonnegative_float, nonnegative_int, positive_int, probability
-from coursekit.settings import add_flags, add_run_flags, from_args
+from coursekit.settings import add_flags, add_run_flags, from_args, number_text
 
-from .config import RECIPES, GPTConfig, Recipe
+from .config import ABLATION, LECTURE, RECIPES, GPTConfig, Recipe
 
 DEFAULT_OUT = "runs/ch03"
 DEFAULT_RECIPE = "baseline"
+TEMPERATURE = 0.8  # of a sample: below 1, safer text than the model's own distribution
 
 
 def add_sampling_options(p: argparse.ArgumentParser, default_tokens: int = 500) -> None:
@@ -29,7 +31,7 @@ def add_sampling_options(p: argparse.ArgumentParser, default_tokens: int = 500) 
                    "longer than the block size is cropped from the left, since the model cannot see further back")
     g.add_argument("--max-new-tokens", type=nonnegative_int, default=default_tokens,
                    help="characters to generate (default: %(default)s)")
-    g.add_argument("--temperature", type=nonnegative_float, default=0.8, help="0 = always the most likely "
+    g.add_argument("--temperature", type=nonnegative_float, default=TEMPERATURE, help="0 = always the most likely "
                    "character; higher = more varied (default: %(default)s)")
     g.add_argument("--top-k", type=positive_int, help="sample only among the k most likely characters")
     g.add_argument("--top-p", type=probability, help="sample only among the most likely characters whose "
@@ -64,10 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     published, baseline, fast = RECIPES["published"], RECIPES["baseline"], RECIPES["fast"]
     t.add_argument("--recipe", choices=RECIPES, default=DEFAULT_RECIPE,
                    help=f"published: the published laptop-CPU settings ({published.steps:,} steps, batch "
-                        f"{published.batch_size}, lr {published.lr:g}); baseline: the same with lr {baseline.lr:g} "
-                        f"(val loss about 1.81 on Tiny Shakespeare); fast: this chapter's recipe ({fast.steps} steps "
-                        f"of {fast.batch_size} with the Muon optimizer, lr {fast.lr:g}, one exact estimate at the "
-                        f"end), under 1.89 in under half the time of the published one (default: %(default)s)")
+                        f"{published.batch_size}, lr {number_text(published.lr)}); baseline: the same with lr "
+                        f"{number_text(baseline.lr)} (val loss about 1.81 on Tiny Shakespeare); fast: this chapter's "
+                        f"recipe ({fast.steps} steps of {fast.batch_size} with the Muon optimizer, lr "
+                        f"{number_text(fast.lr)}, one exact estimate at the end), under 1.89 in under half the time "
+                        f"of the published one (default: %(default)s)")
     add_flags(t, GPTConfig, title="model")
     add_flags(t, Recipe, defaults=RECIPES[DEFAULT_RECIPE],
               title=f"overrides of the recipe (the defaults shown are the {DEFAULT_RECIPE} recipe's)")
@@ -85,14 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ablation", help="the lecture's ablation with a depth row: attention -> + feed-forward "
                        "-> three plain layers -> + residual -> + LayerNorm, one val loss per row",
                        description="Train each stage of the road from Chapter 2's model to GPT at the lecture's "
-                                   "small size (embedding 32, 4 heads, block 8, batch 32, lr 1e-3) with the same "
-                                   "budget, and print the best val loss of each. The 'deep' row stacks three "
-                                   "layers without residual connections, so that depth and the skip connections "
-                                   "are measured apart. Published on Tiny Shakespeare at 5,000 steps: about 2.28, "
-                                   "2.24, then 2.06 with residuals and LayerNorm.")
+                                   f"small size (embedding {LECTURE['n_embd']}, {LECTURE['n_head']} heads, "
+                                   f"block {ABLATION.block_size}, batch {ABLATION.batch_size}, "
+                                   f"lr {number_text(ABLATION.lr)}) with the same budget, and print the best val "
+                                   "loss of each. The 'deep' row stacks three layers without residual "
+                                   "connections, so that depth and the skip connections are measured apart. "
+                                   "Published on Tiny Shakespeare at 5,000 steps: about 2.28, 2.24, then 2.06 with "
+                                   "residuals and LayerNorm.")
     a.set_defaults(run=cmd_ablation)
     add_corpus_args(a)
-    a.add_argument("--steps", type=positive_int, default=5000, help="steps per stage (default: %(default)s)")
+    add_flags(a, TrainConfig, defaults=ABLATION, only=("steps",))  # steps per stage
     a.add_argument("--plot", metavar="PNG", help="also save a bar chart of the val losses")
     add_run_flags(a, device=False, dtype=False)
     return parser
@@ -124,7 +129,8 @@ def cmd_train(args) -> None:
         best, _ = load_checkpoint(args.out, device=device)
         print("--- sample from the best checkpoint ---")
         prompt = "\n" if "\n" in data.tokenizer.stoi else text[0]
-        _print_stream(best, data.tokenizer, prompt, args.sample_length, 0.8, None, None, recipe.seed, False, device)
+        _print_stream(best, data.tokenizer, prompt, args.sample_length, TEMPERATURE, None, None, recipe.seed, False,
+                      device)
 
 
 def cmd_sample(args) -> None:
@@ -165,12 +171,12 @@ def _print_stream(model, tokenizer, prompt, n, temperature, top_k, top_p, seed, 
 def cmd_ablation(args) -> None:
     from ch01_bigram import load_text, prepare_char_data
 
-    from .ablation import LECTURE, STAGES, plot_ablation, run_ablation
+    from .ablation import STAGES, plot_ablation, run_ablation
 
     if args.plot:
         check_writable_file(args.plot, "--plot")
     data = prepare_char_data(load_text(args.corpus, args.data_dir, progress=not args.no_progress),
-                             LECTURE["block_size"])
+                             ABLATION.block_size)
     print(f"corpus: {args.corpus}; {args.steps} steps per stage")
     results = run_ablation(data, args.steps, seed=args.seed, progress=not args.no_progress)
     print(f"{'stage':<12} {'parameters':>10} {'best val loss':>14}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ch01_bigram.config import eval_iters
+from ch01_bigram.config import TrainConfig, eval_iters
 from ch02_attention.config import check_heads
 from coursekit import CourseError
 from coursekit.numbers import (
@@ -127,3 +127,10 @@ RECIPES = {
     "fast": Recipe(steps=450, batch_size=16, lr=1.5e-2, min_lr=1.5e-4, warmup=20, optimizer="muon",
                    eval_interval=450, eval_iters=None, eval_at_start=False, eval_train=False),
 }
+
+
+# The lecture's ablation (ablation.py, `python -m ch03_gpt ablation`): every stage is built at the lecture's small
+# size and trained with Chapter 1's loop for the same budget, 5,000 steps of 32 windows at lr 1e-3, its loss
+# estimated five times along the way (`run_ablation` sets eval_interval from the steps it is given).
+LECTURE = dict(n_embd=32, n_head=4, block_size=8, n_layer=3)
+ABLATION = TrainConfig(steps=5000, block_size=LECTURE["block_size"], lr=1e-3, eval_interval=1000)

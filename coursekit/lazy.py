@@ -2,9 +2,9 @@
 
 A chapter's `__init__.py` re-exports its models, its training loop and its
 settings. Imported eagerly, `python -m ch03_gpt --help` would import torch
-(two seconds and 650 MB) to print a page of text. With
+(seconds, and hundreds of megabytes) to print a page of text. With
 
-    __getattr__, __dir__ = lazy_exports(__name__, {"model": ("GPT", "GPTConfig"), ...})
+    __getattr__, __dir__ = lazy_exports(__name__, {"model": ("GPT", "Block"), ...})
 
 `from ch03_gpt import GPT` imports `ch03_gpt.model` when the name is first
 asked for (PEP 562), and `ch03_gpt.model` reaches the submodule as it did when

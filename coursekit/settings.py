@@ -102,6 +102,15 @@ def add_flags(parser, cls, *, defaults=None, only: tuple[str, ...] | None = None
     return target
 
 
+def number_text(x: float) -> str:
+    """A setting's value as the course writes it in prose (a description naming a preset's values): a small
+    rate as a power of ten ('1e-2', '1.5e-2', not '0.01'), anything else as '%g' writes it."""
+    if isinstance(x, float) and x != 0 and abs(x) < 0.1:
+        mantissa, exponent = f"{x:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{x:g}"
+
+
 def _escape(help: str) -> str:
     """A help text as argparse prints it: it formats '%(default)s' and the like, so a plain '%' is doubled."""
     return help.replace("%", "%%")

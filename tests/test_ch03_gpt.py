@@ -430,12 +430,12 @@ def test_bench_recipes_times_whole_commands_alternating(tmp_path, monkeypatch, c
         return 4.0, "... best val loss 1.8600 at step 600 ...\n"
 
     monkeypatch.setattr(bench, "timed_run", fake_run)
-    bench.main(["recipes", "--seeds", "1337,1", "--nanogpt", str(nano), "--emulate-avx2", "--env", "A=b"])
+    bench.main(["recipes", "--seeds", "7,1", "--nanogpt", str(nano), "--emulate-avx2", "--env", "A=b"])
     out = capsys.readouterr().out
     runs = [c for c in calls if not c[0][1].endswith("prepare.py")]
     assert [c[0][1] for c in runs] == ["train.py", "-m", "-m", "train.py"]  # alternating
     ours = runs[1][0]
-    assert ours[ours.index("--recipe") + 1] == "fast" and ours[ours.index("--seed") + 1] == "1337"
+    assert ours[ours.index("--recipe") + 1] == "fast" and ours[ours.index("--seed") + 1] == "7"
     assert ours[ours.index("--dtype") + 1] == "float32"
     assert all(c[2]["ATEN_CPU_CAPABILITY"] == "avx2" and c[2]["A"] == "b" for c in calls)
     assert "fast / nanoGPT: 0.40x" in out and "best val loss 1.8857" in out and "1.8600 +- 0.0000" in out
