@@ -21,12 +21,7 @@ from coursekit.settings import add_flags, add_run_flags, from_args
 
 from .data_pipeline.bpe import GPT2, MAX_MERGES, RANKS_FILE
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare
-from .data_pipeline.sources import (
-    OPENWEBTEXT,
-    SourceOptions,
-    count,
-    parse_count,  # noqa: F401  (where it was defined before: tests import it here)
-)
+from .data_pipeline.sources import OPENWEBTEXT, SourceOptions, count
 from .pretraining.settings import PRESETS, TrainSettings
 
 DEFAULT_PRESET = "tiny"  # minutes on a CPU

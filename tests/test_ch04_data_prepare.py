@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ch04_pretrain.cli import main, parse_count
+from ch04_pretrain.cli import main
 from ch04_pretrain.data_pipeline.bpe import (
     EOT,
     RANKS_FILE,
@@ -36,7 +36,7 @@ from ch04_pretrain.data_pipeline.prepare import (
     read_manifest,
     verify,
 )
-from ch04_pretrain.data_pipeline.sources import SourceOptions, builtin_documents
+from ch04_pretrain.data_pipeline.sources import SourceOptions, builtin_documents, parse_count
 from coursekit import CourseError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
