@@ -80,8 +80,7 @@ class Plan:
                        gpt_recipe=replace(plan.gpt_recipe, steps=40, eval_interval=20, eval_iters=5),
                        gpt_sample_chars=300,
                        pretraining=replace(plan.pretraining,
-                                           model=replace(plan.pretraining.model, n_layer=1, n_head=2, n_embd=32,
-                                                         block_size=64),
+                                           model=replace(plan.pretraining.model, n_layer=1, n_head=2, n_embd=32),
                                            max_steps=20, eval_interval=10, eval_iters=2, log_interval=5,
                                            warmup=5),
                        instructions=140, instruct_fit=replace(INSTRUCT_FIT, epochs=2, lr=1e-3))

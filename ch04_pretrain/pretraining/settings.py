@@ -89,7 +89,7 @@ PRESETS = {
     "gpt2-124m": TrainSettings(model=GPTConfig(vocab_size=VOCAB_SIZE, n_layer=12, n_head=12, n_embd=768,
                                                block_size=1024),
                                batch_size=16, grad_accum=32, max_steps=600_000, lr=6e-4, min_lr=6e-5, warmup=2000,
-                               eval_interval=1000, eval_iters=200, log_interval=10, keep=3),
+                               eval_interval=1000, eval_iters=200, keep=3),
 }
 
 # Settings that may change when a run is resumed: they do not affect the numbers it computes.

@@ -33,7 +33,7 @@ STORY_GPT_DIR = Path("runs/ch04/story_gpt")  # where the notebooks keep it, unde
 # tokens). 400 steps of 16 windows: enough for the model to keep a story's names (the notebook measures it).
 STORY_GPT = TrainSettings(
     model=GPTConfig(vocab_size=256 + STORY_MERGES + 1, block_size=128, n_layer=3, n_head=4, n_embd=64),
-    batch_size=16, max_steps=400, lr=5e-3, min_lr=5e-4, warmup=40, eval_interval=100, eval_iters=10,
+    batch_size=16, max_steps=400, lr=5e-3, min_lr=5e-4, eval_interval=100, eval_iters=10,
     log_interval=50, dtype="float32")
 
 
