@@ -39,6 +39,7 @@ assert DTYPE_CHOICES == ("auto", *DTYPE_NAMES)  # the names, declared in coursek
 # GPT (block 64, batch 16) in bfloat16 took 1.4-2x as long as in float32 at 128 wide, and 0.6-0.65x as
 # long at 256 wide, on 1 and 2 threads (Chapter 3's MEASUREMENTS.md).
 BF16_MIN_WIDTH_CPU = 256
+FLOAT16_OFF_CUDA = "float16 training needs a CUDA GPU (it relies on a gradient scaler); use bfloat16 on CPU"
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -57,7 +58,7 @@ def resolve_dtype(name: str, device: str, n_embd: int) -> str:
         raise CourseError(f"unknown dtype {name!r}; choose {', '.join(DTYPE_CHOICES)}")
     cuda = str(device).startswith("cuda")
     if name == "float16" and not cuda:
-        raise CourseError("float16 training needs a CUDA GPU (it relies on a gradient scaler); use bfloat16 on CPU")
+        raise CourseError(FLOAT16_OFF_CUDA)
     if name != "auto":
         return name
     if cuda:
@@ -77,7 +78,7 @@ class MixedPrecision:
     (`unscale_`) before clipping and the optimizer's step.
     """
 
-    device: str
+    device: str = "cpu"  # where autocast acts; `backward`, `unscale_` and `step` need only the scaler
     dtype: str = "float32"
     scaler: torch.amp.GradScaler | None = None
 
@@ -105,10 +106,13 @@ class MixedPrecision:
 
 
 def mixed_precision(device: str, dtype: str) -> MixedPrecision:
-    """The number format of one training run (a `resolve_dtype` name): with a new gradient scaler for float16."""
+    """The number format of one training run (a `resolve_dtype` name): with a new gradient scaler for float16,
+    which only CUDA trains in (`resolve_dtype` refuses it elsewhere, and so does this)."""
     if dtype not in DTYPE_NAMES:
         raise CourseError(f"unknown dtype {dtype!r}; choose {', '.join(DTYPE_NAMES)}")
-    scaler = torch.amp.GradScaler(torch.device(device).type) if dtype == "float16" else None
+    if dtype == "float16" and torch.device(device).type != "cuda":
+        raise CourseError(FLOAT16_OFF_CUDA)
+    scaler = torch.amp.GradScaler("cuda") if dtype == "float16" else None
     return MixedPrecision(device, dtype, scaler)
 
 

@@ -159,17 +159,13 @@ def forward_backward(model: torch.nn.Module, batches, device: str, dtype: str,
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float,
                    scaler: torch.amp.GradScaler | None = None) -> float:
     """Clip the gradient norm, update, clear the gradients; returns the norm before clipping."""
-    if scaler is not None:
-        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    precision = MixedPrecision(scaler=scaler)  # the scaler's part of the mixed-precision set-up
+    precision.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     if grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     else:
         norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
-    if scaler is not None:
-        scaler.step(optimizer)  # skipped when float16 gradients overflowed; the scaler then lowers its scale
-        scaler.update()
-    else:
-        optimizer.step()
+    precision.step(optimizer)  # skipped when float16 gradients overflowed; the scaler then lowers its scale
     optimizer.zero_grad(set_to_none=True)
     return float(norm)
 
