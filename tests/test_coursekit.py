@@ -9,7 +9,14 @@ import torch
 
 from coursekit import CourseError
 from coursekit.files import sha256_of
-from coursekit.hardware import DTYPE_CHOICES, cpu_has_fast_bf16, matmul_peak_flops, mixed_precision, resolve_dtype
+from coursekit.hardware import (
+    DTYPE_CHOICES,
+    MixedPrecision,
+    cpu_has_fast_bf16,
+    matmul_peak_flops,
+    mixed_precision,
+    resolve_dtype,
+)
 from coursekit.numbers import check_lr_floor, check_settings, learning_rate, positive_int
 from coursekit.progress import LogProgress, progress_bar
 
@@ -111,9 +118,18 @@ def test_mixed_precision_bfloat16_is_autocast_without_a_scaler():
     assert not torch.is_autocast_enabled("cpu")  # a context per forward pass, left behind each time
 
 
+def test_the_gradient_scaler_is_float16s_and_float16_trains_only_on_cuda():
+    with pytest.raises(CourseError, match="float16 training needs a CUDA GPU"):
+        mixed_precision("cpu", "float16")
+    if torch.cuda.is_available():
+        assert isinstance(mixed_precision("cuda", "float16").scaler, torch.amp.GradScaler)
+        assert mixed_precision("cuda", "bfloat16").scaler is None
+
+
 def test_mixed_precision_float16_scales_the_loss_and_steps_with_the_true_gradient():
-    precision = mixed_precision("cpu", "float16")  # CUDA's case; the scaler works the same way on a CPU
-    assert isinstance(precision.scaler, torch.amp.GradScaler) and precision.scaler.is_enabled()
+    # What mixed_precision("cuda", "float16") holds, with the scaler on the CPU: it works the same way there.
+    precision = MixedPrecision("cpu", "float16", torch.amp.GradScaler("cpu"))
+    assert precision.scaler.is_enabled()
     w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
     optimizer = torch.optim.SGD([w], lr=0.5)
     precision.backward((w * w).sum())
@@ -160,3 +176,27 @@ def test_sha256_of_streams_in_1_mb_blocks_and_reports_each_one(tmp_path):
     empty.write_bytes(b"")
     seen.clear()
     assert sha256_of(empty, seen.append) == hashlib.sha256(b"").hexdigest() and seen == []
+
+
+def test_each_mechanism_is_defined_once_and_the_chapters_use_that_one():
+    """Chapter 1's downloading names are coursekit.download's; Chapter 5 measures memory with Chapter 4's
+    counter; every model.safetensors goes through Chapter 3's write_weights."""
+    import ch01_bigram.data
+    import ch04_pretrain.data_pipeline.prepare
+    import ch04_pretrain.pretraining.ddp_check
+    import ch05_finetune.classify
+    import ch05_finetune.labelled
+    import ch05_finetune.measure
+    import course
+    from ch03_gpt import checkpoint
+    from ch04_pretrain.pretraining import peak_memory
+    from coursekit import download, files
+
+    for name in ("RemoteFile", "cache_dir", "find_local", "find_or_download", "DATA_DIR_ENV", "sha256_of"):
+        assert getattr(ch01_bigram.data, name) is getattr(download, name)
+    assert ch01_bigram.data.download is download.fetch
+    assert download.sha256_of is files.sha256_of is ch04_pretrain.data_pipeline.prepare.sha256_of
+    assert ch05_finetune.labelled.cache_dir is download.cache_dir
+    assert ch05_finetune.measure.peak_memory_bytes is peak_memory.peak_memory_bytes
+    for user in (course, ch05_finetune.classify, ch04_pretrain.pretraining.ddp_check):
+        assert user.write_weights is checkpoint.write_weights
