@@ -15,9 +15,9 @@ from pathlib import Path
 # that notebook kernels started by nbval inherit it too.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-import coursekit.claims  # noqa: E402
+import coursekit.claims
 
 # A seed sweep (python -m coursekit.sweep) runs the trained-figure tests with every seed shifted.
 coursekit.claims.perturb_from_environment()

@@ -25,9 +25,9 @@ import argparse
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 # isort: off
 import coursekit  # noqa: F401  (before torch: a Ctrl-C while torch imports then ends quietly, see coursekit.errors)
@@ -90,7 +90,7 @@ class Plan:
     questions: int = 7  # one test question per task, for the chat stage
 
     @staticmethod
-    def quick() -> "Plan":
+    def quick() -> Plan:
         plan = Plan()
         return replace(plan, corpus_bytes=60_000, bigram_steps=200, bigram_eval_iters=10,
                        gpt=GPTConfig(block_size=32, n_layer=1, n_head=2, n_embd=32),

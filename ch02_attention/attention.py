@@ -24,7 +24,7 @@ from coursekit.hardware import check_memory
 
 def average_past_loops(x: torch.Tensor) -> torch.Tensor:
     """(B, T, C) -> (B, T, C), with explicit loops: out[b, t] = mean(x[b, :t+1])."""
-    B, T, C = x.shape
+    B, T, _ = x.shape
     out = torch.zeros_like(x)
     for b in range(B):
         for t in range(T):
@@ -66,7 +66,7 @@ def check_heads(n_embd: int, n_head: int) -> int:
 
 
 def check_length(T: int, block_size: int) -> None:
-    if T > block_size:
+    if block_size < T:
         raise CourseError(f"sequence length {T} is longer than the block size {block_size}")
 
 
@@ -190,7 +190,7 @@ class CausalSelfAttention(nn.Module):
 
     def split_heads(self, x: torch.Tensor):
         """(B, T, C) -> q, k, v, each (B, n_head, T, head_size)."""
-        B, T, C = x.shape
+        B, T, _ = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         return [t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in (q, k, v)]
 

@@ -257,7 +257,7 @@ def recipes(names: list[str], seeds: list[int], data_dir: str | None, nanogpt: P
                 results[name].append({"seed": seed, "wall_s": wall, "val_loss": loss})
                 print(f"  seed {seed:5d}  {name:9s} {wall:6.1f} s  best val loss {loss:.4f}", flush=True)
             nano_wall = next(r["wall_s"] for r in results["nanoGPT"] if r["seed"] == seed)
-            print("  seed {:5d}  ".format(seed) + ", ".join(
+            print(f"  seed {seed:5d}  " + ", ".join(
                 f"{name} / nanoGPT: {results[name][-1]['wall_s'] / nano_wall:.2f}x" for name in names), flush=True)
     print("over the seeds (wall time: mean; val loss: mean +- standard deviation):")
     for name, runs in results.items():

@@ -13,8 +13,17 @@ from ch01_bigram.cli import add_corpus_args
 from coursekit import CourseError, CourseParser, command_line
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.hardware import DTYPE_CHOICES, resolve_dtype
-from coursekit.numbers import (Number, fraction, learning_rate, min_learning_rate, nonnegative_float, nonnegative_int,
-                               positive_int, probability, seed)
+from coursekit.numbers import (
+    Number,
+    fraction,
+    learning_rate,
+    min_learning_rate,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    probability,
+    seed,
+)
 from coursekit.runtime import pick_device
 
 from .checkpoint import load_checkpoint
@@ -126,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> None:
     recipe = RECIPES[args.recipe]
-    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "min_lr", "warmup", "eval_interval",
-                                               "eval_iters", "seed", "optimizer", "dtype") if getattr(args, k) is not None}
+    names = ("steps", "batch_size", "lr", "min_lr", "warmup", "eval_interval", "eval_iters", "seed", "optimizer",
+             "dtype")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if overrides.get("eval_iters") == "all":
         overrides["eval_iters"] = None
     recipe = replace(recipe, **overrides)  # Recipe checks its settings: min-lr above lr stops here
@@ -140,7 +150,7 @@ def cmd_train(args) -> None:
     print(f"corpus: {args.corpus} ({len(text):,} characters, vocabulary {cfg.vocab_size}); device {device}; "
           f"recipe {args.recipe}: {recipe.steps} steps, batch {recipe.batch_size}, lr {recipe.lr:g}, "
           f"{resolve_dtype(recipe.dtype, device, cfg.n_embd)}; {describe_estimate(recipe)}", flush=True)
-    model, history, summary = train_gpt(data, cfg, recipe, args.out, device, progress=not args.no_progress)
+    model, _, summary = train_gpt(data, cfg, recipe, args.out, device, progress=not args.no_progress)
     print(f"{model.num_params() / 1e6:.2f}M parameters; {summary['wall_time_s']:.1f} s in all, "
           f"{summary['train_time_s']:.1f} s of it training (the rest: evaluation and checkpoints); "
           f"best val loss {summary['best_val_loss']:.4f} at step {summary['best_step']} (saved to {args.out})")

@@ -39,7 +39,8 @@ def _check_filter_output(out, logits, what: str) -> None:
     assert tuple(out.shape) == tuple(logits.shape), \
         f"{what} returned shape {tuple(out.shape)}, expected {tuple(logits.shape)} (same as the logits)"
     kept = out != NEG_INF
-    assert torch.equal(out[kept], logits[kept]), f"{what} changed the values of kept logits (only set others to -inf; keep every logit in its place)"
+    assert torch.equal(out[kept], logits[kept]), (f"{what} changed the values of kept logits "
+                                                  "(only set others to -inf; keep every logit in its place)")
 
 
 @CHECKS.exercise("top_k", hint="kth = torch.topk(logits, k, dim=-1).values[:, -1:]; "
@@ -65,7 +66,8 @@ def check_top_k(ex) -> None:
     random = torch.randn(6, 40, generator=_seeded(0))
     for k in (1, 3, 17, 39):
         mine, ref = ex.top_k_filter(random, k), course_filter_logits(random, top_k=k)
-        assert torch.equal(mine, ref), f"on random logits with k={k}, the kept set differs from the chapter's filter_logits"
+        assert torch.equal(mine, ref), (f"on random logits with k={k}, "
+                                        "the kept set differs from the chapter's filter_logits")
 
 
 @CHECKS.exercise("top_p", hint="sort descending, softmax, mass_above = cumsum - probs, drop where mass_above >= p, "

@@ -190,7 +190,8 @@ def check_grad_accum(ex) -> None:
     course = _tiny_gpt()
     forward_backward(course, batches, "cpu", "float32")
     for p, q in zip(model.parameters(), course.parameters()):
-        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), "the gradients differ from the chapter's forward_backward"
+        assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), \
+            "the gradients differ from the chapter's forward_backward"
     again = _tiny_gpt()
     ex.accumulate_gradients(again, batches[:1])
     ex.accumulate_gradients(again, batches[1:])  # onto the gradients already there
@@ -221,7 +222,8 @@ def check_memory_estimate(ex) -> None:
         n = sum(p.numel() for p in GPT(cfg).parameters())
         assert got["parameters"] == 4 * n, (f"parameters: {got['parameters']:,} bytes, but the model has {n:,} "
                                             f"float32 parameters = {4 * n:,} bytes")
-        assert got["gradients"] == 4 * n, f"gradients: {got['gradients']:,} bytes, expected {4 * n:,} (one per parameter)"
+        assert got["gradients"] == 4 * n, \
+            f"gradients: {got['gradients']:,} bytes, expected {4 * n:,} (one per parameter)"
         assert got["optimizer"] == 8 * n, f"optimizer: {got['optimizer']:,} bytes, expected {8 * n:,} (AdamW keeps two)"
         assert got["total"] == 16 * n, f"total: {got['total']:,} bytes, expected {16 * n:,}"
     gpt2 = gpt2_config("gpt2")

@@ -33,7 +33,8 @@ from .template import TEMPLATES, PromptTemplate
 from .vocab import Codec
 
 __all__ = [
-    "DATASETS", "IGNORE", "INSTRUCTION_DATASETS", "TEMPLATES", "Codec", "FitConfig", "Instruction", "LabelledData", "LoRALinear",
+    "DATASETS", "IGNORE", "INSTRUCTION_DATASETS", "TEMPLATES", "Codec", "FitConfig", "Instruction", "LabelledData",
+    "LoRALinear",
     "PromptTemplate", "Review", "TinyRecipe", "add_classifier_head", "apply_lora", "bag_of_words_baseline",
     "choose_trainable", "class_logits", "collate", "evaluate_classifier", "exact_match", "finetune_classifier",
     "finetune_instructions", "fit", "generate_instructions", "generate_reviews", "lm_loss",

@@ -187,7 +187,10 @@ def words_to_ids(train_texts: list[str], test_texts: list[str]) -> tuple[list[li
     for text in train_texts:
         for w in text_words(text):
             vocab.setdefault(w, len(vocab) + 1)
-    ids = lambda texts: [[vocab.get(w, 0) for w in text_words(t)] for t in texts]
+
+    def ids(texts):
+        return [[vocab.get(w, 0) for w in text_words(t)] for t in texts]
+
     return ids(train_texts), ids(test_texts), len(vocab) + 1
 
 

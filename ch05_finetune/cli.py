@@ -15,10 +15,24 @@ from coursekit.hardware import DTYPE_CHOICES
 from coursekit.numbers import Number, learning_rate, nonnegative_float, nonnegative_int, positive_int, probability, seed
 from coursekit.runtime import pick_device, set_seed
 
-from .classify import (bag_of_words_baseline, encode_texts, evaluate_classifier, finetune_classifier, load_classifier,
-                       majority_baseline, plot_confusion, save_classifier)
-from .instruct import (INSTRUCTION_DATASETS, format_scores, instruction_tune, load_instructions, score_answers,
-                       split_instructions)
+from .classify import (
+    bag_of_words_baseline,
+    encode_texts,
+    evaluate_classifier,
+    finetune_classifier,
+    load_classifier,
+    majority_baseline,
+    plot_confusion,
+    save_classifier,
+)
+from .instruct import (
+    INSTRUCTION_DATASETS,
+    format_scores,
+    instruction_tune,
+    load_instructions,
+    score_answers,
+    split_instructions,
+)
 from .labelled import DATASETS, FORMAT_CHOICES, SPLIT_CHOICES, load_labelled, make_splits
 from .loop import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig, trainable_parameters
 from .lora import merge_lora

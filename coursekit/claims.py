@@ -43,7 +43,8 @@ def claim(name: str, value: float, *, low: float = -math.inf, high: float = math
         return
     if not low <= value <= high:
         band = f"[{low:.4g}, {high:.4g}]"
-        raise AssertionError(f"{name}: {value:.4g}, outside its band {band} (the chapter's MEASUREMENTS.md has the sweep)")
+        raise AssertionError(f"{name}: {value:.4g}, outside its band {band} "
+                             "(the chapter's MEASUREMENTS.md has the sweep)")
 
 
 def perturb(shift: int, plain_floats: bool = False) -> None:

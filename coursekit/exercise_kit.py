@@ -23,9 +23,10 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Callable, Sequence, TextIO
+from typing import TextIO
 
 from .errors import CourseParser
 

@@ -33,7 +33,7 @@ from .settings import DTYPE_CHOICES
 
 # The one table of number formats: name -> torch dtype. float32 means "no autocast".
 DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-assert DTYPE_CHOICES == ("auto", *DTYPE_NAMES)  # the names, declared in coursekit.settings for torch-free parsers
+assert ("auto", *DTYPE_NAMES) == DTYPE_CHOICES  # the names, declared in coursekit.settings for torch-free parsers
 # Below this width bfloat16 does not pay on a CPU: autocast's casts cost more than the hardware's
 # bfloat16 units save on such small products. On a 2-core Xeon with AMX, a training step of a 4-layer
 # GPT (block 64, batch 16) in bfloat16 took 1.4-2x as long as in float32 at 128 wide, and 0.6-0.65x as

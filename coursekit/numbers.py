@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import CourseError
 
@@ -68,9 +68,7 @@ class Number:
             return False
         if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
             return False
-        if self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)):
-            return False
-        return True
+        return self.hi is None or not (value > self.hi or (self.hi_open and value == self.hi))
 
     def __call__(self, text: str):
         """Convert a command-line string; an `argparse.ArgumentTypeError` naming the range if it is not allowed."""
@@ -136,7 +134,7 @@ positive_float = Number(float, 0, lo_open=True, called="positive")  # finite and
 nonnegative_float = Number(float, 0)                                 # finite and >= 0 (a temperature: 0 is greedy)
 probability = Number(float, 0, 1, lo_open=True)                      # 0 < p <= 1 (top-p)
 fraction = Number(float, 0, 1, hi_open=True)                         # 0 <= x < 1 (dropout, Adam's betas)
-seed = Number(int, 0, 2**32 - 1)                                     # what every generator takes (NumPy's the narrowest)
+seed = Number(int, 0, 2**32 - 1)                                     # what every generator takes (NumPy's, narrowest)
 learning_rate = Number(float, 0, 1, lo_open=True)                    # above 1, AdamW overshoots: the loss becomes nan
 min_learning_rate = Number(float, 0, 1)                              # the floor of a schedule may be 0
 weight_decay = Number(float, 0, 1)                                   # AdamW multiplies weights by 1 - lr * weight_decay

@@ -105,7 +105,8 @@ class LogProgress:
         if self.total:
             left = (self.total - self.n) / rate if rate > 0 else float("nan")
             count = f"{self.n / self.total:4.0%} {self.n:,}/{self.total:,} {self.unit}"
-            timing = f"{tqdm_std.format_interval(elapsed)} elapsed, {tqdm_std.format_interval(left) if rate else '?'} left"
+            remaining = tqdm_std.format_interval(left) if rate else "?"
+            timing = f"{tqdm_std.format_interval(elapsed)} elapsed, {remaining} left"
         else:
             count = f"{self.n:,} {self.unit}"
             timing = f"{tqdm_std.format_interval(elapsed)} elapsed"

@@ -183,7 +183,7 @@ def pyarrow_parquet():
 def _open_parquet(pq, file: str | BinaryIO, source: str, **options):
     try:
         return pq.ParquetFile(file, **options)
-    except Exception as e:  # noqa: BLE001 (pyarrow raises several error types for an unreadable file)
+    except Exception as e:
         raise CourseError(f"cannot read {source} as Parquet: {message_of(e)}") from None
 
 
@@ -232,7 +232,7 @@ def _batches(table, columns: list[str], batch_rows: int, source: str):
             batch = next(batches)
         except StopIteration:
             return
-        except Exception as e:  # noqa: BLE001 (pyarrow raises several error types for a damaged file)
+        except Exception as e:
             raise CourseError(f"cannot read {source} as Parquet: {message_of(e)}") from None
         yield batch
 

@@ -75,6 +75,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _code_digest(nodes: list[ast.AST], extra: str = "") -> str:
+    # The syntax tree, not the text: rewrapping a line or editing a comment leaves the experiment alone.
+    return _digest("\n".join(ast.dump(n, include_attributes=False) for n in nodes) + "\n\x00" + extra)
+
+
 def claims_in_code(chapter: str) -> tuple[list[dict], dict[str, str]]:
     """Every claim(...) in the chapter's notebook and its tests, and a hash of the code behind each source.
 
@@ -84,13 +89,17 @@ def claims_in_code(chapter: str) -> tuple[list[dict], dict[str, str]]:
     claims, hashes = [], {}
     notebook = notebook_of(chapter)
     if notebook is not None:
-        cells = [c["source"] for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+        cells = [c["source"] for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+                 if c["cell_type"] == "code"]
         cells = ["".join(c) if isinstance(c, list) else c for c in cells]
         where = notebook.relative_to(ROOT).as_posix()
+        trees, magics = [], []
         for source in cells:
             python = _python_of_cell(source)
-            claims += _claims_in(ast.parse(python), python, where)
-        hashes[where] = _digest("\n\x00".join(cells))
+            trees.append(ast.parse(python))
+            claims += _claims_in(trees[-1], python, where)
+            magics += [line.strip() for line in source.splitlines() if line.lstrip().startswith(("%", "!"))]
+        hashes[where] = _code_digest(trees, "\n".join(magics))
     for path in test_files_of(chapter):
         source = path.read_text(encoding="utf-8")
         for fn in ast.parse(source).body:
@@ -99,7 +108,7 @@ def claims_in_code(chapter: str) -> tuple[list[dict], dict[str, str]]:
                 found = _claims_in(fn, source, where)
                 if found:
                     claims += found
-                    hashes[where] = _digest(ast.get_source_segment(source, fn))
+                    hashes[where] = _code_digest([fn])
     return claims, hashes
 
 
@@ -122,9 +131,11 @@ def band_problems(record: dict) -> list[str]:
         problems.append(f"{len(values)} runs, fewer than {MIN_SEEDS}")
     outside = [v for v in values if not low <= v <= high]
     if outside:
-        problems.append(f"{len(outside)} of {len(values)} runs outside the band: {', '.join(f'{v:.4g}' for v in outside)}")
+        shown = ", ".join(f"{v:.4g}" for v in outside)
+        problems.append(f"{len(outside)} of {len(values)} runs outside the band: {shown}")
     elif values and margin_in_sds(values, low, high) < SIGMAS:
-        problems.append(f"an edge only {margin_in_sds(values, low, high):.1f} sd from the mean (at least {SIGMAS:g} needed)")
+        margin = margin_in_sds(values, low, high)
+        problems.append(f"an edge only {margin:.1f} sd from the mean (at least {SIGMAS:g} needed)")
     return problems
 
 
@@ -186,7 +197,8 @@ def sweep(chapter: str, seeds: int, jobs: int) -> dict:
     notebook = notebook if notebook and notebook.relative_to(ROOT).as_posix() in with_claims else None
     files = [f for f in files if f.relative_to(ROOT).as_posix() in with_claims]
     work = Path(tempfile.mkdtemp(prefix="sweep-"))
-    tasks = [(kind, shift) for shift in range(seeds) for kind in (["notebook"] if notebook else []) + (["tests"] if files else [])]
+    kinds = (["notebook"] if notebook else []) + (["tests"] if files else [])
+    tasks = [(kind, shift) for shift in range(seeds) for kind in kinds]
     failures = []
 
     def one(task):
@@ -211,7 +223,7 @@ def sweep(chapter: str, seeds: int, jobs: int) -> dict:
         if c["name"] in records:
             raise SystemExit(f"{chapter}: two claims are named {c['name']!r}; each needs a name of its own")
         records[c["name"]] = {**c, "values": [], "low": None, "high": None}
-    for kind, shift, seen in sorted(results, key=lambda r: (r[1], r[0])):
+    for _kind, _shift, seen in sorted(results, key=lambda r: (r[1], r[0])):
         names = [s["name"] for s in seen]
         for s in seen:
             r = records.get(s["name"])

@@ -27,7 +27,7 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 class RangeHandler(BaseHTTPRequestHandler):
     """Serves `server.files[path]`, honouring `Range: bytes=N-` unless the path starts with /norange/."""
 
-    def do_GET(self):  # noqa: N802 (the name http.server expects)
+    def do_GET(self):
         srv = self.server
         srv.requests.append((self.path, self.headers.get("Range")))
         body = srv.files.get(self.path)

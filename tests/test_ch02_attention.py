@@ -8,9 +8,22 @@ import pytest
 import torch
 
 from ch01_bigram import TrainConfig, load_text, prepare_char_data
-from ch02_attention import (AttentionLanguageModel, CausalSelfAttention, Head, MultiHeadAttention, attend,
-                            attention_weights, average_past_loops, average_past_matmul, average_past_softmax,
-                            bench_attention, causal_mask, check_heads, cli, plot_attention)
+from ch02_attention import (
+    AttentionLanguageModel,
+    CausalSelfAttention,
+    Head,
+    MultiHeadAttention,
+    attend,
+    attention_weights,
+    average_past_loops,
+    average_past_matmul,
+    average_past_softmax,
+    bench_attention,
+    causal_mask,
+    check_heads,
+    cli,
+    plot_attention,
+)
 from ch02_attention.compare import compare_with_bigram, long_samples, loss_by_position, plot_losses
 from coursekit import CourseError, run_cli
 from coursekit.claims import claim

@@ -224,7 +224,8 @@ def test_training_keeps_the_best_checkpoint(tmp_path):
     recipe = Recipe(steps=60, batch_size=8, lr=3e-3, warmup=5, eval_interval=20, eval_iters=4)
     _, history, summary = train_gpt(data, cfg, recipe, tmp_path / "run", progress=False, log=None)
     assert summary["best_val_loss"] == min(history.val)
-    claim("test: 60 steps on a repeated sentence lower the val loss by", history.val[0] - summary["best_val_loss"], low=0.5)
+    claim("test: 60 steps on a repeated sentence lower the val loss by", history.val[0] - summary["best_val_loss"],
+          low=0.5)
     meta = json.loads((tmp_path / "run" / "config.json").read_text())
     assert meta["val_loss"] == pytest.approx(summary["best_val_loss"]) and meta["step"] == summary["best_step"]
     assert meta["tokenizer"]["chars"] == data.tokenizer.chars

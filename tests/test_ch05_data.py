@@ -212,12 +212,12 @@ def test_instruction_set_has_every_task_with_exact_answers():
 
 def test_each_format_parses(tmp_path):
     rows = [("spam", "WIN a prize now"), ("ham", "see you at 5")]
-    (tmp_path / "a.tsv").write_text("".join(f"{l}\t{t}\n" for l, t in rows))
-    (tmp_path / "a.csv").write_text("text,label\n" + "".join(f'"{t}",{l}\n' for l, t in rows))
-    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for l, t in rows))
+    (tmp_path / "a.tsv").write_text("".join(f"{label}\t{t}\n" for label, t in rows))
+    (tmp_path / "a.csv").write_text("text,label\n" + "".join(f'"{t}",{label}\n' for label, t in rows))
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for label, t in rows))
     pq.write_table(pa.table({"text": [t for _, t in rows], "label": [1, 0]}), tmp_path / "a.parquet")
     with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:
-        z.writestr("SMSSpamCollection", "".join(f"{l}\t{t}\n" for l, t in rows))
+        z.writestr("SMSSpamCollection", "".join(f"{label}\t{t}\n" for label, t in rows))
         z.writestr("readme", "about")
     for name in ("a.tsv", "a.csv", "a.jsonl"):
         data = read_labelled(tmp_path / name)
@@ -252,7 +252,8 @@ def test_non_utf8_names_the_line(tmp_path):
 
 
 def test_alpaca_json_and_its_errors(tmp_path):
-    good = [{"instruction": "Say hi", "input": "", "output": "hi"}, {"instruction": "Add", "input": "1 2", "output": "3"}]
+    good = [{"instruction": "Say hi", "input": "", "output": "hi"},
+            {"instruction": "Add", "input": "1 2", "output": "3"}]
     (tmp_path / "a.json").write_text(json.dumps(good))
     assert [e.output for e in read_alpaca(tmp_path / "a.json")] == ["hi", "3"]
     (tmp_path / "b.json").write_text('[{"instruction": "x", "output": "y"},\n {"instruction": "x" "output": "y"}]')

@@ -39,7 +39,8 @@ def test_every_claim_is_backed_by_a_sweep_of_the_code_as_it_is(chapter):
     assert not changed, f"{chapter}: the code behind its claims changed since the sweep ({', '.join(changed)}); {rerun}"
     assert sweep["failures"] == [], f"{chapter}: runs of the sweep failed; {rerun} and read what failed"
     recorded = sweep["claims"]
-    assert sorted(recorded) == sorted(c["name"] for c in in_code), f"{chapter}: the claims differ from the sweep's; {rerun}"
+    assert sorted(recorded) == sorted(c["name"] for c in in_code), \
+        f"{chapter}: the claims differ from the sweep's; {rerun}"
     problems = []
     for c in in_code:
         r = recorded[c["name"]]
@@ -93,3 +94,22 @@ def test_perturb_shifts_every_seed_but_leaves_data_generators_alone():
     env = dict(os.environ)
     env.pop(claims_module.SHIFT_VARIABLE, None)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+
+
+def test_the_code_hash_follows_the_code_not_its_layout(tmp_path, monkeypatch):
+    import coursekit.sweep as sweep
+
+    test = tmp_path / "tests" / "test_toy.py"
+    test.parent.mkdir()
+    monkeypatch.setattr(sweep, "ROOT", tmp_path)
+    monkeypatch.setattr(sweep, "notebook_of", lambda chapter: None)
+    monkeypatch.setattr(sweep, "test_files_of", lambda chapter: [test])
+
+    def digest(source: str) -> str:
+        test.write_text(source)
+        return sweep.claims_in_code("toy")[1]["tests/test_toy.py::test_toy"]
+
+    plain = digest("def test_toy():\n    claim('toy: x', 1 + 2, low=0)\n")
+    rewrapped = "def test_toy():\n    # a comment\n    claim('toy: x',\n          1 + 2, low=0)  # rewrapped\n"
+    assert digest(rewrapped) == plain
+    assert digest("def test_toy():\n    claim('toy: x', 1 + 3, low=0)\n") != plain

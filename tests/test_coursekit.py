@@ -73,7 +73,7 @@ def test_every_recipe_defaults_to_auto_and_the_run_reports_what_auto_chose():
     from ch01_bigram import prepare_char_data
     from ch03_gpt import RECIPES, GPTConfig, train_gpt
 
-    assert {name: r.dtype for name, r in RECIPES.items()} == {name: "auto" for name in RECIPES}
+    assert {name: r.dtype for name, r in RECIPES.items()} == dict.fromkeys(RECIPES, "auto")
     data = prepare_char_data("hello world, hello there. " * 40, 8)
     cfg = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16)
     recipe = RECIPES["fast"].__class__(steps=2, batch_size=2, eval_interval=2, eval_iters=1, warmup=1)

@@ -17,11 +17,11 @@ from ch05_finetune import instruct as instruct_module
 from ch05_finetune.builtin import generate_instructions
 from ch05_finetune.classify import (
     add_classifier_head,
+    encode_texts,
     evaluate_classifier,
     finetune_classifier,
     load_classifier,
     predict,
-    encode_texts,
     save_classifier,
 )
 from ch05_finetune.instruct import answer_loss, encode_example, instruction_tune, split_instructions
@@ -193,7 +193,7 @@ def test_ctrl_c_in_instruct_saves_the_best_model_so_far(tmp_path, codec, monkeyp
     assert err[-1] == "interrupted" and err[-2].startswith("interrupted in epoch")
     saved, meta = load_checkpoint(tmp_path)
     note = meta["finetune"]["interrupted"]
-    assert meta["finetune"]["type"] == "instruct" and note["saved_epoch"] is not None or saved_epoch is None
+    assert (meta["finetune"]["type"] == "instruct" and note["saved_epoch"] is not None) or saved_epoch is None
     monkeypatch.undo()
     val = [encode_example(codec, template, ex, 64) for ex in splits[1]]
     if saved_epoch is None:

@@ -183,7 +183,8 @@ def test_prepare_replaces_a_damaged_manifest_only_with_overwrite(tmp_path, origi
     prepare("builtin", out, **SMALL)
     (out / MANIFEST).write_text('{"format": "ch04_pretrain shards, version 1", "shards": nu')
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(CourseError, match=r"manifest.json is damaged \(line 1: not valid JSON .*\); prepare again with --overwrite"):
+    damaged = r"manifest.json is damaged \(line 1: not valid JSON .*\); prepare again with --overwrite"
+    with pytest.raises(CourseError, match=damaged):
         prepare("builtin", out, **SMALL)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the refusal touched nothing
     assert prepare("builtin", out, overwrite=True, **SMALL) == original

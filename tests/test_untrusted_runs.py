@@ -338,16 +338,16 @@ def test_a_held_folder_is_refused_naming_its_holder_and_taken_over_once_it_is_ki
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(CourseError, match=rf"the folder is in use by another command \(pid {holder.pid} on "
-                                              rf".*-c .*\); wait for it to end, or choose another folder") as info:
-            with own_folder(tmp_path, "the folder"):
-                pass
+                                              rf".*-c .*\); wait for it to end, or choose another folder") as info, \
+                own_folder(tmp_path, "the folder"):
+            pass
         assert_one_line(info.value)
     finally:
         holder.kill()  # SIGKILL: no chance to release the lock
         holder.wait()
-    with own_folder(tmp_path, "the folder"):
-        with own_folder(tmp_path, "the folder"):  # one process may enter a folder it holds again
-            pass
+    # one process may enter a folder it holds again
+    with own_folder(tmp_path, "the folder"), own_folder(tmp_path, "the folder"):
+        pass
     assert f"taking over {tmp_path} from pid {holder.pid}" in capsys.readouterr().err
     assert not (tmp_path / LOCK).exists()  # released properly: nothing left in the folder, nobody to name
     with own_folder(tmp_path, "the folder"):
@@ -364,9 +364,8 @@ def test_any_lock_file_content_is_taken_over(tmp_path, content):
 
 
 def test_a_refused_command_leaves_no_folder_behind(tmp_path):
-    with pytest.raises(CourseError):
-        with own_folder(tmp_path / "new", "the folder"):
-            raise CourseError("refused")
+    with pytest.raises(CourseError), own_folder(tmp_path / "new", "the folder"):
+        raise CourseError("refused")
     assert not (tmp_path / "new").exists()
 
 
@@ -390,8 +389,9 @@ def test_two_trainings_on_one_folder_and_ctrl_c(shards, tmp_path):
         second = subprocess.run(train_command(shards, out, "--max-steps", "5", "--seed", "2"), capture_output=True,
                                 text=True, env=ENV, cwd=tmp_path, timeout=120)
         assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
-        assert second.stderr.startswith(f"error: the run folder {out} is in use by another command (pid {first.pid} "
-                                        f"on {os.uname().nodename}: python -m ch04_pretrain train --data "), second.stderr
+        assert second.stderr.startswith(f"error: the run folder {out} is in use by another command "
+                                        f"(pid {first.pid} on {os.uname().nodename}: "
+                                        "python -m ch04_pretrain train --data "), second.stderr
         first.send_signal(signal.SIGINT)
         stdout, stderr = first.communicate(timeout=120)
     finally:
@@ -420,8 +420,8 @@ def test_every_command_imports_coursekit_before_anything_slow(entry):
     first_heavy = next(i for i, node in enumerate(imports)
                        if not (isinstance(node, ast.Import) and node.names[0].name in {"argparse", "json", "shutil",
                                                                                         "time"})
-                       and not (isinstance(node, ast.ImportFrom) and node.module in {"dataclasses", "pathlib",
-                                                                                      "typing"}))
+                       and not (isinstance(node, ast.ImportFrom) and node.module in {"collections.abc", "dataclasses",
+                                                                                      "pathlib", "typing"}))
     node = imports[first_heavy]
     assert isinstance(node, ast.Import) and node.names[0].name == "coursekit", ast.dump(node)
 
@@ -476,5 +476,6 @@ def test_a_corpus_larger_than_memory_is_refused_before_it_is_read(tmp_path, monk
     corpus.write_text("to be or not to be\n" * 1000)
     monkeypatch.setattr(coursekit.hardware, "memory_available", lambda device="cpu": 100_000)
     with pytest.raises(CourseError, match=r"big.txt \(19,000 bytes, then its text and its token ids\) needs about "
-                                          r"190,000 bytes, and this machine has 100,000 bytes available; use a part of it"):
+                                          r"190,000 bytes, and this machine has 100,000 bytes available; "
+                                          "use a part of it"):
         read_text_file(corpus)

@@ -122,8 +122,8 @@ def gpt_shapes() -> None:
           connection="arc3,rad=-0.35")
     ax.text(-0.95, 7.0, "weight tying:\nlm_head.weight\nis wte.weight\n(one V × C\nmatrix)", color="tab:red",
             fontsize=10, va="center", ha="right")
-    ax.text(cx, 12.4, "B: batch   T: context length (≤ block_size)   C: n_embd   V: vocabulary size   L: n_layer", ha="center",
-            fontsize=10)
+    ax.text(cx, 12.4, "B: batch   T: context length (≤ block_size)   C: n_embd   V: vocabulary size   L: n_layer",
+            ha="center", fontsize=10)
     ax.set_title("The GPT: embeddings, a stack of blocks on one residual stream, a final norm, a tied head",
                  fontsize=12)
     save(fig, "gpt_shapes.png")
@@ -145,7 +145,7 @@ def kv_cache() -> None:
             ax.text(-1.0, y + 0.5, repr(ch), ha="center", va="center", fontsize=11, family="monospace",
                     fontweight="bold" if new else "normal")
             # a row of K and a row of V per position
-            for col, (name, x0) in enumerate((("K", 0.0), ("V", 5.0))):
+            for name, x0 in (("K", 0.0), ("V", 5.0)):
                 colour = "tab:orange" if new else ("#bfe3bf" if cached else "#f4b6b6")
                 ax.add_patch(Rectangle((x0, y + 0.1), 4.6, 0.8, fc=colour, ec="black", lw=1))
                 label = ("computed now" if new else ("from the cache" if cached else "recomputed"))

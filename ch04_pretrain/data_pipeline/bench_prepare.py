@@ -141,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="megabytes of text, above 0 and at most 10,000 (default: %(default)s)")
     parser.add_argument("--workers", type=NumberList(positive_int), default=list(range(1, cores + 1)),
                         metavar="N,N,...", help="worker counts to try, each >= 1 "
-                                                "(default: 1 to the number of cores, here 1 to %d)" % cores)
-    parser.add_argument("--rounds", type=positive_int, default=2, help="runs of each measurement (default: %(default)s)")
+                                                f"(default: 1 to the number of cores, here 1 to {cores})")
+    parser.add_argument("--rounds", type=positive_int, default=2,
+                        help="runs of each measurement (default: %(default)s)")
     parser.set_defaults(run=run_benchmark)
     return parser
 

@@ -279,7 +279,7 @@ def hub_parquet_files(repo: str, revision: str | None) -> tuple[str, list[str]]:
     for rev in revisions:
         try:
             files = hub.list_repo_files(repo, repo_type="dataset", revision=rev)
-        except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says which)
+        except Exception as e:
             raise CourseError(f"cannot list {repo} on the Hugging Face Hub (revision {rev}): {str(e).rstrip('.')}. "
                               f"Check the network, or prepare from local files with --source PATH") from None
         parquet = sorted(f for f in files if f.endswith(".parquet") and "train" in f)
@@ -294,7 +294,7 @@ def hub_download(repo: str, filename: str, revision: str, cache_dir: str | Path 
     try:
         return Path(hub.hf_hub_download(repo, filename, repo_type="dataset", revision=revision,
                                         cache_dir=cache_dir))
-    except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says which)
+    except Exception as e:
         raise CourseError(f"cannot download {filename} from {repo}: {str(e).rstrip('.')}. "
                           f"Rerun to resume the download") from None
 

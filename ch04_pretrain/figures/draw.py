@@ -94,9 +94,9 @@ def draw_bpe_merges() -> None:
                 fontsize=10, family="monospace")
             x += w + 0.12
         ax.text(9.2, y + 0.41, label, va="center", fontsize=10.5, family="monospace")
-    ax.set_title("Byte-pair encoding of ' played' with the notebook's 300 merges: each step applies the earliest-learned"
-                 " merge present\n(blue: a single byte, orange: a merged token; ␣ is the space; the number under"
-                 " each piece is its id)", fontsize=11)
+    ax.set_title("Byte-pair encoding of ' played' with the notebook's 300 merges: each step applies the"
+                 " earliest-learned merge present\n(blue: a single byte, orange: a merged token; ␣ is the space;"
+                 " the number under each piece is its id)", fontsize=11)
     save(fig, "bpe_merges.png")
 
 
@@ -167,7 +167,8 @@ def titled_chain(ax, steps, y: float, height: float, width: float, gap: float) -
 def draw_overview() -> None:
     """The opening picture: one path from text to a pretrained GPT, run at two scales by the same code."""
     fig, ax = canvas(13, 5.0, (0, 13), (0, 5.0))
-    steps = [("text", "documents,\none story each", DATA), ("tokens", "byte-pair encoding:\nyours here,\nGPT-2's at scale", TOKENS),
+    steps = [("text", "documents,\none story each", DATA),
+             ("tokens", "byte-pair encoding:\nyours here,\nGPT-2's at scale", TOKENS),
              ("shards", "uint16 ids on disk,\ntrain / val", FILES),
              ("windows", "random (B, T) x;\ny: x shifted by one", TOKENS),
              ("training loop", "schedule, accumulation,\nclipping, AdamW;\nevaluate, checkpoint", OPTIM),

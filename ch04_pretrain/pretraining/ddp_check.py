@@ -1,4 +1,6 @@
-"""Check that data-parallel training is ordinary training on a bigger batch: `python -m ch04_pretrain.pretraining.ddp_check`.
+"""Check that data-parallel training is ordinary training on a bigger batch.
+
+Run it as `python -m ch04_pretrain.pretraining.ddp_check`.
 
 N processes (gloo backend, CPU, 127.0.0.1) each take their own micro-batches,
 accumulate gradients over them with `no_sync` (no exchange), exchange once on

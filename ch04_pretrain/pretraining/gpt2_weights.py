@@ -152,7 +152,7 @@ def download_gpt2(name: str) -> tuple[Path, dict]:
     except LocalEntryNotFoundError:
         raise CourseError(f"{repo} is not in the Hugging Face cache and the Hub cannot be reached; connect to the "
                           f"network once, or pass the path of a downloaded model.safetensors") from None
-    except Exception as e:  # noqa: BLE001 (network errors come in many types; the message says what happened)
+    except Exception as e:
         raise CourseError(f"cannot download {repo}: {type(e).__name__}: {e}") from None
     return Path(paths[1]), read_json(paths[0])
 

@@ -105,9 +105,8 @@ def saved_activation_bytes(model: GPT, x: torch.Tensor, y: torch.Tensor, dtype: 
             seen[ptr] = t.untyped_storage().nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        with MixedPrecision(str(x.device), dtype).autocast():
-            _, loss = model(x, y)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), MixedPrecision(str(x.device), dtype).autocast():
+        _, loss = model(x, y)
     total = sum(seen.values())
     del loss
     return total
@@ -160,7 +159,7 @@ def memory_table(cfg: GPTConfig, experiments: list[dict], device: str = "cpu", m
         x = torch.randint(cfg.vocab_size, (exp["batch_size"], cfg.block_size), device=device)
         counted = saved_activation_bytes(model, x, x, exp.get("dtype", "float32"))
         del model
-        row = {**{"batch_size": 1, "grad_accum": 1, "dtype": "float32", "activation_checkpointing": False}, **exp}
+        row = {"batch_size": 1, "grad_accum": 1, "dtype": "float32", "activation_checkpointing": False, **exp}
         row.update({f"{k}_mb": v / MB for k, v in est.items()}, counted_activations_mb=counted / MB)
         if measure:
             row["measured_peak_mb"] = measure_peak(cfg, device=device, steps=steps, **exp) / MB
@@ -170,13 +169,16 @@ def memory_table(cfg: GPTConfig, experiments: list[dict], device: str = "cpu", m
 
 def format_table(rows: list[dict]) -> str:
     head = (f"{'batch':>5} {'accum':>5} {'dtype':>8} {'ckpt':>4} | {'params':>7} {'grads':>7} {'adam':>7} "
-            f"{'act est':>8} {'act kept':>8} {'total est':>9} {'peak est':>8}" + (" | measured peak" if "measured_peak_mb" in rows[0]
-                                                                       else ""))
+            f"{'act est':>8} {'act kept':>8} {'total est':>9} {'peak est':>8}")
+    if "measured_peak_mb" in rows[0]:
+        head += " | measured peak"
     lines = [head, "-" * len(head)]
     for r in rows:
-        line = (f"{r['batch_size']:>5} {r['grad_accum']:>5} {r['dtype']:>8} {'yes' if r['activation_checkpointing'] else 'no':>4} | "
+        ckpt = "yes" if r["activation_checkpointing"] else "no"
+        line = (f"{r['batch_size']:>5} {r['grad_accum']:>5} {r['dtype']:>8} {ckpt:>4} | "
                 f"{r['parameters_mb']:>7.1f} {r['gradients_mb']:>7.1f} {r['optimizer_mb']:>7.1f} "
-                f"{r['activations_mb']:>8.1f} {r['counted_activations_mb']:>8.1f} {r['total_mb']:>9.1f} {r['peak_mb']:>8.1f}")
+                f"{r['activations_mb']:>8.1f} {r['counted_activations_mb']:>8.1f} {r['total_mb']:>9.1f} "
+                f"{r['peak_mb']:>8.1f}")
         if "measured_peak_mb" in r:
             line += f" | {r['measured_peak_mb']:>8.1f}"
         lines.append(line)

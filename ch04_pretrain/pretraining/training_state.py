@@ -89,7 +89,7 @@ def safe_torch_load(path: str | Path) -> dict:
     except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
         raise CourseError(f"refused to load {path}: it holds something other than tensors and plain values "
                           f"(loading it could run code), or it is damaged ({_first_line(e)})") from None
-    except Exception as e:  # noqa: BLE001 (a damaged file makes torch's reader fail in many ways: any is the file's)
+    except Exception as e:
         raise CourseError(f"cannot read {path}: it is damaged ({type(e).__name__}: {_first_line(e)})") from None
 
 

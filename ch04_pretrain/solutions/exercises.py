@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ch03_gpt import GPTConfig
 def most_frequent_pair(ids: list[int]) -> tuple[int, int]:
     if len(ids) < 2:
         raise ValueError(f"need at least two ids to find a pair, got {len(ids)}")
-    counts = Counter(zip(ids, ids[1:]))
+    counts = Counter(pairwise(ids))
     # Highest count first; among equal counts the smallest pair, whatever order the Counter keeps.
     return min(counts, key=lambda pair: (-counts[pair], pair))
 
