@@ -53,7 +53,7 @@ import numpy as np
 
 from coursekit import CourseError, check_positive, write_json
 from coursekit.encode_workers import encode_documents, init_worker
-from coursekit.files import fsync_dir, load_json, own_folder, write_bytes_atomically
+from coursekit.files import fsync_dir, load_json, own_folder, sha256_of, write_bytes_atomically
 from coursekit.progress import progress_bar
 
 from .bpe import (
@@ -413,7 +413,7 @@ def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bo
     bar = progress_bar(total=total, unit="B", unit_scale=True, desc="checking shards", disable=total < 1 << 30)
     try:
         for index, path, stat, want, key in pending:
-            got = _sha256_file(path, bar.update)
+            got = sha256_of(path, bar.update)
             if got != want:
                 problems.append((index, f"{path} does not match the sha256 in the manifest (a changed byte?)"))
                 cached.pop(path.name, None)
@@ -450,16 +450,6 @@ def check_prepared(out: str | Path, splits=SPLITS) -> dict:
     if problems:
         raise CourseError(damage_message(out, problems))
     return manifest
-
-
-def _sha256_file(path: Path, progress=None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-            if progress is not None:
-                progress(len(block))
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- #
@@ -830,7 +820,7 @@ def _keep_rank_file(ranks: dict[bytes, int], out: Path, sha256: str) -> None:
     """Write the tokenizer's rank file into the prepared folder (unless the same bytes are already there)."""
     copy = out / RANKS_FILE
     try:
-        if copy.is_file() and hashlib.sha256(copy.read_bytes()).hexdigest() == sha256:
+        if copy.is_file() and sha256_of(copy) == sha256:
             return
         write_ranks(ranks, copy)
     except OSError as e:
