@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from coursekit import CourseError, check_positive
-from coursekit.hardware import DTYPE_NAMES, check_training_memory
+from coursekit.hardware import check_training_memory, mixed_precision
 from coursekit.numbers import nonnegative_float
 from coursekit.progress import progress_bar
 from coursekit.settings import DEFAULT_SEED
@@ -180,27 +180,26 @@ def train(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cf
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     splits = {"train": train_data, "val": val_data}
     # `dtype` other than float32 runs the forward passes in that format under autocast (where the hardware
-    # makes it pay: coursekit.hardware.resolve_dtype); the weights and AdamW stay float32.
-    autocast = torch.autocast(torch.device(device).type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
-    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dtype == "float16")  # float16's small range
+    # makes it pay: coursekit.hardware.resolve_dtype); the weights and AdamW stay float32. float16 adds a
+    # gradient scaler (its small range); with float32 or bfloat16 `backward` is loss.backward().
+    precision = mixed_precision(device, dtype)
     history = History()
     model.train()
     bar = progress_bar(range(cfg.steps), desc="training", unit="step", disable=not progress)
     for step in bar:
         if step % cfg.eval_interval == 0:
-            with autocast:
+            with precision.autocast():
                 record_losses(history, step, model, splits, cfg, eval_gen, device, log)
         x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, batch_gen, device)
-        with autocast:
+        with precision.autocast():
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # with float32 or bfloat16 the scaler is off: loss.backward()
-        scaler.step(optimizer)
-        scaler.update()
+        precision.backward(loss)
+        precision.step(optimizer)
         history.step_losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")
-    with autocast:
+    with precision.autocast():
         record_losses(history, cfg.steps, model, splits, cfg, eval_gen, device, log)
     return history
 

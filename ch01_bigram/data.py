@@ -5,37 +5,31 @@ pinned sha256, and reused. On a machine without network, point the course at
 a directory that already holds the file, with `--data-dir DIR` or the
 environment variable `COURSE_DATA_DIR`.
 
-`download` fetches through the course's one downloader, `coursekit.download.fetch`
-(later chapters use it too): it streams to a `.part` file, resumes an interrupted
-download with an HTTP Range request, verifies the checksum, and only then
-renames the file into place, so a half-written file is never mistaken for a
-good one.
+The downloading and the cache are the course's floor, `coursekit.download`
+(Chapter 5's datasets use them too): `find_or_download` looks for a local copy
+first, and `download` (`coursekit.download.fetch`) streams to a `.part` file,
+resumes an interrupted download with an HTTP Range request, verifies the
+checksum, and only then renames the file into place, so a half-written file is
+never mistaken for a good one. This module holds what Chapter 1 reads: its
+corpora (`CORPORA`) and how a text file becomes a string.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from coursekit import BUILTIN, CourseError
-from coursekit.download import fetch
+from coursekit.download import (  # noqa: F401  (re-exported: Chapter 1's names for the course's downloader)
+    DATA_DIR_ENV,
+    RemoteFile,
+    cache_dir,
+    find_local,
+    find_or_download,
+    sha256_of,
+)
+from coursekit.download import fetch as download  # noqa: F401  (re-exported)
 
 from .corpus import DEFAULT_SEED, generate_corpus
-
-DATA_DIR_ENV = "COURSE_DATA_DIR"
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file the course can download: where from, what it must hash to, and its local names."""
-
-    url: str
-    sha256: str
-    filename: str
-    aliases: tuple[str, ...] = ()  # other names a user's copy may have (e.g. "input.txt")
-
 
 TINYSHAKESPEARE = RemoteFile(
     url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
@@ -45,59 +39,6 @@ TINYSHAKESPEARE = RemoteFile(
 )
 
 CORPORA = {"tinyshakespeare": TINYSHAKESPEARE}
-
-
-def cache_dir() -> Path:
-    """The per-user cache (`$XDG_CACHE_HOME/gpt-course`, else `~/.cache/gpt-course`)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gpt-course"
-
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def download(url: str, dest: Path, sha256: str, timeout: float = 30.0, progress: bool = True) -> Path:
-    """Download `url` to `dest`, resuming a partial download, and verify its sha256.
-
-    Raises `CourseError` when the network cannot be reached or the bytes do not
-    match. `dest` appears only once it is complete and verified. (The work is
-    done by `coursekit.download.fetch`, which later chapters use too.)
-    """
-    return fetch(url, dest, sha256=sha256, timeout=timeout, progress=progress)
-
-
-def find_local(remote: RemoteFile, data_dir: str | Path | None = None) -> Path | None:
-    """A verified local copy of `remote` in `data_dir`, `$COURSE_DATA_DIR` or the cache; None if there is none.
-
-    A copy under the expected name whose checksum differs is an error, not a miss:
-    it is probably a different file, and silently downloading another would hide that.
-    """
-    dirs = [Path(d) for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
-    for d in dirs:
-        for name in (remote.filename, *remote.aliases):
-            candidate = d / name
-            if candidate.is_file():
-                actual = sha256_of(candidate)
-                if actual != remote.sha256:
-                    raise CourseError(f"{candidate} has sha256 {actual}, expected {remote.sha256} (a different file?)")
-                return candidate
-    if data_dir is not None:
-        raise CourseError(f"{remote.filename} not found in --data-dir {data_dir}")
-    cached = cache_dir() / remote.filename
-    if cached.is_file() and sha256_of(cached) == remote.sha256:
-        return cached
-    return None
-
-
-def find_or_download(remote: RemoteFile, data_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """A verified local copy of `remote`: from `data_dir`, `$COURSE_DATA_DIR`, the cache, or the network."""
-    return find_local(remote, data_dir) or download(remote.url, cache_dir() / remote.filename, remote.sha256,
-                                                     progress=progress)
 
 
 def read_text_file(path: str | Path) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from coursekit import CourseError, CourseParser, command_line, run_cli
-from coursekit.hardware import DTYPE_NAMES, matmul_peak_flops
+from coursekit.hardware import MixedPrecision, matmul_peak_flops, mixed_precision
 from coursekit.numbers import NumberList, positive_int, seed
 from coursekit.settings import DEFAULT_SEED, add_run_flags
 
@@ -51,10 +51,10 @@ def hf_model(cfg: GPTConfig, activation: str = "gelu_new"):
     return model
 
 
-def make_step(model, optimizer, x, y, dtype, is_hf: bool):
+def make_step(model, optimizer, x, y, precision: MixedPrecision, is_hf: bool):
     """One training step (forward, backward, AdamW), as the same closure for both models."""
     def step():
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        with precision.autocast():
             if is_hf:
                 loss = model(input_ids=x, labels=y).loss  # shifts labels inside: same work per token
             else:
@@ -110,12 +110,12 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
           f"{torch.get_num_threads()} threads; torch {torch.__version__}")
     results = {}
     for dtype_name in dtypes:
-        dtype = None if dtype_name == "float32" else DTYPE_NAMES[dtype_name]
+        precision = mixed_precision("cpu", dtype_name)
         contenders = {}
         for name, activation in (("ours", "gelu"), ("ours, tanh GELU", "gelu_tanh")):
             torch.manual_seed(0)
             model = GPT(GPTConfig(**{**cfg.to_dict(), "activation": activation}))
-            contenders[name] = make_step(model, configure_optimizer(model, 1e-3), x, y, dtype, False)
+            contenders[name] = make_step(model, configure_optimizer(model, 1e-3), x, y, precision, False)
         if compile:
             torch.manual_seed(0)
             model = GPT(cfg)
@@ -124,12 +124,12 @@ def speed(size: str, dtypes: list[str], rounds: int, steps: int, threads: int | 
             for block in model.transformer.h:
                 block.attn.fused = False
             contenders["ours, torch.compile"] = make_step(torch.compile(model), configure_optimizer(model, 1e-3),
-                                                          x, y, dtype, False)
+                                                          x, y, precision, False)
         for name, activation in (("transformers", "gelu_new"), ("transformers, exact GELU", "gelu")):
             torch.manual_seed(0)
             model = hf_model(cfg, activation)
-            contenders[name] = make_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), x, y, dtype, True)
-        if dtype is None:
+            contenders[name] = make_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), x, y, precision, True)
+        if dtype_name == "float32":
             contenders["Linear layers' products alone"], shapes = linear_products(cfg, B * T)
         start = time.perf_counter()
         for fn in contenders.values():  # warm-up: allocator, kernels, autocast caches, compilation

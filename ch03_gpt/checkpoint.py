@@ -4,6 +4,9 @@ safetensors holds only tensors, so loading a file never runs code from it
 (a pickle-based `torch.save` file can). Writes are atomic: a file is written
 under a temporary name, flushed to disk and renamed over the old one, so a
 crash leaves either the old checkpoint or the new one, never half of one.
+`write_weights` is the course's one writer of a weights file: every chapter's
+checkpoints, Chapter 5's classifiers and the main job's bigram model go through it,
+and the file gets the mode any new file of the user gets (their umask).
 """
 
 from __future__ import annotations
@@ -28,11 +31,17 @@ def model_state(model: GPT) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
 
 
+def write_weights(state: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """Write the tensors of `state` to the safetensors file `path`, atomically, with the user's umask."""
+    with atomic_path(path) as tmp:  # it gives the file the user's umask (safetensors makes it private, 0600)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    return Path(path)
+
+
 def save_checkpoint(model: GPT, directory: str | Path, meta: dict | None = None) -> Path:
     """Write `model.safetensors` and `config.json` (the model config plus `meta`) into `directory`."""
     directory = Path(directory)
-    with atomic_path(directory / WEIGHTS) as tmp:
-        save_file(model_state(model), str(tmp))
+    write_weights(model_state(model), directory / WEIGHTS)
     write_json(directory / CONFIG, {"model": model.config.to_dict(), **(meta or {})})
     return directory
 

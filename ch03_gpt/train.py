@@ -22,7 +22,7 @@ import torch
 from ch01_bigram import CharData, History, TrainConfig, get_batch
 from ch01_bigram.bigram import check_split_lengths, record_losses
 from coursekit.files import own_folder
-from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
+from coursekit.hardware import check_training_memory, mixed_precision, resolve_dtype
 from coursekit.progress import progress_bar
 from coursekit.runtime import set_seed
 
@@ -43,7 +43,7 @@ def cosine_lr(step: int, max_lr: float, min_lr: float, warmup: int, total: int) 
 
 
 def configure_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.1,
-                        betas: tuple[float, float] = (0.9, 0.99), device: str = "cpu") -> torch.optim.AdamW:
+                        betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
     """AdamW that decays weight matrices and embeddings (2-D and up) but not biases or LayerNorm gains,
     which set scales and offsets rather than store features."""
     return adamw([p for p in model.parameters() if p.requires_grad], lr, weight_decay, betas)
@@ -132,12 +132,11 @@ def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.
     eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
     splits = {"train": train_data, "val": val_data} if recipe.eval_train else {"val": val_data}
     # Products in bfloat16 where the hardware runs it faster; weights, gradients and AdamW stay float32.
-    autocast = torch.autocast(torch.device(device).type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
-    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dtype == "float16")  # float16's small range
+    precision = mixed_precision(device, dtype)  # float16 adds a gradient scaler (its small range)
     history = History()
 
     def evaluate(step: int) -> None:
-        with autocast:
+        with precision.autocast():
             losses = record_losses(history, step, model, splits, cfg, eval_gen, device, log)
         if on_eval is not None:
             start = time.perf_counter()
@@ -152,15 +151,14 @@ def train_steps(model: GPT, optimizer: torch.optim.Optimizer, train_data: torch.
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, recipe.lr, recipe.min_lr, recipe.warmup, recipe.steps)
         x, y = get_batch(train_data, recipe.batch_size, block_size, batch_gen, device)  # (B, T) each
-        with autocast:
+        with precision.autocast():
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # with float32 or bfloat16 the scaler is off: loss.backward()
+        precision.backward(loss)  # with float32 or bfloat16 there is no scaler: loss.backward()
         if recipe.grad_clip:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            precision.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        precision.step(optimizer)
         history.step_losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{history.step_losses[-1]:.3f}")

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from ch03_gpt import GPT
-from ch03_gpt.checkpoint import build_from_file, config_of
-from coursekit import CourseError, atomic_path, read_json, write_json
+from ch03_gpt.checkpoint import WEIGHTS, build_from_file, config_of, write_weights
+from coursekit import CourseError, read_json, write_json
 from coursekit.settings import DEFAULT_SEED
 
 from .labelled import LabelledData
@@ -294,11 +294,7 @@ def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData) -> dict:
 
 def save_classifier(model: GPT, codec: Codec, label_names: list[str], directory: str | Path, meta: dict | None = None):
     directory = Path(directory)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(directory / "model.safetensors") as tmp:
-        # Bytes written into atomic_path's file, which has the user's umask: safetensors' save_file would
-        # replace that file by one of its own, private to the owner (0600).
-        tmp.write_bytes(save(state))
+    write_weights({k: v.detach() for k, v in model.state_dict().items()}, directory / WEIGHTS)
     codec.save(directory)  # the file its tokenizer needs (a rank file of our own), before config.json names it
     write_json(directory / "config.json", {"model": model.config.to_dict(), "tokenizer": codec.to_meta(),
                                            "finetune": {"type": "classify", "labels": list(label_names)},

@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ch01_bigram import find_or_download
 from ch03_gpt import GPT, generate, save_checkpoint
 from coursekit import BUILTIN, CourseError, write_json
+from coursekit.download import find_or_download
 from coursekit.readers import decode_utf8, json_lines, parse_json, read_bytes, text_lines
 from coursekit.runtime import set_seed
 from coursekit.settings import DEFAULT_SEED

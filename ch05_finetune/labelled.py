@@ -37,17 +37,23 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import os
 import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ch01_bigram import RemoteFile, find_or_download
-from ch01_bigram.data import DATA_DIR_ENV, cache_dir, sha256_of
 from coursekit import BUILTIN, CourseError, readers  # readers.MAX_FILE_BYTES is read when used: tests lower it
-from coursekit.download import fetch, write_verified
+from coursekit.download import (
+    RemoteFile,
+    cache_dir,
+    data_dirs,
+    fetch,
+    find_or_download,
+    sha256_bytes,
+    sha256_of,
+    write_verified,
+)
 from coursekit.readers import (
     decode_utf8,
     json_lines,
@@ -435,10 +441,6 @@ INSTRUCTION_DATASETS = {
 }
 
 
-def _data_dirs(data_dir) -> list[Path]:
-    return [Path(d) for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
-
-
 def zip_member_file(spec: RealDataset, data_dir: str | Path | None = None, progress: bool = True) -> Path:
     """The verified member of a zipped dataset: found as a file, taken out of a local zip, or downloaded.
 
@@ -450,7 +452,7 @@ def zip_member_file(spec: RealDataset, data_dir: str | Path | None = None, progr
     member, expected = spec.member, spec.member_sha256
     cached = cache_dir() / member
     zip_names = (spec.remote.filename, *spec.remote.aliases)
-    dirs = _data_dirs(data_dir) + ([] if data_dir is not None else [cache_dir()])
+    dirs = data_dirs(data_dir) + ([] if data_dir is not None else [cache_dir()])
     for d in dirs:
         candidate = d / member
         if candidate.is_file():
@@ -475,8 +477,6 @@ def zip_member_file(spec: RealDataset, data_dir: str | Path | None = None, progr
 
 
 def sha256_bytes_of_member(archive: Path, member: str) -> str:
-    from coursekit.download import sha256_bytes
-
     return sha256_bytes(zip_member(archive, member)[1])
 
 
@@ -489,7 +489,7 @@ def dataset_file(name: str, data_dir: str | Path | None = None, sha256: str | No
     expected = sha256 or spec.remote.sha256
     if expected:
         return find_or_download(replace(spec.remote, sha256=expected), data_dir, progress=progress)
-    dirs = [*_data_dirs(data_dir), cache_dir()]
+    dirs = [*data_dirs(data_dir), cache_dir()]
     local = next((d / spec.remote.filename for d in dirs if (d / spec.remote.filename).is_file()), None)
     if local is not None and trust_unverified:
         if log:

@@ -18,7 +18,7 @@ import torch
 
 from ch03_gpt import configure_optimizer, cosine_lr
 from coursekit import check_positive
-from coursekit.hardware import DTYPE_NAMES, check_training_memory, resolve_dtype
+from coursekit.hardware import check_training_memory, mixed_precision, resolve_dtype
 from coursekit.progress import progress_bar
 
 from .config import CLASSIFY_FIT, INSTRUCT_FIT, FitConfig  # noqa: F401  (the notebook imports the recipes here)
@@ -65,8 +65,7 @@ def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.
     width = getattr(getattr(model, "config", None), "n_embd", 0)
     dtype = resolve_dtype(cfg.dtype, str(device), width)
     # Products in bfloat16/float16 where that is faster; weights, gradients and AdamW stay float32.
-    autocast = torch.autocast(device.type, dtype=DTYPE_NAMES[dtype], enabled=dtype != "float32")
-    scaler = torch.amp.GradScaler("cuda") if dtype == "float16" else None  # float16 gradients underflow without
+    precision = mixed_precision(str(device), dtype)  # float16 adds a gradient scaler (its gradients underflow)
     steps_per_epoch = (len(examples) + cfg.batch_size - 1) // cfg.batch_size
     total = cfg.epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -107,21 +106,14 @@ def fit(model: torch.nn.Module, examples: list, loss_fn: Callable[[list], torch.
                 batch = [examples[i] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(step, cfg.lr, cfg.lr / 10, cfg.warmup, total)
-                with autocast:
+                with precision.autocast():
                     loss = loss_fn(batch)
                 optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                else:
-                    loss.backward()
+                precision.backward(loss)
+                precision.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                precision.step(optimizer)
                 history.step_losses.append(loss.item())
                 step += 1
                 bar.update()

@@ -1,12 +1,16 @@
-"""The course's one downloader: streamed to a `.part` file, resumed, checked, then renamed into place.
+"""The course's one downloader and its cache: a file is found locally or fetched, and always verified.
 
 `fetch` streams `url` to `dest.part`, resumes an interrupted download with an
 HTTP Range request, checks the bytes (a pinned sha256 of the whole file, or a
 `check` function for a file whose pinned hash is of something inside it, such
 as one member of a zip), and only then renames the file into place, so a
-half-written or wrong file is never mistaken for a good one. Chapter 1's
-`download` and Chapter 5's datasets go through it. A `file://` URL works too,
-which is how the tests serve a download without a network.
+half-written or wrong file is never mistaken for a good one. A `file://` URL
+works too, which is how the tests serve a download without a network.
+
+`find_or_download` looks for a `RemoteFile` first where the user put copies
+(`--data-dir DIR`, else `$COURSE_DATA_DIR`), then in the per-user cache
+(`cache_dir`), and fetches it into the cache only when neither holds it.
+Chapter 1's corpora and Chapter 5's datasets go through here.
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CourseError
-from .files import atomic_path
+from .files import atomic_path, sha256_of
 from .progress import progress_bar
 
 DATA_DIR_ENV = "COURSE_DATA_DIR"  # a folder that holds downloads made elsewhere (offline machines)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file the course can download: where from, what it must hash to, and its local names."""
+
+    url: str
+    sha256: str
+    filename: str
+    aliases: tuple[str, ...] = ()  # other names a user's copy may have (e.g. "input.txt")
 
 
 def cache_dir() -> Path:
@@ -31,12 +46,9 @@ def cache_dir() -> Path:
     return Path(base) / "gpt-course"
 
 
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
+    """The folders that hold the user's own copies: `data_dir` (from --data-dir), then `$COURSE_DATA_DIR`."""
+    return [Path(d) for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -107,3 +119,31 @@ def write_verified(data: bytes, dest: str | Path, sha256: str, source: str) -> P
     with atomic_path(dest) as tmp:
         Path(tmp).write_bytes(data)
     return Path(dest)
+
+
+def find_local(remote: RemoteFile, data_dir: str | Path | None = None) -> Path | None:
+    """A verified local copy of `remote` in `data_dir`, `$COURSE_DATA_DIR` or the cache; None if there is none.
+
+    A copy under the expected name whose checksum differs is an error, not a miss:
+    it is probably a different file, and silently downloading another would hide that.
+    """
+    for d in data_dirs(data_dir):
+        for name in (remote.filename, *remote.aliases):
+            candidate = d / name
+            if candidate.is_file():
+                actual = sha256_of(candidate)
+                if actual != remote.sha256:
+                    raise CourseError(f"{candidate} has sha256 {actual}, expected {remote.sha256} (a different file?)")
+                return candidate
+    if data_dir is not None:
+        raise CourseError(f"{remote.filename} not found in --data-dir {data_dir}")
+    cached = cache_dir() / remote.filename
+    if cached.is_file() and sha256_of(cached) == remote.sha256:
+        return cached
+    return None
+
+
+def find_or_download(remote: RemoteFile, data_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """A verified local copy of `remote`: from `data_dir`, `$COURSE_DATA_DIR`, the cache, or the network."""
+    return find_local(remote, data_dir) or fetch(remote.url, cache_dir() / remote.filename, sha256=remote.sha256,
+                                                 progress=progress)

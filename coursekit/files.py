@@ -9,16 +9,21 @@ job's records all go through here. (No torch: Chapter 4's light tools import thi
 
 A folder that a command writes into is held by `own_folder`: a second command
 on the same folder refuses at once instead of mixing its files with the first's.
+
+`sha256_of` is the course's one file hash: downloads, prepared shards and their
+tokenizer are checked with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,6 +76,18 @@ def atomic_path(path: str | Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sha256_of(path: str | Path, progress: Callable[[int], object] | None = None) -> str:
+    """The sha256 of a file, read in 1 MB blocks (memory stays flat however large the file);
+    `progress(n)` is called with the size of each block read (a progress bar's `update`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+            if progress is not None:
+                progress(len(block))
+    return h.hexdigest()
 
 
 def write_bytes_atomically(path: str | Path, data: bytes) -> None:

@@ -2,6 +2,8 @@
 
 The one number-format policy of the course is `resolve_dtype`: every CLI,
 recipe, preset, notebook and the main job default to `auto` and come here.
+How a training loop then runs in that format is `mixed_precision`: autocast
+for the forward passes, and a gradient scaler for float16.
 
 - CUDA: bfloat16 where the GPU has it (Ampere and later), else float16 with a gradient scaler.
 - CPU: bfloat16 only where the CPU multiplies bfloat16 matrices in hardware
@@ -17,8 +19,10 @@ until the machine runs out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,6 +39,7 @@ assert ("auto", *DTYPE_NAMES) == DTYPE_CHOICES  # the names, declared in coursek
 # GPT (block 64, batch 16) in bfloat16 took 1.4-2x as long as in float32 at 128 wide, and 0.6-0.65x as
 # long at 256 wide, on 1 and 2 threads (Chapter 3's MEASUREMENTS.md).
 BF16_MIN_WIDTH_CPU = 256
+FLOAT16_OFF_CUDA = "float16 training needs a CUDA GPU (it relies on a gradient scaler); use bfloat16 on CPU"
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -53,7 +58,7 @@ def resolve_dtype(name: str, device: str, n_embd: int) -> str:
         raise CourseError(f"unknown dtype {name!r}; choose {', '.join(DTYPE_CHOICES)}")
     cuda = str(device).startswith("cuda")
     if name == "float16" and not cuda:
-        raise CourseError("float16 training needs a CUDA GPU (it relies on a gradient scaler); use bfloat16 on CPU")
+        raise CourseError(FLOAT16_OFF_CUDA)
     if name != "auto":
         return name
     if cuda:
@@ -61,6 +66,54 @@ def resolve_dtype(name: str, device: str, n_embd: int) -> str:
     if str(device) == "cpu" and cpu_has_fast_bf16() and n_embd >= BF16_MIN_WIDTH_CPU:
         return "bfloat16"
     return "float32"
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """How a training loop runs in `dtype` on `device`; weights, gradients and optimizer state stay float32.
+
+    float32: no autocast, no scaler. bfloat16: forward passes under autocast, no scaler (its range is
+    float32's). float16 (CUDA): autocast and a gradient scaler, which multiplies the loss before the backward
+    pass so that small gradients do not round to zero in float16's narrow range, and divides them back
+    (`unscale_`) before clipping and the optimizer's step.
+    """
+
+    device: str = "cpu"  # where autocast acts; `backward`, `unscale_` and `step` need only the scaler
+    dtype: str = "float32"
+    scaler: torch.amp.GradScaler | None = None
+
+    def autocast(self):
+        """The context of one forward pass (a new one each time): autocast in `dtype`, or nothing in float32."""
+        if self.dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=DTYPE_NAMES[self.dtype])
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
+        """Divide the gradients by the loss's scale (to clip the true gradients); nothing without a scaler."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The optimizer's step; with a scaler, skipped when float16 gradients overflowed (the scale then drops)."""
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+
+
+def mixed_precision(device: str, dtype: str) -> MixedPrecision:
+    """The number format of one training run (a `resolve_dtype` name): with a new gradient scaler for float16,
+    which only CUDA trains in (`resolve_dtype` refuses it elsewhere, and so does this)."""
+    if dtype not in DTYPE_NAMES:
+        raise CourseError(f"unknown dtype {dtype!r}; choose {', '.join(DTYPE_NAMES)}")
+    if dtype == "float16" and torch.device(device).type != "cuda":
+        raise CourseError(FLOAT16_OFF_CUDA)
+    scaler = torch.amp.GradScaler("cuda") if dtype == "float16" else None
+    return MixedPrecision(device, dtype, scaler)
 
 
 def synchronize(device: str) -> None:

@@ -105,7 +105,7 @@ def test_complete_download_verifies_and_lands_atomically(server, tmp_path, monke
         seen.append((Path(src), Path(dst), Path(dst).exists(), Path(src).read_bytes() == PAYLOAD))
         real_replace(src, dst)
 
-    monkeypatch.setattr(data_mod.os, "replace", watching_replace)
+    monkeypatch.setattr(os, "replace", watching_replace)
     assert download(server.base + "/file.txt", dest, PAYLOAD_SHA, progress=False) == dest
     assert dest.read_bytes() == PAYLOAD
     assert not part.exists()

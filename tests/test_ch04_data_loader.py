@@ -160,8 +160,8 @@ def test_a_truncated_shard_or_an_edited_manifest_is_refused(prepared):
 
 def test_sha256_is_computed_once_and_cached_by_size_and_mtime(prepared, monkeypatch):
     hashed = []
-    real = P._sha256_file
-    monkeypatch.setattr(P, "_sha256_file", lambda path, progress=None: hashed.append(path.name) or real(path, progress))
+    real = P.sha256_of
+    monkeypatch.setattr(P, "sha256_of", lambda path, progress=None: hashed.append(path.name) or real(path, progress))
     files = sorted(p.name for p in prepared.glob("*.bin"))
     load_splits(prepared)
     assert sorted(hashed) == files                      # every shard hashed once, though two splits were loaded

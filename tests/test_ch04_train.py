@@ -325,6 +325,24 @@ def test_measured_peaks_follow_the_lessons_when_freed_memory_is_returned_at_once
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the measured peak is the resident size on Linux")
+def test_chapter_5s_cost_is_chapter_4s_peak_memory_of_the_run_alone():
+    """`ch05_finetune.measure` reads Chapter 4's counter: reset before the run, so an earlier, larger
+    allocation does not count; what the run itself touched does."""
+    code = textwrap.dedent("""
+        import torch
+        from ch05_finetune.measure import measure
+        big = torch.ones(64 * 2**20 // 4)  # 64 MB, then freed: the process's peak so far
+        del big
+        _, cost = measure(lambda: float(torch.ones(16 * 2**20 // 4).sum()))  # 16 MB
+        assert 15 <= cost["peak_mb"] < 40, cost
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_bf16_probe_without_proc_cpuinfo_agrees_with_the_cpu_flags(monkeypatch):
     """Off Linux there is no /proc/cpuinfo; the fallback (torch's own probes) must give the same answer."""
     from pathlib import Path
@@ -344,7 +362,7 @@ def test_bf16_probe_without_proc_cpuinfo_agrees_with_the_cpu_flags(monkeypatch):
 
 def test_dtype_auto_is_honest():
     assert resolve_dtype("auto", "cpu", 64) == "float32"  # too narrow for bfloat16 to pay on a CPU
-    # From 128 wide, bfloat16 wherever the CPU multiplies it in hardware (it was 1.29x faster here).
+    # From 256 wide (BF16_MIN_WIDTH_CPU), bfloat16 wherever the CPU multiplies it in hardware.
     assert resolve_dtype("auto", "cpu", 256) == ("bfloat16" if cpu_has_fast_bf16() else "float32")
     assert resolve_dtype("bfloat16", "cpu", 128) == "bfloat16"
     with pytest.raises(CourseError, match="float16 training needs a CUDA GPU"):

@@ -90,6 +90,67 @@ def test_pretraining_checkpoints_get_the_users_umask(tmp_path):
     assert modes_under_umask_027(tmp_path, make) == {}
 
 
+def test_the_one_weights_writer_is_atomic_and_gets_the_users_umask(tmp_path):
+    """`write_weights` writes every model.safetensors: Chapter 3's checkpoints, Chapter 5's classifiers (above)
+    and the main job's bigram model, each with the mode of any new file and nothing left beside it."""
+    from safetensors.torch import load_file, save
+
+    import course
+    from ch01_bigram import generate_corpus
+    from ch03_gpt import save_checkpoint
+    from ch03_gpt.checkpoint import write_weights
+
+    state = {"a": torch.arange(6.0).reshape(2, 3).t(), "b": torch.ones(2)}  # "a" is not contiguous
+    plan = course.Plan.quick()
+
+    def make(folder):
+        write_weights(state, folder / "w" / "model.safetensors")
+        write_weights(state, folder / "w" / "model.safetensors")  # replacing a file keeps the mode too
+        save_checkpoint(GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4)), folder / "gpt")
+        (folder / "corpus.txt").write_text(generate_corpus(plan.seed, plan.corpus_bytes), encoding="utf-8")
+        _settings, work = course.bigram_stage(plan, folder / "corpus.txt", "cpu", progress=False)
+        work((folder / "bigram").resolve())
+    assert modes_under_umask_027(tmp_path, make) == {}
+    assert (tmp_path / "w" / "model.safetensors").read_bytes() == save({k: v.contiguous() for k, v in state.items()})
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["model.safetensors"]  # no temporary file left
+    assert set(load_file(str(tmp_path / "bigram" / "model.safetensors"))) == {"token_embedding_table.weight"}
+
+
+def test_the_weights_writer_gives_0644_under_umask_022(tmp_path):
+    from ch03_gpt.checkpoint import write_weights
+
+    old = os.umask(0o022)
+    try:
+        path = write_weights({"w": torch.ones(3)}, tmp_path / "model.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not safetensors' own 0600
+
+
+def test_a_weights_write_that_fails_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    """A crash or a full disk halfway through writing: the old weights stay, and no partial file is left."""
+    from safetensors.torch import load_file
+
+    from ch03_gpt import checkpoint
+    from ch03_gpt.checkpoint import write_weights
+
+    path = write_weights({"w": torch.ones(3)}, tmp_path / "model.safetensors")
+    before = path.read_bytes()
+
+    def half_then_full_disk(tensors, filename):
+        Path(filename).write_bytes(b"\x08\x00\x00\x00")  # the start of a header, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", half_then_full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_weights({"w": torch.zeros(3)}, path)
+    assert path.read_bytes() == before and torch.equal(load_file(str(path))["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # the temporary file is gone
+    with pytest.raises(OSError):
+        write_weights({"w": torch.zeros(3)}, tmp_path / "new" / "model.safetensors")
+    assert list((tmp_path / "new").iterdir()) == []  # a first write that fails leaves nothing at all
+
+
 # --------------------------------------------------------------------------- Ctrl-C in fine-tuning
 
 class StopAt:

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from coursekit import CourseError, check_positive, write_json
-from coursekit.files import fsync_dir, load_json, own_folder, write_bytes_atomically
+from coursekit.files import fsync_dir, load_json, own_folder, sha256_of, write_bytes_atomically
 from coursekit.numbers import nonnegative_int, positive_int
 from coursekit.numbers import seed as seed_number
 from coursekit.progress import progress_bar
@@ -419,7 +419,7 @@ def find_damage(out: str | Path, manifest: dict, splits=SPLITS, *, use_cache: bo
     bar = progress_bar(total=total, unit="B", unit_scale=True, desc="checking shards", disable=total < 1 << 30)
     try:
         for index, path, stat, want, key in pending:
-            got = _sha256_file(path, bar.update)
+            got = sha256_of(path, bar.update)
             if got != want:
                 problems.append((index, f"{path} does not match the sha256 in the manifest (a changed byte?)"))
                 cached.pop(path.name, None)
@@ -456,16 +456,6 @@ def check_prepared(out: str | Path, splits=SPLITS) -> dict:
     if problems:
         raise CourseError(damage_message(out, problems))
     return manifest
-
-
-def _sha256_file(path: Path, progress=None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-            if progress is not None:
-                progress(len(block))
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- #
@@ -836,7 +826,7 @@ def _keep_rank_file(ranks: dict[bytes, int], out: Path, sha256: str) -> None:
     """Write the tokenizer's rank file into the prepared folder (unless the same bytes are already there)."""
     copy = out / RANKS_FILE
     try:
-        if copy.is_file() and hashlib.sha256(copy.read_bytes()).hexdigest() == sha256:
+        if copy.is_file() and sha256_of(copy) == sha256:
             return
         write_ranks(ranks, copy)
     except OSError as e:

@@ -37,7 +37,7 @@ def run(cfg: GPTConfig, batch: int, dtype: str, steps: int, device: str = "cpu",
     """Tokens/s over `steps` steps after one warm-up step, and the loss of every step."""
     torch.manual_seed(seed)
     model = GPT(cfg).to(device)
-    optimizer = configure_optimizer(model, 1e-3, device=device)
+    optimizer = configure_optimizer(model, 1e-3)
     g = torch.Generator().manual_seed(seed)
     data = torch.randint(VOCAB_SIZE, (steps + 1, batch, cfg.block_size + 1), generator=g)
     losses, start = [], None

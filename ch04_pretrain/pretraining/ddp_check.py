@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
+from ch03_gpt.checkpoint import model_state, write_weights
 from coursekit import CourseParser, command_line, run_cli
 from coursekit.numbers import int_in
 
@@ -80,8 +81,7 @@ def _worker(rank: int, world_size: int, port: int, out: str, data_dir: str | Non
         forward_backward(ddp, mine, "cpu", "float32")
         optimizer_step(ddp, optimizer, grad_clip=1.0)
         if rank == 0:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"},
-                      f"{out}/ddp.safetensors")
+            write_weights(model_state(model), f"{out}/ddp.safetensors")
             Path(f"{out}/exchanges.txt").write_text(" ".join(map(str, exchanges)))
         if data_dir is not None:
             from ..data_pipeline.bpe import VOCAB_SIZE

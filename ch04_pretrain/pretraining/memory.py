@@ -30,9 +30,10 @@ from dataclasses import replace
 import torch
 
 from ch03_gpt import GPT, GPTConfig, configure_optimizer
+from coursekit.hardware import MixedPrecision
 
 from .peak_memory import current_memory_bytes, peak_memory_bytes, reset_peak_memory
-from .trainer import autocast_context, enable_activation_checkpointing, forward_backward, optimizer_step
+from .trainer import enable_activation_checkpointing, forward_backward, optimizer_step
 
 MB = 2**20
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -104,7 +105,7 @@ def saved_activation_bytes(model: GPT, x: torch.Tensor, y: torch.Tensor, dtype: 
             seen[ptr] = t.untyped_storage().nbytes()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast_context(str(x.device), dtype):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), MixedPrecision(str(x.device), dtype).autocast():
         _, loss = model(x, y)
     total = sum(seen.values())
     del loss
@@ -125,7 +126,7 @@ def measure_peak(cfg: GPTConfig, batch_size: int, grad_accum: int = 1, dtype: st
     model = GPT(cfg).to(device)
     if activation_checkpointing:
         enable_activation_checkpointing(model)
-    optimizer = configure_optimizer(model, 1e-3, device=device)
+    optimizer = configure_optimizer(model, 1e-3)
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         batches = [(torch.randint(cfg.vocab_size, (batch_size, cfg.block_size), generator=g).to(device),

@@ -6,7 +6,6 @@ in `coursekit.hardware`; this module adds what Chapter 4 measures about memory.
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import sys
 from pathlib import Path
@@ -15,14 +14,20 @@ import torch
 
 # --------------------------------------------------------------------------- peak memory
 
-def reset_peak_memory(device: str) -> None:
-    """Start a new peak: CUDA's allocator counter, or on Linux the process's peak resident size (VmHWM)."""
+def reset_peak_memory(device: str) -> bool:
+    """Start a new peak: CUDA's allocator counter, or on Linux the process's peak resident size (VmHWM).
+
+    Returns False where the peak could not be reset (elsewhere than Linux): it then counts from the start
+    of the process, and a peak read later is not this run's alone.
+    """
     if str(device).startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    else:
-        # where /proc/self/clear_refs is missing, the peak counts from the start of the process
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM to the current RSS
+        return True
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # "5" resets VmHWM to the current RSS
+    except OSError:
+        return False
+    return True
 
 
 def _proc_status_bytes(field: str) -> int | None:

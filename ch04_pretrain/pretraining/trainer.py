@@ -9,7 +9,7 @@ One optimizer step, in order:
   4. gradients are clipped to a maximum norm, and AdamW (Chapter 3's `configure_optimizer`) updates.
 
 Every `eval_interval` steps the val loss is estimated on fixed batches and a
-checkpoint is saved (checkpoints.py); every `log_interval` steps a JSON line
+checkpoint is saved (training_state.py); every `log_interval` steps a JSON line
 with the step, learning rate, loss, tokens/s, MFU and peak memory goes to
 log.jsonl. Ctrl-C (SIGINT) finishes the current step, saves, and exits.
 
@@ -41,7 +41,7 @@ from ch04_pretrain.data_pipeline.loader import ShardDataset
 from ch04_pretrain.data_pipeline.prepare import prepared_tokenizer
 from coursekit import CourseError, read_json
 from coursekit.files import own_folder
-from coursekit.hardware import DTYPE_NAMES, check_memory, matmul_peak_flops, resolve_dtype
+from coursekit.hardware import MixedPrecision, check_memory, matmul_peak_flops, mixed_precision, resolve_dtype
 from coursekit.progress import progress_bar
 from coursekit.runtime import pick_device, set_seed
 
@@ -132,13 +132,6 @@ def enable_activation_checkpointing(model: GPT) -> None:
         block.forward = forward
 
 
-def autocast_context(device: str, dtype: str):
-    """Matrix products in bfloat16/float16 while weights, gradients and optimizer state stay float32."""
-    if dtype == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=DTYPE_NAMES[dtype])
-
-
 def forward_backward(model: torch.nn.Module, batches, device: str, dtype: str,
                      scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
     """Accumulate the gradients of the mean loss over `batches` (a list of (x, y) pairs); return that loss.
@@ -149,15 +142,16 @@ def forward_backward(model: torch.nn.Module, batches, device: str, dtype: str,
     step instead of one per micro-batch, and the same result.
     """
     n = len(batches)
+    precision = MixedPrecision(device, dtype, scaler)  # matrix products in bfloat16/float16, the rest float32
     total = torch.zeros((), device=device)
     for i, (x, y) in enumerate(batches):
         last = i == n - 1
         sync = contextlib.nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
         with sync:
-            with autocast_context(device, dtype):
+            with precision.autocast():
                 _, loss = model(x, y)
             loss = loss.float() / n
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            precision.backward(loss)
         total += loss.detach()
     return total
 
@@ -165,17 +159,13 @@ def forward_backward(model: torch.nn.Module, batches, device: str, dtype: str,
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float,
                    scaler: torch.amp.GradScaler | None = None) -> float:
     """Clip the gradient norm, update, clear the gradients; returns the norm before clipping."""
-    if scaler is not None:
-        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    precision = MixedPrecision(scaler=scaler)  # the scaler's part of the mixed-precision set-up
+    precision.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     if grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     else:
         norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
-    if scaler is not None:
-        scaler.step(optimizer)  # skipped when float16 gradients overflowed; the scaler then lowers its scale
-        scaler.update()
-    else:
-        optimizer.step()
+    precision.step(optimizer)  # skipped when float16 gradients overflowed; the scaler then lowers its scale
     optimizer.zero_grad(set_to_none=True)
     return float(norm)
 
@@ -189,9 +179,10 @@ def estimate_val_loss(model: torch.nn.Module, data: ShardDataset, batch_size: in
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
+    precision = MixedPrecision(device, dtype)
     for _ in range(iters):
         x, y = data.get_batch(batch_size, block_size, generator, device)
-        with autocast_context(device, dtype):
+        with precision.autocast():
             _, loss = model(x, y)
         total += float(loss)
     model.train(was_training)
@@ -289,9 +280,8 @@ def _pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: Path, devi
 
     set_seed(settings.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     model = GPT(cfg).to(device)
-    optimizer = configure_optimizer(model, settings.lr, settings.weight_decay, (settings.beta1, settings.beta2),
-                                    device=device)
-    scaler = torch.amp.GradScaler("cuda") if dtype == "float16" else None
+    optimizer = configure_optimizer(model, settings.lr, settings.weight_decay, (settings.beta1, settings.beta2))
+    scaler = mixed_precision(device, dtype).scaler  # float16's gradient scaler, saved with every checkpoint
     data_rng = torch.Generator().manual_seed(settings.seed + 1 + info.rank)  # each process draws its own windows
     torch.manual_seed(settings.seed + 1 + info.rank)  # dropout differs across processes, as it should
     meta = {"tokenizer": checkpoint_tokenizer(tokenizer), "settings": asdict(settings), "data": str(data_dir),
