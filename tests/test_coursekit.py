@@ -2,6 +2,7 @@
 a peak that leaves RNG alone, the settings check every config class shares, the one file hash."""
 
 import hashlib
+import inspect
 import io
 
 import pytest
@@ -198,5 +199,8 @@ def test_each_mechanism_is_defined_once_and_the_chapters_use_that_one():
     assert download.sha256_of is files.sha256_of is ch04_pretrain.data_pipeline.prepare.sha256_of
     assert ch05_finetune.labelled.cache_dir is download.cache_dir
     assert ch05_finetune.measure.peak_memory_bytes is peak_memory.peak_memory_bytes
-    for user in (course, ch05_finetune.classify, ch04_pretrain.pretraining.ddp_check):
+    for user in (ch05_finetune.classify, ch04_pretrain.pretraining.ddp_check):
         assert user.write_weights is checkpoint.write_weights
+    # The main job imports it in the stage that writes a model, so that `python -m course --help` needs no torch.
+    assert "from ch03_gpt.checkpoint import write_weights" in inspect.getsource(course.bigram_stage)
+    assert "save_file" not in inspect.getsource(course)
