@@ -5,10 +5,6 @@ OpenWebText and local corpora, tokenization into shards, training windows.
 Pretraining (`pretraining/`): the training loop with gradient accumulation,
 mixed precision, clipping, a schedule and data parallelism; exact resume;
 memory; evaluation; OpenAI's GPT-2 weights.
-
-The names below are loaded when first asked for (`from ch04_pretrain import prepare`
-imports the data pipeline, not torch), so that the command line, `prepare` and its
-worker processes start without the training half.
 """
 
 import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
@@ -21,7 +17,8 @@ __all__ = [
     "verify",
 ]
 
-# Each name is imported from its module when first used: `prepare` and its worker processes need no torch.
+# Each name is imported from its module when first used: `from ch04_pretrain import prepare` loads the data
+# pipeline, not torch, so the command line, `prepare` and its worker processes start without the training half.
 __getattr__, __dir__ = lazy_exports(__name__, {
     "data_pipeline.bpe": ("EOT", "VOCAB_SIZE", "TinyBPE", "gpt2_encoding", "merge_pair", "train_bpe"),
     "data_pipeline.loader": ("ShardDataset", "load_splits", "split_tokens"),

@@ -1,7 +1,5 @@
 """Chapter 5: fine-tuning a pretrained GPT as a classifier and as an instruction follower, LoRA, chat, on the
-built-in data or real files as they come.
-
-The names below are loaded when first asked for, so that the command line starts without torch."""
+built-in data or real files as they come."""
 
 import coursekit  # noqa: F401  (first: a Ctrl-C while the rest imports then ends quietly)
 from coursekit.lazy import lazy_exports
