@@ -9,8 +9,8 @@ range, before any work:
 
 The same objects check the Python API's settings (Chapter 1's `TrainConfig`,
 Chapter 3's `Recipe`, Chapter 4's `TrainSettings`, Chapter 5's `FitConfig`):
-`learning_rate.check("lr", value)` raises a `CourseError` with the same words,
-and `check_settings(self, RULES)` checks every field a table of rules names.
+`learning_rate.check("lr", value)` raises a `CourseError` with the same words.
+A settings class names each field's rule once, on the field (`coursekit.settings.setting`).
 
 A `Number` knows its range (`contains`, `describe`), so a test can walk every
 parser and check every numeric option without a list kept by hand.
@@ -138,13 +138,6 @@ seed = Number(int, 0, 2**32 - 1)                                     # what ever
 learning_rate = Number(float, 0, 1, lo_open=True)                    # above 1, AdamW overshoots: the loss becomes nan
 min_learning_rate = Number(float, 0, 1)                              # the floor of a schedule may be 0
 weight_decay = Number(float, 0, 1)                                   # AdamW multiplies weights by 1 - lr * weight_decay
-
-
-def check_settings(settings, rules: dict[str, Number]) -> None:
-    """Check each field of a settings object that `rules` names (field name -> `Number`): the first one out of
-    range raises a `CourseError` in the command line's words, so the API and the CLI refuse a value alike."""
-    for name, rule in rules.items():
-        rule.check(name, getattr(settings, name))
 
 
 def check_lr_floor(lr: float, min_lr: float) -> None:

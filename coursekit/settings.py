@@ -37,10 +37,11 @@ DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 
 def setting(default=MISSING, rule: Number | None = None, help: str = "", *, choices: tuple | None = None,
-            factory=MISSING, flag: bool = True, metavar: str | None = None):
+            factory=MISSING, flag: bool = True, metavar: str | None = None, unset: str | None = None):
     """A dataclass field with what the command line needs: its `rule` (a `Number`: the option's type and the
-    check of the Python API), `choices` for a name, its `help`; `flag=False` keeps it off the command line."""
-    meta = {"rule": rule, "help": help, "choices": choices, "flag": flag, "metavar": metavar}
+    check of the Python API), `choices` for a name, its `help`; `flag=False` keeps it off the command line;
+    `unset` says what a default of None does (the help's "(default: one document per file)")."""
+    meta = {"rule": rule, "help": help, "choices": choices, "flag": flag, "metavar": metavar, "unset": unset}
     if factory is not MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -96,6 +97,8 @@ def add_flags(parser, cls, *, defaults=None, only: tuple[str, ...] | None = None
         if rule is not None:
             words += f"; {rule.describe()}"
         shown = next((w for w, v in (rule.words.items() if rule else ()) if v == default), default)
+        if default is None and f.metadata.get("unset"):
+            shown = f.metadata["unset"]
         target.add_argument(flag_name(f.name), type=rule or str, choices=choices, default=argparse.SUPPRESS,
                             metavar=f.metadata.get("metavar") or (None if choices else f.name.upper()),
                             help=_escape(f"{words} (default: {shown})"))

@@ -18,7 +18,7 @@ from coursekit.hardware import (
     mixed_precision,
     resolve_dtype,
 )
-from coursekit.numbers import check_lr_floor, check_settings, learning_rate, positive_int
+from coursekit.numbers import check_lr_floor
 from coursekit.progress import LogProgress, progress_bar
 
 
@@ -89,14 +89,7 @@ def test_measuring_the_peak_leaves_the_global_random_state_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_check_settings_names_the_first_field_out_of_range_and_the_lr_floor_refuses_a_floor_above_the_peak():
-    from types import SimpleNamespace
-    rules = {"steps": positive_int, "lr": learning_rate}
-    check_settings(SimpleNamespace(steps=3, lr=1e-3), rules)
-    with pytest.raises(CourseError, match="lr.*nan"):
-        check_settings(SimpleNamespace(steps=3, lr=float("nan")), rules)
-    with pytest.raises(CourseError, match="steps"):
-        check_settings(SimpleNamespace(steps=0, lr=float("nan")), rules)
+def test_the_lr_floor_refuses_a_floor_above_the_peak():
     check_lr_floor(1e-3, 1e-3)
     with pytest.raises(CourseError, match="min_lr 0.002 is above lr 0.001"):
         check_lr_floor(1e-3, 2e-3)

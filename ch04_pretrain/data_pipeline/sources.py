@@ -79,13 +79,13 @@ class SourceOptions:
     Each field is also an option of `prepare` and `bpe` (--separator, --text-field, ...)."""
 
     separator: str | None = setting(
-        None, metavar="TEXT", help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash "
-                                   "escapes are understood); None: one document per file")
+        None, metavar="TEXT", unset="one document per file",
+        help=r"split .txt/.xz text files into documents at TEXT (e.g. '\n\n'; backslash escapes are understood)")
     text_field: str = setting("text", metavar="NAME",
                               help="the field of .jsonl lines / the column of .parquet files that holds the text")
     builtin_bytes: int = setting(DEFAULT_BYTES, count, "size of the built-in corpus in bytes", metavar="N")
     builtin_seed: int = setting(DEFAULT_SEED, seed_number, "seed of the built-in corpus")
-    revision: str | None = setting(None, help="Hub revision to read (None: main, else refs/convert/parquet)")
+    revision: str | None = setting(None, help="Hub revision to read", unset="main, else refs/convert/parquet")
 
     def __post_init__(self):
         check_fields(self)
