@@ -1,7 +1,7 @@
 """The course's floor: what every chapter uses and no chapter teaches.
 
 - `errors`: the one error type for bad input, the command-line path that turns it into exit status 2, and
-  `CourseParser`, the argument parser whose errors read the same;
+  `CourseParser`, the argument parser whose errors read the same, and `subcommand`, one command of a parser;
 - `numbers`: the argparse types of every numeric option, each with its range (`positive_int`, `probability`...);
 - `files`: files that are whole or absent (atomic writes), JSON through them, and output paths checked first;
 - `readers`: UTF-8 text, JSON Lines and Parquet, with errors that name the line;
@@ -15,11 +15,11 @@ light tools (Chapter 4's tokenizing workers) stay light: `runtime` and `hardware
 imported by name, `from coursekit.runtime import set_seed`.
 """
 
-from .errors import CourseError, CourseParser, check_positive, command_line, run_cli
+from .errors import CourseError, CourseParser, check_positive, command_line, run_cli, subcommand
 from .files import atomic_path, read_json, write_json
 
 # The name that picks the course's own generated data wherever a command takes a corpus or data set.
 BUILTIN = "builtin"
 
 __all__ = ["BUILTIN", "CourseError", "CourseParser", "atomic_path", "check_positive", "command_line", "read_json",
-           "run_cli", "write_json"]
+           "run_cli", "subcommand", "write_json"]

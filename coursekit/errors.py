@@ -36,8 +36,23 @@ class CourseParser(argparse.ArgumentParser):
     usage is instead. Subcommands' parsers are of this class too.
     """
 
+    def __init__(self, *args, examples: Sequence[str] = (), **kwargs):
+        if examples:  # command lines to copy, shown after the options, one a line as typed
+            kwargs["epilog"] = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+            kwargs["formatter_class"] = argparse.RawDescriptionHelpFormatter
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def subcommand(commands, name: str, run: Callable[[argparse.Namespace], object], help: str,
+               description: str | None = None, **kwargs) -> argparse.ArgumentParser:
+    """The parser of subcommand `name` (`commands`: what `add_subparsers` returned), which runs `run(args)`:
+    `help` is its line in the list of commands, `description` the top of its own --help (default: `help`)."""
+    parser = commands.add_parser(name, help=help, description=description or help, **kwargs)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def command_line(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable[[Sequence[str] | None], None]:
