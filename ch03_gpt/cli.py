@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from ch01_bigram.cli import add_corpus_args
 from ch01_bigram.config import TrainConfig
-from coursekit import CourseError, CourseParser, command_line
+from coursekit import CourseError, CourseParser, command_line, subcommand
 from coursekit.files import check_writable_dir, check_writable_file
 from coursekit.numbers import nonnegative_float, nonnegative_int, positive_int, probability
 from coursekit.settings import add_flags, add_run_flags, from_args, number_text
@@ -25,18 +25,19 @@ DEFAULT_RECIPE = "baseline"
 TEMPERATURE = 0.8  # of a sample: below 1, safer text than the model's own distribution
 
 
-def add_sampling_options(p: argparse.ArgumentParser, default_tokens: int = 500) -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("--prompt", default="\n", help="text the sample continues (default: a newline); a prompt "
-                   "longer than the block size is cropped from the left, since the model cannot see further back")
-    g.add_argument("--max-new-tokens", type=nonnegative_int, default=default_tokens,
-                   help="characters to generate (default: %(default)s)")
-    g.add_argument("--temperature", type=nonnegative_float, default=TEMPERATURE, help="0 = always the most likely "
-                   "character; higher = more varied (default: %(default)s)")
-    g.add_argument("--top-k", type=positive_int, help="sample only among the k most likely characters")
-    g.add_argument("--top-p", type=probability, help="sample only among the most likely characters whose "
-                   "probabilities add up to p, 0 < p <= 1")
-    g.add_argument("--no-cache", action="store_true", help="recompute every position at every step (slower)")
+def add_sampling_options(p, unit: str, max_new_tokens: int, temperature: float, top_k: int | None = None,
+                         top_p: bool = True, tokens=nonnegative_int) -> None:
+    """--max-new-tokens, --temperature, --top-k and --top-p: how `generate` samples, for every chapter's sampling
+    command. `unit` is what a token is (a character here; Chapters 4 and 5: a byte-pair token)."""
+    p.add_argument("--max-new-tokens", type=tokens, default=max_new_tokens,
+                   help=f"{unit}s to generate (default: %(default)s)")
+    p.add_argument("--temperature", type=nonnegative_float, default=temperature,
+                   help=f"0: always the most likely {unit}; higher: more varied (default: %(default)s)")
+    p.add_argument("--top-k", type=positive_int, default=top_k, help=f"sample only among the k most likely {unit}s"
+                   + (" (default: %(default)s)" if top_k else ""))
+    if top_p:
+        p.add_argument("--top-p", type=probability, help=f"sample only among the most likely {unit}s whose "
+                       "probabilities add up to p, 0 < p <= 1")
 
 
 def describe_estimate(recipe) -> str:
@@ -50,17 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CourseParser(
         prog="python -m ch03_gpt",
         description="Chapter 3: train a character-level GPT and sample from it.",
-        epilog="examples:\n"
-               "  python -m ch03_gpt train                              # built-in corpus, baseline recipe\n"
-               "  python -m ch03_gpt train --corpus tinyshakespeare --recipe fast\n"
-               "  python -m ch03_gpt sample --checkpoint runs/ch03 --prompt 'ROMEO:'",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples=["python -m ch03_gpt train                              # built-in corpus, baseline recipe",
+                  "python -m ch03_gpt train --corpus tinyshakespeare --recipe fast",
+                  "python -m ch03_gpt sample --checkpoint runs/ch03 --prompt 'ROMEO:'"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,ablation}")
 
-    t = sub.add_parser("train", help="train a GPT; keeps the best checkpoint by val loss",
-                       description="Train a character-level GPT, evaluating every N steps and keeping the "
-                                   "checkpoint with the best val loss (safetensors weights + config.json).")
-    t.set_defaults(run=cmd_train)
+    t = subcommand(sub, "train", cmd_train, "train a GPT; keeps the best checkpoint by val loss",
+                   "Train a character-level GPT, evaluating every N steps and keeping the checkpoint with the best "
+                   "val loss (safetensors weights + config.json).")
     add_corpus_args(t)
     t.add_argument("--out", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
     published, baseline, fast = RECIPES["published"], RECIPES["baseline"], RECIPES["fast"]
@@ -78,24 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-length", type=nonnegative_int, default=300,
                    help="characters to print after training (0: none; default: %(default)s)")
 
-    s = sub.add_parser("sample", help="generate text from a saved checkpoint",
-                       description="Generate text from a checkpoint saved by `train`, streaming it as it comes.")
-    s.set_defaults(run=cmd_sample)
+    s = subcommand(sub, "sample", cmd_sample, "generate text from a saved checkpoint",
+                   "Generate text from a checkpoint saved by `train`, streaming it as it comes.")
     s.add_argument("--checkpoint", default=DEFAULT_OUT, help="checkpoint directory (default: %(default)s)")
-    add_sampling_options(s)
+    g = s.add_argument_group("sampling")
+    g.add_argument("--prompt", default="\n", help="text the sample continues (default: a newline); a prompt "
+                   "longer than the block size is cropped from the left, since the model cannot see further back")
+    add_sampling_options(g, "character", max_new_tokens=500, temperature=TEMPERATURE)
+    g.add_argument("--no-cache", action="store_true", help="recompute every position at every step (slower)")
     add_run_flags(s, dtype=False, progress=False, seed_help="the same seed gives the same text")
 
-    a = sub.add_parser("ablation", help="the lecture's ablation with a depth row: attention -> + feed-forward "
-                       "-> three plain layers -> + residual -> + LayerNorm, one val loss per row",
-                       description="Train each stage of the road from Chapter 2's model to GPT at the lecture's "
-                                   f"small size (embedding {LECTURE['n_embd']}, {LECTURE['n_head']} heads, "
-                                   f"block {ABLATION.block_size}, batch {ABLATION.batch_size}, "
-                                   f"lr {number_text(ABLATION.lr)}) with the same budget, and print the best val "
-                                   "loss of each. The 'deep' row stacks three layers without residual "
-                                   "connections, so that depth and the skip connections are measured apart. "
-                                   "Published on Tiny Shakespeare at 5,000 steps: about 2.28, 2.24, then 2.06 with "
-                                   "residuals and LayerNorm.")
-    a.set_defaults(run=cmd_ablation)
+    a = subcommand(sub, "ablation", cmd_ablation, "the lecture's ablation with a depth row: attention -> "
+                   "+ feed-forward -> three plain layers -> + residual -> + LayerNorm, one val loss per row",
+                   "Train each stage of the road from Chapter 2's model to GPT at the lecture's small size "
+                   f"(embedding {LECTURE['n_embd']}, {LECTURE['n_head']} heads, block {ABLATION.block_size}, batch "
+                   f"{ABLATION.batch_size}, lr {number_text(ABLATION.lr)}) with the same budget, and print the best "
+                   "val loss of each. The 'deep' row stacks three layers without residual connections, so that "
+                   "depth and the skip connections are measured apart. Published on Tiny Shakespeare at 5,000 "
+                   "steps: about 2.28, 2.24, then 2.06 with residuals and LayerNorm.")
     add_corpus_args(a)
     add_flags(a, TrainConfig, defaults=ABLATION, only=("steps",))  # steps per stage
     a.add_argument("--plot", metavar="PNG", help="also save a bar chart of the val losses")
