@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ch03_gpt import GPT, load_checkpoint, stream
+from ch03_gpt import GPT, check_sampling, load_checkpoint, stream
 from coursekit import CourseError
+from coursekit.runtime import pick_device
 
 from .template import TEMPLATES, PromptTemplate
 from .vocab import Codec
@@ -103,3 +104,27 @@ def chat_loop(model: GPT, codec: Codec, template: PromptTemplate, lines, out=sys
             out.write("model> ")
         answer = reply(model, codec, template, history, message, out=out, err=err, **sampling)
         history.append((message, answer))
+
+
+def chat_command(args) -> None:
+    """`python -m ch05_finetune chat`: one answer to --prompt, or a conversation on stdin until its end."""
+    if args.prompt is not None:
+        try:
+            args.prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CourseError("--prompt is not valid UTF-8 text") from None
+        if not args.prompt.strip():
+            raise CourseError("the prompt is empty; give a message with --prompt")
+    device = pick_device(args.device)
+    model, codec, template = load_chat_model(args.checkpoint, device)
+    check_sampling(model.config.vocab_size, args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                    top_p=args.top_p, generator=gen)
+    if args.prompt is not None:
+        reply(model, codec, template, [], args.prompt, **sampling)
+        return
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"chatting with {args.checkpoint}; Ctrl-D to leave")
+    chat_loop(model, codec, template, sys.stdin.buffer, interactive=interactive, **sampling)

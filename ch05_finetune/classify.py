@@ -25,10 +25,15 @@ from torch import nn
 from ch03_gpt import GPT
 from ch03_gpt.checkpoint import WEIGHTS, build_from_file, config_of, write_weights
 from coursekit import CourseError, read_json, write_json
+from coursekit.files import check_writable_file
+from coursekit.runtime import pick_device, set_seed
 from coursekit.settings import DEFAULT_SEED
 
-from .labelled import LabelledData
-from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
+from .labelled import LabelledData, load_labelled, make_splits
+from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save, trainable_parameters
+from .lora import merge_lora
+from .measure import measure
+from .pretrained import choose_start, load_chosen
 from .vocab import Codec
 
 # --------------------------------------------------------------------------- #
@@ -324,3 +329,75 @@ def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Co
         raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0][:200]}") from None
     model.label_names = list(labels)  # so that `evaluate_classifier` can refuse data of other classes
     return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer"), directory), labels
+
+
+# --------------------------------------------------------------------------- #
+# The commands `classify` and `evaluate` run (cli.py parses their options)
+# --------------------------------------------------------------------------- #
+
+def format_class_scores(s: dict) -> str:
+    return f"accuracy {s['accuracy']:.3f}, precision {s['precision']:.3f}, recall {s['recall']:.3f}, F1 {s['f1']:.3f}"
+
+
+def classify_command(args, cfg: FitConfig) -> None:
+    """`python -m ch05_finetune classify`: the two baselines, fine-tuning with `cfg` (the recipe with what the
+    command line gave), test scores, the classifier saved to --out."""
+    if args.plot:
+        check_writable_file(args.plot, "--plot")
+    device = pick_device(args.device)
+    data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
+                         progress=not args.no_progress, fmt=args.format)
+    how = args.split
+    if how == "auto":
+        how = "given" if data.given else "stratified" if args.no_balance else "balanced"
+    train, val, test = make_splits(data, args.seed, how)
+    source, reason = choose_start(args.source, args.data, train.texts)
+    model, codec, _ = load_chosen(source, reason, device, not args.no_progress)
+    max_len = min(args.max_len or model.config.block_size, model.config.block_size)
+    kind = "its own train/dev/test" if how == "given" else how
+    print(f"data: {args.data}, {len(data):,} examples; split ({kind}) train {len(train):,} / val {len(val):,} / "
+          f"test {len(test):,}; classes {', '.join(data.label_names)}")
+    k = len(data.label_names)
+    encode_texts(codec, train.texts, max_len, "the training texts")  # refuses text the model cannot read
+    encode_texts(codec, test.texts, max_len, "the test texts")
+    print(f"majority class:  {format_class_scores(majority_baseline(train.labels, test.labels, k))}")
+    bow = bag_of_words_baseline(train.texts, train.labels, test.texts, test.labels, num_classes=k)
+    print(f"bag of words:    {format_class_scores(bow)}  ({bow['vocabulary']:,} words)")
+    set_seed(args.seed)
+    # Ctrl-C during fine-tuning saves the best classifier so far to --out before the command ends.
+    meta = {"data": args.data, "seed": args.seed, "split": how, "format": args.format}
+    _history, cost = measure(lambda: finetune_classifier(model, codec, train, val, cfg, args.trainable,
+                                                        args.lora_rank, max_len, progress=not args.no_progress,
+                                                        out=args.out, meta=meta), device)
+    result = evaluate_classifier(model, codec, test)
+    print(f"fine-tuned GPT:  {format_class_scores(result)}  ({trainable_parameters(model):,} trainable parameters, "
+          f"{cost['seconds']:.1f} s)")
+    print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
+    if args.lora_rank:
+        merge_lora(model)
+    save_classifier(model, codec, data.label_names, args.out, {**meta, "test": dict(result.items())})
+    print(f"saved {args.out}")
+    if args.plot:
+        plot_confusion(result["confusion"], data.label_names).savefig(args.plot, dpi=120)
+        print(f"saved {args.plot}")
+
+
+def evaluate_command(args, meta: dict, device: str) -> None:
+    """`python -m ch05_finetune evaluate` on a classifier (`meta`: its config.json): scores on --data's test
+    split, the split it was trained with when it is the same data."""
+    if args.plot:
+        check_writable_file(args.plot, "--plot")
+    model, codec, labels = load_classifier(args.checkpoint, device)
+    data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
+                         fmt=args.format)
+    if len(data.label_names) != len(labels):
+        raise CourseError(f"the checkpoint knows {len(labels)} classes ({', '.join(labels)}), "
+                          f"the data has {len(data.label_names)}")
+    how = meta.get("split", "auto") if args.split == "auto" else args.split
+    test = make_splits(data, args.seed, how)[2] if args.data == meta.get("data") or data.given else data
+    result = evaluate_classifier(model, codec, test)
+    print(f"{args.checkpoint} on {args.data} ({len(test):,} examples): {format_class_scores(result)}")
+    print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
+    if args.plot:
+        plot_confusion(result["confusion"], labels).savefig(args.plot, dpi=120)
+        print(f"saved {args.plot}")

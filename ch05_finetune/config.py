@@ -12,6 +12,8 @@ from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, settin
 
 # The name of the small GPT pretrained here that fine-tuning starts from (pretrained.py; `--from tiny`).
 TINY = "tiny"
+# `--from auto`: the tiny model where it can read the data, else GPT-2 (pretrained.choose_start).
+AUTO = "auto"
 
 
 @dataclass(frozen=True)

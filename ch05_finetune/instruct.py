@@ -32,16 +32,18 @@ import torch.nn.functional as F
 from ch03_gpt import GPT, generate, save_checkpoint
 from coursekit import BUILTIN, CourseError, write_json
 from coursekit.download import find_or_download
+from coursekit.files import check_writable_file
 from coursekit.readers import decode_utf8, json_lines, parse_json, read_bytes, text_lines
-from coursekit.runtime import set_seed
+from coursekit.runtime import pick_device, set_seed
 from coursekit.settings import DEFAULT_SEED
 
 from .builtin import Instruction, generate_instructions
 from .labelled import INSTRUCTION_DATASETS
 from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save
 from .measure import measure
+from .pretrained import choose_start, load_chosen
 from .scoring import normalize_answer, rouge_l, token_f1
-from .template import PromptTemplate
+from .template import PromptTemplate, get_template
 from .vocab import Codec
 
 IGNORE = -100  # cross_entropy's ignore_index: a target that adds nothing to the loss
@@ -306,3 +308,46 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
     save(model, {**finetune, **{k: after[k] for k in ("exact_match", "token_f1", "rouge_l", "answer_loss", "budget",
                                                         "cut")}})
     return {"before": before, "after": after, "history": history, "cost": cost, "responses": responses}
+
+
+# --------------------------------------------------------------------------- #
+# The commands `instruct` and `evaluate` run (cli.py parses their options)
+# --------------------------------------------------------------------------- #
+
+def instruct_command(args, cfg: FitConfig) -> None:
+    """`python -m ch05_finetune instruct`: load the data and the start, `instruction_tune` them with `cfg` (the
+    recipe with what the command line gave), and report."""
+    check_writable_file(args.responses or Path(args.out) / "responses.json", "--responses")
+    device = pick_device(args.device)
+    template = get_template(args.template)
+    examples = load_instructions(args.data, seed=args.seed, data_dir=args.data_dir, progress=not args.no_progress)
+    splits = split_instructions(examples, args.seed)
+    source, reason = choose_start(args.source, args.data,
+                                  [t for ex in splits[0] for t in (ex.instruction, ex.input, ex.output)])
+    model, codec, _meta = load_chosen(source, reason, device, not args.no_progress)
+    print(f"data: {args.data}, {len(examples):,} examples; split train {len(splits[0]):,} / val {len(splits[1]):,} / "
+          f"test {len(splits[2]):,}; prompt {'masked' if not args.no_mask_prompt else 'trained on too'}")
+    run = instruction_tune(model, codec, template, splits, cfg, args.out, args.data, not args.no_mask_prompt,
+                           args.lora_rank, args.responses, progress=not args.no_progress)
+    after, epochs = run["after"], run["history"].epochs
+    print(f"after tuning:  {format_scores(after)}")
+    print(f"({run['cost']['seconds']:.1f} s of training; exact match by task: " +
+          ", ".join(f"{t} {v:.2f}" for t, v in after["by_task"].items()) + ")")
+    print(f"val loss (answer tokens): {epochs[0]['val_loss']:.3f} -> {epochs[-1]['val_loss']:.3f}")
+    print(f"saved {args.out} and {run['responses']}")
+
+
+def evaluate_command(args, device: str) -> None:
+    """`python -m ch05_finetune evaluate` on an instruction-tuned checkpoint: the scores of `score_answers` on
+    the test split of --data, the responses saved."""
+    from .chat import load_chat_model
+
+    out = Path(args.responses) if args.responses else Path(args.checkpoint) / "responses.json"
+    check_writable_file(out, "--responses")
+    model, codec, template = load_chat_model(args.checkpoint, device)
+    examples = load_instructions(args.data, seed=args.seed, data_dir=args.data_dir)
+    test = split_instructions(examples, args.seed)[2]
+    result = score_answers(model, codec, template, test, out_path=out)
+    print(f"{args.checkpoint} on {args.data} ({len(test):,} test examples): {format_scores(result)}")
+    print("exact match by task: " + ", ".join(f"{t} {v:.2f}" for t, v in result["by_task"].items()))
+    print(f"saved {out}")

@@ -27,7 +27,7 @@ import torch
 
 from ch01_bigram import generate_corpus
 from ch03_gpt import GPT, GPTConfig, Recipe, configure_optimizer, load_checkpoint, save_checkpoint, train_steps
-from coursekit import CourseError, read_json
+from coursekit import BUILTIN, CourseError, read_json
 from coursekit.hardware import resolve_dtype
 from coursekit.numbers import learning_rate, positive_int
 from coursekit.numbers import seed as seed_number
@@ -35,8 +35,8 @@ from coursekit.runtime import set_seed
 from coursekit.settings import DEFAULT_SEED, check_fields, setting
 
 from .builtin import generate_reviews
-from .config import TINY
-from .vocab import Codec, builtin_token_ids
+from .config import AUTO, TINY
+from .vocab import MAX_UNKNOWN_SHARE, Codec, builtin_token_ids
 
 DEFAULT_TINY_DIR = Path("runs/ch05/tiny")
 
@@ -121,3 +121,31 @@ def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = D
 
     model, encoding, meta = load_pretrained(source, device=device)
     return model, Codec.from_meta(meta.get("tokenizer"), encoding=encoding), meta
+
+
+def choose_start(source: str, data: str, texts) -> tuple[str, str]:
+    """The starting model for `--from auto`, and why: the tiny model where it can read the data, else GPT-2.
+
+    The tiny model keeps only the GPT-2 tokens of the built-in world; on other text most tokens would
+    become one unknown id, so real data starts from a model with GPT-2's whole vocabulary."""
+    if source != AUTO:
+        return source, ""
+    if data == BUILTIN:
+        return TINY, "the built-in data"
+    share, _ = Codec(list(builtin_token_ids())).unknown_share(texts)
+    if share <= MAX_UNKNOWN_SHARE:
+        return TINY, f"only {share:.1%} of the data's tokens are outside its vocabulary"
+    return "gpt2", f"{share:.1%} of the data's tokens are outside the tiny model's vocabulary"
+
+
+def load_chosen(source: str, reason: str, device: str, progress: bool):
+    """`load_start`, saying which model `--from auto` chose; a GPT-2 that cannot be had offline is one line."""
+    if reason:
+        print(f"start: {source} (--from auto: {reason})")
+    try:
+        return load_start(source, device, progress=progress)
+    except CourseError as e:
+        if not reason or source == TINY:
+            raise
+        raise CourseError(f"{e}; --from auto needs a full-vocabulary model for this data: run once with network, "
+                          f"or pass --from DIR (a Chapter 4 checkpoint or a downloaded model.safetensors)") from None
