@@ -310,3 +310,20 @@ def train_bpe(text: str, num_merges: int) -> TinyBPE:
         bpe.merges.append(best)
         bpe.tokens_after_merge.append(sum(len(ids) * freq for ids, freq in words))
     return bpe
+
+
+def learn_rank_file(source: str, options, max_bytes: int, merges: int, out: Path) -> None:
+    """`python -m ch04_pretrain bpe`: learn `merges` merges on the first `max_bytes` of `source` (read with
+    `options`, a SourceOptions), write them as the rank file `out`, and say what came of it."""
+    from .sources import source_text
+
+    text = source_text(source, options, max_bytes)
+    bpe = train_bpe(text, merges)
+    write_ranks(bpe.ranks(), out)
+    fewer = (f" (of {merges:,} asked: after {len(bpe.merges):,}, every chunk of the text is one token)"
+             if len(bpe.merges) < merges else "")
+    size = len(text.encode("utf-8"))
+    tokens = bpe.tokens_after_merge[-1] if bpe.merges else size
+    print(f"{out}: 256 bytes + {len(bpe.merges):,} merges{fewer} + <|endoftext|> = {bpe.vocab_size + 1:,} ids")
+    print(f"  learned on {size:,} bytes of {source}: {tokens:,} tokens, {size / tokens:.2f} bytes per token")
+    print(f"  use it: python -m ch04_pretrain prepare --source {source} --tokenizer {out} --out DIR")

@@ -331,6 +331,21 @@ def _summarize(manifest: dict) -> None:
     manifest.update(_totals(manifest["shards"]))
 
 
+def report(manifest: dict, out: Path, seconds: float) -> str:
+    """What `python -m ch04_pretrain prepare` prints at the end: documents and tokens per split, and the size."""
+    splits, tokenizer = manifest["splits"], manifest["settings"]["tokenizer"]
+    size = sum(s[k]["tokens"] for s in manifest["shards"] for k in splits) * 2
+    lines = [f"{out}: {manifest['documents']:,} documents in {len(manifest['shards'])} shard(s), "
+             f"{manifest['skipped']:,} skipped (not UTF-8)",
+             f"  train: {splits['train']['documents']:,} documents, {splits['train']['tokens']:,} tokens",
+             f"  val:   {splits['val']['documents']:,} documents, {splits['val']['tokens']:,} tokens",
+             f"  {size / 1e6:,.1f} MB of uint16 tokens; this run took {seconds:.1f} s"]
+    if tokenizer["name"] != GPT2:
+        lines.append(f"  tokenizer {tokenizer['name']} ({tokenizer['vocab_size']:,} ids), its rank file kept as "
+                     f"{out / RANKS_FILE}")
+    return "\n".join(lines)
+
+
 def shard_file(index: int, split: str) -> str:
     return f"{split}_{index:05d}.bin"
 

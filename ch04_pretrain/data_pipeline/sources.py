@@ -29,7 +29,7 @@ import lzma
 import re
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ch01_bigram.corpus import DEFAULT_BYTES, generate_corpus
@@ -47,7 +47,7 @@ from coursekit.readers import (
     shown,
     too_large,
 )
-from coursekit.settings import DEFAULT_SEED, check_fields, setting
+from coursekit.settings import DEFAULT_SEED, check_fields, from_args, setting
 
 Document = str | bytes | None
 
@@ -91,6 +91,15 @@ class SourceOptions:
         check_fields(self)
         if self.separator == "":
             raise CourseError("separator must not be empty")
+
+
+def options_from_args(args: argparse.Namespace) -> SourceOptions:
+    """The `SourceOptions` that `prepare` and `bpe` were given; a --separator is typed with backslash escapes
+    ('\\n\\n' is a blank line), and an empty one is refused."""
+    options = from_args(args, SourceOptions())
+    if options.separator:
+        options = replace(options, separator=options.separator.encode("utf-8").decode("unicode_escape"))
+    return options
 
 
 def describe(source: str, options: SourceOptions) -> dict:

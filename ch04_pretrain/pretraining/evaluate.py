@@ -1,4 +1,4 @@
-"""Val loss and perplexity of any pretrained model, ours or OpenAI's, on prepared shards.
+"""Val loss and perplexity of any pretrained model, ours or OpenAI's, on prepared shards; and a sample of its text.
 
 Perplexity = exp(loss): the number of equally likely tokens the model is, on
 average, choosing between. Published on OpenWebText's validation text: OpenAI's
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ch03_gpt import generate
 from ch04_pretrain.data_pipeline.bpe import tokenizer_sha256
 from ch04_pretrain.data_pipeline.loader import ShardDataset
 from ch04_pretrain.data_pipeline.prepare import prepared_tokenizer
@@ -60,3 +61,20 @@ def evaluate(source: str, data_dir: str | Path, split: str = "val", batch_size: 
     return {"source": meta.get("source", str(source)), "split": split, "loss": loss, "perplexity": math.exp(loss),
             "tokens": batch_size * block_size * iters, "block_size": block_size, "dtype": dtype,
             "parameters": model.num_params()}
+
+
+def sample(source: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None, seed: int,
+           device: str | None = None) -> str:
+    """`prompt` continued by the model `source` (see load_pretrained), decoded with its byte-pair tokenizer."""
+    device = pick_device(device)
+    model, encoding, meta = load_pretrained(source, device)
+    if encoding is None:
+        raise CourseError(f"{source} has no byte-pair tokenizer to sample with (its tokenizer: "
+                          f"{describe_tokenizer(meta.get('tokenizer'))})")
+    ids = encoding.encode(prompt, allowed_special={"<|endoftext|>"})
+    if not ids:
+        raise CourseError("the prompt is empty")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = generate(model, torch.tensor([ids], device=device), max_new_tokens, temperature=temperature,
+                   top_k=top_k, generator=generator)
+    return encoding.decode(out[0].tolist())

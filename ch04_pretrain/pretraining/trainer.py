@@ -261,6 +261,20 @@ def pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: str | Path,
         return _pretrain(settings, data_dir, out_dir, device, resume, peak_flops, progress, log, on_step)
 
 
+def report(summary: dict, out: Path) -> str:
+    """What `python -m ch04_pretrain train` prints of `pretrain`'s summary: the val losses, then the speed.
+    Empty on the processes of torchrun that stay quiet (those that did not keep the best checkpoint)."""
+    best = summary["best"]
+    if summary["world_size"] > 1 and best is None:
+        return ""
+    text = (f"{out}: {summary['steps']} steps, val loss {summary['val_loss']:.4f}; best {best['val_loss']:.4f} "
+            f"at step {best['step']} ({out / best['dir']})")
+    if "tokens_per_s" in summary:
+        text += (f"\n  {summary['tokens_per_s']:,.0f} tokens/s, MFU {summary['mfu']:.1%}, {summary['dtype']} on "
+                 f"{summary['device']}, peak memory {summary['peak_mem_mb']:,.0f} MB")
+    return text
+
+
 def _pretrain(settings: TrainSettings, data_dir: str | Path, out_dir: Path, device: str | None, resume: bool,
               peak_flops: float | None, progress: bool, log, on_step) -> dict:
     info, device = init_distributed(pick_device(device))
