@@ -46,6 +46,20 @@ def assert_one_line(error: CourseError) -> None:
     assert text and "\n" not in text and len(text) < 500, text
 
 
+def damage(path: Path, valid: bytes, kind: str, data, flip_below: int | None = None) -> None:
+    """Write to `path` the bytes `valid` damaged the `kind` of way every file can be: "cut" short, other "bytes"
+    altogether, or one bit flipped ("flip": in the first `flip_below` bytes; default anywhere)."""
+    if kind == "cut":
+        path.write_bytes(valid[:data.draw(st.integers(0, len(valid) - 1))])
+    elif kind == "bytes":
+        path.write_bytes(data.draw(st.binary(max_size=256)))
+    else:
+        assert kind == "flip", kind
+        raw = bytearray(valid)
+        raw[data.draw(st.integers(0, (flip_below or len(raw)) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+        path.write_bytes(bytes(raw))
+
+
 def loads_or_refuses(load) -> object:
     """Call `load()`: it returns, or raises a one-line CourseError; any other exception fails the test."""
     try:
@@ -250,15 +264,9 @@ def test_generated_trainer_states_load_or_are_refused_in_one_line(run, tmp_path,
     trainer = checkpoint / "trainer.pt"
     valid = trainer.read_bytes()
     kind = data.draw(st.sampled_from(["cut", "bytes", "flip", "structure"]))
-    if kind == "cut":
-        trainer.write_bytes(valid[:data.draw(st.integers(0, len(valid) - 1))])
-    elif kind == "bytes":
-        trainer.write_bytes(data.draw(st.binary(max_size=256)))
-    elif kind == "flip":
-        raw = bytearray(valid)
-        raw[data.draw(st.integers(0, len(raw) - 1))] ^= 1 << data.draw(st.integers(0, 7))
-        trainer.write_bytes(bytes(raw))
-    else:
+    if kind != "structure":
+        damage(trainer, valid, kind, data)
+    else:  # a well-formed file with one entry of the wrong kind
         state = torch.load(trainer, weights_only=True)
         key = data.draw(st.sampled_from(sorted(state)))
         state[key] = data.draw(st.none() | st.integers() | st.text(max_size=5) | st.just(torch.zeros(3))
@@ -290,14 +298,8 @@ def test_generated_weight_files_load_or_are_refused_in_one_line(tmp_path, data):
     valid = weights.read_bytes()
     header_length = int.from_bytes(valid[:8], "little")
     kind = data.draw(st.sampled_from(["cut", "bytes", "flip", "header", "length"]))
-    if kind == "cut":
-        weights.write_bytes(valid[:data.draw(st.integers(0, len(valid) - 1))])
-    elif kind == "bytes":
-        weights.write_bytes(data.draw(st.binary(max_size=256)))
-    elif kind == "flip":
-        raw = bytearray(valid)
-        raw[data.draw(st.integers(0, 8 + header_length - 1))] ^= 1 << data.draw(st.integers(0, 7))
-        weights.write_bytes(bytes(raw))
+    if kind in ("cut", "bytes", "flip"):
+        damage(weights, valid, kind, data, flip_below=8 + header_length)  # a bit of the length or the header
     elif kind == "header":
         header = json.loads(valid[8:8 + header_length])
         name = data.draw(st.sampled_from(sorted(header)))
