@@ -154,6 +154,21 @@ def draw_data_parallel() -> None:
     save(fig, "data_parallel.png")
 
 
+# The boxes of the two chain diagrams, left to right, each (title, text, colour): the chapter's path from text
+# to a pretrained GPT, and one optimizer step in the trainer's order (its caption refers to the numbers).
+PATH = [("text", "documents,\none story each", DATA),
+        ("tokens", "byte-pair encoding:\nyours here,\nGPT-2's at scale", TOKENS),
+        ("shards", "uint16 ids on disk,\ntrain / val", FILES),
+        ("windows", "random (B, T) x;\ny: x shifted by one", TOKENS),
+        ("training loop", "schedule, accumulation,\nclipping, AdamW;\nevaluate, checkpoint", OPTIM),
+        ("pretrained GPT", "a checkpoint,\nto fine-tune\nin Chapter 5", GREY)]
+TRAINING_STEP = [("1. learning rate", "lr = cosine_lr(step)\n(Chapter 3)", OPTIM),
+                 ("2. forward", "windows x, y (B, T)\n→ logits (B, T, V)\n→ loss (one number)", TOKENS),
+                 ("3. backward", "loss.backward()\n.grad of every\nparameter", GRAD),
+                 ("4. clip", "‖g‖ > 1.0 ?\nscale every g\nby 1.0 / ‖g‖", GRAD),
+                 ("5. AdamW", "optimizer.step()\nzero_grad()\nstep += 1", OPTIM)]
+
+
 def titled_chain(ax, steps, y: float, height: float, width: float, gap: float) -> None:
     """A row of boxes, each (title, text, colour) with its title above it, joined left to right by arrows."""
     for k, (title, text, colour) in enumerate(steps):
@@ -167,13 +182,7 @@ def titled_chain(ax, steps, y: float, height: float, width: float, gap: float) -
 def draw_overview() -> None:
     """The opening picture: one path from text to a pretrained GPT, run at two scales by the same code."""
     fig, ax = canvas(13, 5.0, (0, 13), (0, 5.0))
-    steps = [("text", "documents,\none story each", DATA),
-             ("tokens", "byte-pair encoding:\nyours here,\nGPT-2's at scale", TOKENS),
-             ("shards", "uint16 ids on disk,\ntrain / val", FILES),
-             ("windows", "random (B, T) x;\ny: x shifted by one", TOKENS),
-             ("training loop", "schedule, accumulation,\nclipping, AdamW;\nevaluate, checkpoint", OPTIM),
-             ("pretrained GPT", "a checkpoint,\nto fine-tune\nin Chapter 5", GREY)]
-    titled_chain(ax, steps, y=2.75, height=1.3, width=1.85, gap=0.27)
+    titled_chain(ax, PATH, y=2.75, height=1.3, width=1.85, gap=0.27)
     ax.text(0.15, 2.2, "part 1: from text to training batches (sections 1-5)", fontsize=10.5, style="italic")
     ax.text(8.63, 2.2, "part 2: pretraining (sections 6-14)", fontsize=10.5, style="italic")
     # The two scales, one row each: the same commands, other data and another preset.
@@ -193,12 +202,7 @@ def draw_overview() -> None:
 def draw_training_step() -> None:
     """One optimizer step as a chain of boxes, and the loop around it that evaluates and saves."""
     fig, ax = canvas(13, 4.6, (0, 13), (0, 4.6))
-    chain = [("1. learning rate", "lr = cosine_lr(step)\n(Chapter 3)", OPTIM),
-             ("2. forward", "windows x, y (B, T)\n→ logits (B, T, V)\n→ loss (one number)", TOKENS),
-             ("3. backward", "loss.backward()\n.grad of every\nparameter", GRAD),
-             ("4. clip", "‖g‖ > 1.0 ?\nscale every g\nby 1.0 / ‖g‖", GRAD),
-             ("5. AdamW", "optimizer.step()\nzero_grad()\nstep += 1", OPTIM)]
-    titled_chain(ax, chain, y=2.25, height=1.35, width=2.15, gap=0.45)
+    titled_chain(ax, TRAINING_STEP, y=2.25, height=1.35, width=2.15, gap=0.45)
     # The loop back to the next step, and the branch that runs every eval_interval steps.
     ax.add_patch(FancyArrowPatch((11.3, 2.2), (1.2, 2.2), connectionstyle="arc3,rad=-0.18", arrowstyle="-|>",
                                  mutation_scale=14, color="#333", lw=1.4))
