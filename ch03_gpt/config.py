@@ -82,11 +82,12 @@ class Recipe:
 
     steps: int = setting(2000, positive_int, "optimisation steps")
     batch_size: int = setting(12, positive_int, "sequences per step")
-    lr: float = setting(1e-3, learning_rate, "peak learning rate")
-    min_lr: float = setting(1e-4, min_learning_rate, "final learning rate, at most --lr")
-    warmup: int = setting(100, nonnegative_int, "warm-up steps")
-    weight_decay: float = setting(0.1, weight_decay, "AdamW weight decay on the matrices", flag=False)
-    grad_clip: float = setting(1.0, nonnegative_float, "largest gradient norm (0: no clipping)", flag=False)
+    # lr to grad_clip: the schedule and the optimizer, shared by Chapter 4's TrainSettings and Chapter 5's FitConfig
+    lr: float = setting(1e-3, learning_rate, "peak learning rate, reached at the end of warm-up")
+    min_lr: float = setting(1e-4, min_learning_rate, "the floor of the cosine decay, at most --lr")
+    warmup: int = setting(100, nonnegative_int, "steps of linear warm-up from 0 to lr")
+    weight_decay: float = setting(0.1, weight_decay, "AdamW weight decay on the matrices only", flag=False)
+    grad_clip: float = setting(1.0, nonnegative_float, "maximum gradient norm (0: no clipping)", flag=False)
     optimizer: str = setting("adamw", help="adamw, or muon: orthogonalised momentum for the blocks' matrices, "
                              "AdamW for the rest (see ch03_gpt/muon.py)", choices=OPTIMIZER_NAMES)
     # coursekit.hardware.resolve_dtype: bfloat16 where the hardware runs it faster (the command's --dtype)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coursekit.numbers import learning_rate, nonnegative_float, nonnegative_int, positive_int, weight_decay
+from ch03_gpt.config import Recipe
+from coursekit.numbers import positive_int
 from coursekit.numbers import seed as seed_number
-from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, setting
+from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, setting, setting_like
 
 # The name of the small GPT pretrained here that fine-tuning starts from (pretrained.py; `--from tiny`).
 TINY = "tiny"
@@ -23,11 +24,12 @@ class FitConfig:
 
     epochs: int = setting(4, positive_int, "passes over the training split")
     batch_size: int = setting(32, positive_int, "examples per step")
-    lr: float = setting(1e-3, learning_rate, "peak learning rate")
+    # the schedule and the optimizer: Chapter 3's settings (their rules and help), with fine-tuning's defaults
+    lr: float = setting_like(Recipe, "lr", 1e-3)
     # fine-tuning moves little from a good start; decay would pull it to zero
-    weight_decay: float = setting(0.0, weight_decay, "AdamW weight decay", flag=False)
-    warmup: int = setting(20, nonnegative_int, "steps of linear warm-up", flag=False)
-    grad_clip: float = setting(1.0, nonnegative_float, "maximum gradient norm (0: no clipping)", flag=False)
+    weight_decay: float = setting_like(Recipe, "weight_decay", 0.0)
+    warmup: int = setting_like(Recipe, "warmup", 20, flag=False)
+    grad_clip: float = setting_like(Recipe, "grad_clip", 1.0)
     seed: int = setting(DEFAULT_SEED, seed_number, "seed of the split, the shuffling and the head", flag=False)
     # coursekit.hardware.resolve_dtype, for the model's width and device
     dtype: str = setting("auto", choices=DTYPE_CHOICES, help="number format", flag=False)

@@ -12,9 +12,10 @@
     cfg = from_args(args, TrainConfig())      # the defaults, with what the user gave
 
 A preset is a named instance (`replace(TrainConfig(), steps=450)`); `add_flags(..., defaults=preset)` shows its
-values in --help, and `from_args(args, preset)` changes only what was given. The flags every command shares
-(`--device`, `--dtype`, `--seed`, `--no-progress`, `--threads`) are declared here once, by `add_run_flags`, with
-one default each, checked when the command line is parsed.
+values in --help, and `from_args(args, preset)` changes only what was given. A setting a later chapter shares
+is declared once: `lr: float = setting_like(Recipe, "lr", 2e-3)` is Chapter 3's, with another default.
+The flags every command shares (`--device`, `--dtype`, `--seed`, `--no-progress`, `--threads`) are declared
+here once, by `add_run_flags`, with one default each, checked when the command line is parsed.
 
 No torch here: building a parser, and so `--help`, stays fast.
 """
@@ -44,6 +45,15 @@ def setting(default=MISSING, rule: Number | None = None, help: str = "", *, choi
     meta = {"rule": rule, "help": help, "choices": choices, "flag": flag, "metavar": metavar, "unset": unset}
     if factory is not MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def setting_like(cls, name: str, default, *, flag: bool | None = None):
+    """The setting `name` of the settings class `cls` (its rule, choices and help: declared once, where a chapter
+    introduces it) with another default; `flag` puts it on or takes it off this class's command line."""
+    meta = dict(next(f for f in fields(cls) if f.name == name).metadata)
+    if flag is not None:
+        meta["flag"] = flag
     return dataclasses.field(default=default, metadata=meta)
 
 

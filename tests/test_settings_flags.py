@@ -90,7 +90,8 @@ def test_every_option_is_made_from_its_field(name):
 def test_a_preset_shows_its_own_values_and_the_classes_keep_their_defaults():
     page = one_line(subparser(ch03.build_parser(), "train").format_help())
     baseline = RECIPES["baseline"]
-    assert f"--lr LR peak learning rate; a finite number > 0 and <= 1 (default: {baseline.lr})" in page
+    assert (f"--lr LR peak learning rate, reached at the end of warm-up; a finite number > 0 and <= 1 "
+            f"(default: {baseline.lr})") in page
     assert baseline.lr != Recipe().lr  # the preset changed it; the class did not
     # A preset is a named change of the defaults: the fields it does not name keep Recipe's.
     for name, recipe in RECIPES.items():

@@ -10,21 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ch03_gpt.config import GPTConfig
+from ch03_gpt.config import GPTConfig, Recipe
 from ch04_pretrain.data_pipeline.bpe import VOCAB_SIZE
 from coursekit import CourseError
-from coursekit.numbers import (
-    check_lr_floor,
-    fraction,
-    learning_rate,
-    min_learning_rate,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    weight_decay,
-)
+from coursekit.numbers import check_lr_floor, fraction, nonnegative_int, positive_int
 from coursekit.numbers import seed as seed_number
-from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, setting
+from coursekit.settings import DEFAULT_SEED, DTYPE_CHOICES, check_fields, setting, setting_like
 
 
 @dataclass
@@ -43,14 +34,14 @@ class TrainSettings:
     grad_accum: int = setting(1, positive_int, "micro-batches per optimizer step, counted over all processes")
     max_steps: int = setting(400, positive_int,
                              "optimizer steps in the whole run (the cosine decays to min-lr at this step)")
-    lr: float = setting(2e-3, learning_rate, "peak learning rate, reached at the end of warm-up")
-    # the floor the cosine decays to (10% of lr, as in GPT-3 and nanoGPT)
-    min_lr: float = setting(2e-4, min_learning_rate, "the floor of the cosine decay")
-    warmup: int = setting(40, nonnegative_int, "steps of linear warm-up from 0 to lr")
-    weight_decay: float = setting(0.1, weight_decay, "AdamW weight decay on matrices only")
+    # the schedule and the optimizer: Chapter 3's settings (their rules and help), with this chapter's defaults
+    lr: float = setting_like(Recipe, "lr", 2e-3)
+    min_lr: float = setting_like(Recipe, "min_lr", 2e-4)  # 10% of lr, as in GPT-3 and nanoGPT
+    warmup: int = setting_like(Recipe, "warmup", 40)
+    weight_decay: float = setting_like(Recipe, "weight_decay", 0.1, flag=True)
     beta1: float = setting(0.9, fraction, "AdamW beta1")
     beta2: float = setting(0.95, fraction, "AdamW beta2")
-    grad_clip: float = setting(1.0, nonnegative_float, "maximum gradient norm (0: no clipping)")
+    grad_clip: float = setting_like(Recipe, "grad_clip", 1.0, flag=True)
     # numerics and speed
     # the number format (coursekit.hardware.resolve_dtype): the run option --dtype
     dtype: str = setting("auto", choices=DTYPE_CHOICES, help="number format", flag=False)
