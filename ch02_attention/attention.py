@@ -270,6 +270,14 @@ def _show(ch: str) -> str:
     return {" ": "\u2423", "\n": "\u21b5", "\t": "\u21e5"}.get(ch, ch)
 
 
+def default_attention_text(val_text: str, length: int) -> str:
+    """What `plot_attention` shows when no text is given: `length` characters from the first paragraph start of
+    the validation text (else its beginning)."""
+    start = val_text.find("\n\n")
+    start = start + 2 if 0 <= start < len(val_text) - length - 2 else 0
+    return val_text[start:start + length]
+
+
 def plot_attention(model: AttentionLanguageModel, tokenizer, text: str, path=None, max_cols: int = 4):
     """One heat map per head of the attention weights on `text`; rows are the
     positions that look (queries), columns the positions they look at (keys).

@@ -73,13 +73,6 @@ def check_png_path(option: str, path: str | None) -> None:
     check_writable_file(p, option)
 
 
-def default_attention_text(val_text: str, length: int) -> str:
-    """`length` characters from the first paragraph start of the validation text (else its beginning)."""
-    start = val_text.find("\n\n")
-    start = start + 2 if 0 <= start < len(val_text) - length - 2 else 0
-    return val_text[start:start + length]
-
-
 main = command_line(build_parser)  # parse, then run the command chosen
 
 
@@ -107,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
     from coursekit.hardware import resolve_dtype
     from coursekit.runtime import pick_device, set_seed
 
-    from .attention import AttentionLanguageModel, plot_attention
+    from .attention import AttentionLanguageModel, default_attention_text, plot_attention
     from .compare import compare_with_bigram, plot_losses
 
     cfg = from_args(args, TRAINING)  # this chapter's training, with the options given
