@@ -8,7 +8,6 @@ stays fast.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 
 from ch01_bigram.cli import add_corpus_args
@@ -107,6 +106,7 @@ def cmd_train(args) -> None:
     from coursekit.runtime import pick_device
 
     from .checkpoint import load_checkpoint
+    from .generate import print_stream
     from .train import train_gpt
 
     recipe = from_args(args, RECIPES[args.recipe])  # Recipe checks its settings: min-lr above lr stops here
@@ -127,8 +127,7 @@ def cmd_train(args) -> None:
         best, _ = load_checkpoint(args.out, device=device)
         print("--- sample from the best checkpoint ---")
         prompt = "\n" if "\n" in data.tokenizer.stoi else text[0]
-        _print_stream(best, data.tokenizer, prompt, args.sample_length, TEMPERATURE, None, None, recipe.seed, False,
-                      device)
+        print_stream(best, data.tokenizer, prompt, args.sample_length, TEMPERATURE, seed=recipe.seed, device=device)
 
 
 def cmd_sample(args) -> None:
@@ -136,7 +135,7 @@ def cmd_sample(args) -> None:
     from coursekit.runtime import pick_device
 
     from .checkpoint import load_checkpoint
-    from .generate import check_sampling
+    from .generate import check_sampling, print_stream
 
     device = pick_device(args.device)
     model, meta = load_checkpoint(args.checkpoint, device=device)
@@ -145,25 +144,8 @@ def cmd_sample(args) -> None:
         raise CourseError(f"{args.checkpoint} is not a character-level checkpoint (tokenizer {tok.get('type')!r})")
     tokenizer = CharTokenizer(tok["chars"])
     check_sampling(model.config.vocab_size, args.max_new_tokens, args.temperature, args.top_k, args.top_p)
-    _print_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                  args.seed, args.no_cache, device)
-
-
-def _print_stream(model, tokenizer, prompt, n, temperature, top_k, top_p, seed, no_cache, device) -> None:
-    import torch
-
-    from .generate import stream
-
-    if not prompt:
-        raise CourseError("the prompt is empty; give at least one character")
-    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    sys.stdout.write(prompt)
-    for token in stream(model, idx, n, temperature=temperature, top_k=top_k, top_p=top_p,
-                        use_cache=not no_cache, generator=gen):
-        sys.stdout.write(tokenizer.decode(token.tolist()))
-        sys.stdout.flush()
-    sys.stdout.write("\n")
+    print_stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                 args.seed, use_cache=not args.no_cache, device=device)
 
 
 def cmd_ablation(args) -> None:

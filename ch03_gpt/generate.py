@@ -16,6 +16,7 @@ is full).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import torch
@@ -111,3 +112,20 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, **kwargs) -> to
     if not new:
         return idx
     return torch.cat((idx, torch.stack(new, dim=1)), dim=1)
+
+
+def print_stream(model: GPT, tokenizer, prompt: str, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int = 0, use_cache: bool = True,
+                 device: str = "cpu") -> None:
+    """Print `prompt`, then the text of each new token as soon as it is sampled (`python -m ch03_gpt sample`,
+    and the sample `train` ends with)."""
+    if not prompt:
+        raise CourseError("the prompt is empty; give at least one character")
+    idx = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long, device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sys.stdout.write(prompt)
+    for token in stream(model, idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        use_cache=use_cache, generator=gen):
+        sys.stdout.write(tokenizer.decode(token.tolist()))
+        sys.stdout.flush()
+    sys.stdout.write("\n")
