@@ -27,7 +27,8 @@ TEMPERATURE = 0.8  # of a sample: below 1, safer text than the model's own distr
 def add_sampling_options(p, unit: str, max_new_tokens: int, temperature: float, top_k: int | None = None,
                          top_p: bool = True, tokens=nonnegative_int) -> None:
     """--max-new-tokens, --temperature, --top-k and --top-p: how `generate` samples, for every chapter's sampling
-    command. `unit` is what a token is (a character here; Chapters 4 and 5: a byte-pair token)."""
+    command. `unit` is what a token is (a character here; Chapters 4 and 5: a byte-pair token); `tokens` is the
+    type of --max-new-tokens (Chapter 5's chat wants at least one); `top_p=False` leaves --top-p out."""
     p.add_argument("--max-new-tokens", type=tokens, default=max_new_tokens,
                    help=f"{unit}s to generate (default: %(default)s)")
     p.add_argument("--temperature", type=nonnegative_float, default=temperature,
