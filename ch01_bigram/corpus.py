@@ -152,11 +152,11 @@ def generate_corpus(seed: int = DEFAULT_SEED, n_bytes: int = DEFAULT_BYTES) -> s
     if n_bytes <= 0:
         raise ValueError(f"n_bytes must be positive, got {n_bytes}")
     rng = random.Random(seed)
-    parts, size = [], 0
-    while size < n_bytes:
+    parts, size = [], 1  # the final newline
+    while size < n_bytes or not parts:
         text = generate_story(rng).text
+        size += len(text) + (2 if parts else 0)  # ASCII, so characters are bytes; "\n\n" between stories
         parts.append(text)
-        size += len(text) + 2  # the text is ASCII, so characters are bytes
     return "\n\n".join(parts) + "\n"
 
 

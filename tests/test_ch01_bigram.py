@@ -13,7 +13,7 @@ import re
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ch01_bigram import (
@@ -361,6 +361,7 @@ def test_same_seed_same_bytes_different_seed_different_bytes():
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 5_000))
+@example(7147377, 2649)  # stories that once summed to one byte short: the final newline was counted as two
 def test_any_seed_gives_whole_consistent_stories(seed, n_bytes):
     text = generate_corpus(seed, n_bytes)
     assert len(text.encode()) >= n_bytes and text.isascii()
