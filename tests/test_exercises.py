@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
+import re
 import subprocess
 import sys
 import types
@@ -48,9 +50,9 @@ def test_untouched_stubs_fail_every_check_as_not_implemented(chapter):
     out = io.StringIO()
     summary = run_checks(_checks(chapter), importlib.import_module(CHAPTERS[chapter][1]), out=out)
     assert summary.passed == [], out.getvalue()
-    lines = out.getvalue().splitlines()[:-1]
+    lines = [line for line in out.getvalue().splitlines()[:-1] if not line.startswith(" ")]  # not the hints
     assert len(lines) == len(_checks(chapter))
-    assert all(line.startswith("FAIL ") and line.endswith(f"({NOT_IMPLEMENTED})") for line in lines), lines
+    assert all(line.startswith("FAIL ") and line.endswith(f": {NOT_IMPLEMENTED}") for line in lines), lines
 
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))
@@ -122,15 +124,15 @@ def test_a_typical_mistake_fails_its_check(exercise, override):
 def test_kit_reports_one_line_per_exercise_and_exit_status(monkeypatch, capsys):
     checks = ExerciseChecks()
 
-    @checks.exercise("good", hint="unused")
+    @checks.exercise("good", hints=["unused"])
     def _good(module):
         assert module.value == 1
 
-    @checks.exercise("wrong", hint="value should be 2")
+    @checks.exercise("wrong", hints=["look at value", "value should be 2"])
     def _wrong(module):
         assert module.value == 2, f"value is {module.value}"
 
-    @checks.exercise("crash", hint="look up the right key")
+    @checks.exercise("crash", hints=["look up the right key"])
     def _crash(module):
         {}["missing"]
 
@@ -138,13 +140,17 @@ def test_kit_reports_one_line_per_exercise_and_exit_status(monkeypatch, capsys):
     assert main(["--check"], checks, "kit_demo", "kit_demo") == 1
     assert capsys.readouterr().out.splitlines() == [
         "PASS good",
-        "FAIL wrong: value should be 2 (value is 1)",
-        "FAIL crash: look up the right key (KeyError: 'missing')",
+        "FAIL wrong: value is 1",
+        "     hint 1 of 2: look at value (more: python -m kit_demo --hint wrong)",
+        "FAIL crash: KeyError: 'missing'",
+        "     hint 1 of 1: look up the right key",
         "1/3 exercises pass",
     ]
     assert main(["good"], checks, "kit_demo", "kit_demo") == 0
     with pytest.raises(ValueError, match="two exercises are named"):
-        checks.exercise("good", hint="again")
+        checks.exercise("good", hints=["again"])
+    with pytest.raises(ValueError, match="list of steps"):
+        checks.exercise("one_string", hints="a hint")
 
 
 def test_command_line_exit_statuses():
@@ -157,5 +163,27 @@ def test_command_line_exit_statuses():
     assert "5/5 exercises pass" in solved.stdout
     stubs = run("--check", "tokenizer")
     assert stubs.returncode == 1
-    assert stubs.stdout.startswith("FAIL tokenizer: ") and f"({NOT_IMPLEMENTED})" in stubs.stdout
+    assert stubs.stdout.startswith(f"FAIL tokenizer: {NOT_IMPLEMENTED}\n     hint 1 of ")
     assert run("--check", "no_such_exercise").returncode == 2
+
+
+def test_hints_come_one_step_further_each_time_and_never_as_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the steps reached are kept in the cache
+    def hint():
+        out = subprocess.run([sys.executable, "-m", "ch02_attention.exercises", "--hint", "average_past"],
+                             check=True, capture_output=True, text=True, timeout=60, env={**os.environ})
+        return out.stdout.strip()
+    steps = _checks("ch02").names and next(c for c in _checks("ch02") if c.name == "average_past").hints
+    assert hint().startswith(f"average_past, hint 2 of {len(steps)}: {steps[1]}")  # a FAIL line showed step 1
+    assert hint().startswith(f"average_past, hint 3 of {len(steps)}: {steps[2]}")
+    assert hint().endswith("(the last step)")
+    assert (tmp_path / "gpt-course" / "hint_steps.json").is_file()
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_every_exercise_has_hints_in_steps_that_show_no_code(chapter):
+    for check in _checks(chapter):
+        assert len(check.hints) >= 3, check.name
+        for step in check.hints:
+            # The telltales of code: a call with arguments, a slice, a method chain, a matrix product.
+            assert not re.search(r"\w\(\w|\[[^\]]*:[^\]]*\]|\)\.\w|@", step), (check.name, step)
