@@ -17,6 +17,9 @@ Each finished stage leaves a `done.json` with the settings it ran with, so a
 second run reuses finished work and does only what is missing or changed; a
 stage that runs again makes every stage after it run again too. An
 interrupted pretraining resumes from its last checkpoint. `--fresh` starts over.
+
+For instructors, `python -m course handout DIR` writes a student's copy without the
+solutions and `python -m course grade SUBMISSIONS` marks a class (coursekit.classroom).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from ch05_finetune.loop import INSTRUCT_FIT, FitConfig
 from ch05_finetune.pretrained import load_start
 from ch05_finetune.template import TEMPLATES
 from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
+from coursekit.classroom import add_classroom_commands
 from coursekit.files import check_writable_dir, load_json, own_folder, write_bytes_atomically
 from coursekit.hardware import resolve_dtype
 from coursekit.numbers import positive_int
@@ -404,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for PyTorch (default: as PyTorch chooses, one per core)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(run=run)
+    add_classroom_commands(p)  # `handout` and `grade`, for instructors; without them the command runs the path
     return p
 
 

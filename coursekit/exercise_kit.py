@@ -200,6 +200,8 @@ def run_exercises(args: argparse.Namespace, parser: argparse.ArgumentParser, che
     if args.hint:
         print(next_hint(next(c for c in checks if c.name == args.hint), student_module))
         return 0
+    if args.solutions and not _exists(solutions_module):
+        parser.error(f"this copy of the course has no solutions ({solutions_module}): it is a student's handout")
     module = importlib.import_module(solutions_module if args.solutions else student_module)
     try:
         summary = run_checks(checks, module, args.names, out=sys.stdout,
@@ -208,6 +210,13 @@ def run_exercises(args: argparse.Namespace, parser: argparse.ArgumentParser, che
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0 if summary.all_passed else 1
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its package is missing too
+        return False
 
 
 # --------------------------------------------------------------------------- hints, one step at a time
