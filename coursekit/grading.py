@@ -55,6 +55,7 @@ from .handout import course_root, write_handout
 from .progress import progress_bar
 
 GRADES = ("PASS", "FAIL", "ERROR", "TIMEOUT")
+NOT_SUBMITTED = "not submitted"
 STARTUP_SECONDS = 300      # the child's own imports (torch, the checks) before any student code: not the student's
 MAX_SOURCE_BYTES = 1 << 20  # a submitted exercises.py larger than this is refused unread
 EXTRA_PROCESSES = 64        # processes a student's code may start, beyond those the user already runs
@@ -283,7 +284,7 @@ def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits = L
             scratch = Path(tmp) / f"student-{index}"
             scratch.mkdir()
             files = _copy_submission(student, chapters, scratch)
-            outcomes = {item: ("FAIL", f"not submitted: no {item[0]}/exercises.py in {student.name}")
+            outcomes = {item: ("FAIL", f"{NOT_SUBMITTED}: no {item[0]}/exercises.py in {student.name}")
                         for item in items if item[0] not in files}
             runnable = [item for item in items if item[0] in files and isinstance(files[item[0]], Path)]
             for item in items:
@@ -360,6 +361,10 @@ def feedback_text(name: str, outcomes: dict[Item, Outcome], chapters: list[Chapt
     passed = sum(1 for grade, _ in outcomes.values() if grade == "PASS")
     lines = [f"Feedback for {name}: {passed} of {total} exercises pass.", ""]
     for chapter in chapters:
+        first = outcomes[(chapter.package, chapter.checks[0].name)][1]
+        if first.startswith(NOT_SUBMITTED):
+            lines += [f"{chapter.package}: {first}", ""]
+            continue
         lines.append(f"{chapter.package} (python -m {chapter.package}.exercises --check)")
         for check in chapter.checks:
             grade, problem = outcomes[(chapter.package, check.name)]
