@@ -30,6 +30,7 @@ not a student set on cheating: their code runs with the instructor's user rights
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import io
@@ -43,6 +44,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -119,6 +121,11 @@ def find_exercise_files(student: Path, chapters: list[Chapter]) -> dict[str, Pat
 
 # --------------------------------------------------------------------------- one student
 
+_LIVE: set[_Child] = set()  # children running now, so that an interrupted run can end them all
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set when the run is interrupted: start no more children
+
+
 class _Child:
     """One run of the child process over a list of exercises, read event by event."""
 
@@ -138,6 +145,8 @@ class _Child:
                 pass_fds=(write_end,), start_new_session=True)  # its own process group, to kill whole
         os.close(write_end)
         self.pipe, self.buffer, self.ended = read_end, b"", False
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     def next_event(self, deadline: float) -> dict | None:
         """The next event; None at the deadline, or once the child has ended (then `ended` is True)."""
@@ -164,8 +173,14 @@ class _Child:
             return {}  # not ours (a student wrote on the pipe): ignore it
         return event if isinstance(event, dict) else {}
 
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
     def stop(self) -> int:
         """Kill the child's whole process group (what it started too) and return its exit status."""
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
         for _ in range(100):  # a process that forks as fast as it is killed needs a few rounds
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -212,7 +227,7 @@ def grade_student(items: list[Item], files: dict[str, Path], scratch: Path, base
     """Grade `items` of one student, starting a new child after each timeout or crash until all are graded."""
     outcomes: dict[Item, Outcome] = {}
     pending = list(items)
-    while pending:
+    while pending and not _STOPPING.is_set():
         child = _Child(pending, files, scratch, base, limits)
         current: tuple[str, str | None] | None = None  # (chapter, exercise or None for the import)
         ready, deadline = False, time.monotonic() + STARTUP_SECONDS
@@ -271,8 +286,8 @@ def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits = L
     check_writable_dir(feedback, "--feedback")
     course = course_root()
     chapters = find_chapters(course)
-    items = [(c.package, check.name) for c in chapters for check in c.checks]
     workers = workers or min(2, os.cpu_count() or 1)
+    _STOPPING.clear()
 
     grades: dict[str, dict[Item, Outcome]] = {}
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
@@ -280,38 +295,56 @@ def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits = L
         write_handout(base, course)
         _set_writable(base, False)  # one student's code must not change the checks another student is graded by
 
-        def one(index: int, student: Path) -> tuple[str, dict[Item, Outcome]]:
-            scratch = Path(tmp) / f"student-{index}"
-            scratch.mkdir()
-            files = _copy_submission(student, chapters, scratch)
-            outcomes = {item: ("FAIL", f"{NOT_SUBMITTED}: no {item[0]}/exercises.py in {student.name}")
-                        for item in items if item[0] not in files}
-            runnable = [item for item in items if item[0] in files and isinstance(files[item[0]], Path)]
-            for item in items:
-                if isinstance(files.get(item[0]), str):  # refused before running: the reason
-                    outcomes[item] = ("ERROR", files[item[0]])
-            if runnable:
-                outcomes |= grade_student(runnable, {c: p for c, p in files.items() if isinstance(p, Path)},
-                                          scratch, base, limits)
-            shutil.rmtree(scratch, ignore_errors=True)
-            return student.name, outcomes
-
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool, \
                     progress_bar(total=len(students), desc="grading", unit="student", disable=not progress) as bar:
-                futures = [pool.submit(one, i, s) for i, s in enumerate(students)]
+                futures = [pool.submit(_grade_one, student, Path(tmp) / f"student-{i}", base, chapters, limits)
+                           for i, student in enumerate(students)]
                 for future in as_completed(futures):
                     name, outcomes = future.result()
                     grades[name] = outcomes
                     bar.update(1)
+        except BaseException:  # Ctrl-C, or a bug here: end every student's process before leaving
+            _STOPPING.set()
+            with _LIVE_LOCK:
+                for child in list(_LIVE):
+                    child.kill()
+            raise
         finally:
             _set_writable(base, True)  # so that the scratch folder can be removed
 
     write_bytes_atomically(out, grades_csv(grades, chapters).encode("utf-8"))
+    used: set[str] = set()
     for name in sorted(grades):
+        file_name = safe_name(name)
+        while file_name in used:  # "a b" and "a_b" would otherwise share a file
+            file_name += "_"
+        used.add(file_name)
         text = feedback_text(name, grades[name], chapters, hints)
-        write_bytes_atomically(Path(feedback) / f"{safe_name(name)}.txt", text.encode("utf-8"))
+        write_bytes_atomically(Path(feedback) / f"{file_name}.txt", text.encode("utf-8"))
     return {name: grades[name] for name in sorted(grades)}
+
+
+def _grade_one(student: Path, scratch: Path, base: Path, chapters: list[Chapter],
+               limits: Limits) -> tuple[str, dict[Item, Outcome]]:
+    """One student's grades: a chapter without a file fails as not submitted, a refused file is an ERROR."""
+    scratch.mkdir()
+    files = _copy_submission(student, chapters, scratch)
+    outcomes: dict[Item, Outcome] = {}
+    runnable = []
+    for item in [(c.package, check.name) for c in chapters for check in c.checks]:
+        found = files.get(item[0])
+        if found is None:
+            outcomes[item] = ("FAIL", f"{NOT_SUBMITTED}: no {item[0]}/exercises.py in {student.name}")
+        elif isinstance(found, str):
+            outcomes[item] = ("ERROR", found)
+        else:
+            runnable.append(item)
+    if runnable:
+        outcomes |= grade_student(runnable, {c: p for c, p in files.items() if isinstance(p, Path)},
+                                  scratch, base, limits)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return student.name, outcomes
 
 
 def _copy_submission(student: Path, chapters: list[Chapter], scratch: Path) -> dict[str, Path | str]:

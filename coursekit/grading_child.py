@@ -86,7 +86,7 @@ def grade_error(error: BaseException, limits: dict, when: str) -> tuple[str, str
         return "ERROR", f"printed more than {limits['output_bytes']:,} bytes {when} (the output limit)"
     if isinstance(error, SystemExit):
         return "ERROR", f"called exit() {when}"
-    if isinstance(error, SyntaxError):
+    if isinstance(error, SyntaxError) and when == "while being imported":
         return "ERROR", f"exercises.py does not compile: {type(error).__name__} at line {error.lineno}: {error.msg}"
     if not isinstance(error, Exception):  # KeyboardInterrupt, GeneratorExit...
         return "ERROR", f"{type(error).__name__} {when}"
