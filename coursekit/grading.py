@@ -254,14 +254,26 @@ def grade_student(items: list[Item], files: dict[str, Path], scratch: Path, base
                        else ("ERROR", f"{_died(status)} while {what} ran"))
             _record(outcomes, pending, current, outcome)
         elif pending and not ready:
-            problem = ("the grader's own start took too long" if timed_out
-                       else f"the grader could not start ({_died(status)})")
-            for item in pending:
-                outcomes[item] = ("ERROR", problem)
-            pending.clear()
+            # No student code has run yet: the trouble is the grader's setting or machine, and it would be the same
+            # for every student. Stop with the reason rather than give the whole class ERRORs.
+            reason = (f"took longer than {STARTUP_SECONDS} s" if timed_out
+                      else f"failed: {_last_line(scratch / 'output.txt')}")
+            raise CourseError(f"starting a student's process {reason} ({_died(status)}), before any student code "
+                              "ran; is --memory-limit too low for torch?")
         elif pending:  # ended between exercises (a thread of the student's): grade the next one, so we go on
             _record(outcomes, pending, pending[0], ("ERROR", f"{_died(status)} between exercises"))
     return outcomes
+
+
+def _last_line(path: Path) -> str:
+    """The last line a process wrote (its error, when it failed), read from the file's end only."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 2048))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return "no output"
+    return lines[-1][:300] if lines else "no output"
 
 
 def _record(outcomes: dict[Item, Outcome], pending: list[Item], current, outcome: Outcome) -> None:

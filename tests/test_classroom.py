@@ -321,6 +321,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         result = grade(*argv)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr, result.stderr
-    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    (tmp_path / "subs" / "alice" / "ch01_bigram").mkdir(parents=True)
     result = grade(str(tmp_path / "subs"), "--out", str(tmp_path / "subs" / "grades.csv"))
     assert result.returncode == 2 and "inside the submissions folder" in result.stderr, result.stderr
+    # A memory limit torch cannot start under is the instructor's setting, not the students' fault: the run stops
+    # before grading anyone, rather than giving the class ERRORs.
+    (tmp_path / "subs" / "alice" / "ch01_bigram" / "exercises.py").write_text("x = 1\n")
+    result = grade(str(tmp_path / "subs"), "--out", str(tmp_path / "grades.csv"), "--memory-limit", "1024")
+    assert result.returncode == 2 and "is --memory-limit too low" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "grades.csv").exists()
