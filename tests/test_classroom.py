@@ -309,6 +309,7 @@ def test_feedback_says_what_went_wrong_with_the_hints_asked_for(graded):
     assert "ch02_attention: not submitted" in feedback["infinite_loop"]
 
 
+@pytest.mark.slow  # six commands, each importing the course
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     def grade(*argv):
         return subprocess.run([sys.executable, "-m", "course", "grade", *argv], cwd=ROOT, capture_output=True,
