@@ -18,7 +18,8 @@ What the grades mean:
   exit(), runs out of memory, prints past the output limit, or its process dies;
 - TIMEOUT: the exercise (or importing the file) ran longer than the time limit.
 
-Safety: the student's code runs in `coursekit.grading_child`, in a scratch folder,
+Safety: the student's code runs in `coursekit.grading_child` (watched by
+`coursekit.student_process`), in a scratch folder,
 with a copy of the handout (no solutions) as its course, the instructor's installed
 course hidden, limits on memory, output and core dumps, its own process group
 (killed whole when it runs past its time or ends, so a child it started goes too),
@@ -30,22 +31,14 @@ not a student set on cheating: their code runs with the instructor's user rights
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import importlib
 import io
-import json
 import os
 import re
-import select
 import shutil
-import signal
 import stat
-import subprocess
-import sys
 import tempfile
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,19 +48,10 @@ from .exercise_kit import Result
 from .files import check_writable_dir, check_writable_file, write_bytes_atomically
 from .handout import course_root, write_handout
 from .progress import progress_bar
+from .student_process import Item, Limits, Outcome, grade_student, new_run, stop_every_student
 
-GRADES = ("PASS", "FAIL", "ERROR", "TIMEOUT")
 NOT_SUBMITTED = "not submitted"
-STARTUP_SECONDS = 300      # the child's own imports (torch, the checks) before any student code: not the student's
 MAX_SOURCE_BYTES = 1 << 20  # a submitted exercises.py larger than this is refused unread
-EXTRA_PROCESSES = 64        # processes a student's code may start, beyond those the user already runs
-
-
-@dataclass(frozen=True)
-class Limits:
-    time_s: float = 60.0            # per exercise, and for importing one exercises.py: wall clock
-    memory_mb: int = 4096           # address space; importing torch alone takes about 3.5 GB of it
-    output_bytes: int = 1 << 20     # what an exercise may print (on disk; beyond it a write fails)
 
 
 @dataclass(frozen=True)
@@ -78,10 +62,6 @@ class Chapter:
     @property
     def short(self) -> str:  # ch01: the column prefix
         return self.package.split("_")[0]
-
-
-Item = tuple[str, str]        # (chapter package, exercise name)
-Outcome = tuple[str, str]     # (grade, one line: what went wrong)
 
 
 # --------------------------------------------------------------------------- what is graded
@@ -119,174 +99,9 @@ def find_exercise_files(student: Path, chapters: list[Chapter]) -> dict[str, Pat
     return found
 
 
-# --------------------------------------------------------------------------- one student
-
-_LIVE: set[_Child] = set()  # children running now, so that an interrupted run can end them all
-_LIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()  # set when the run is interrupted: start no more children
-
-
-class _Child:
-    """One run of the child process over a list of exercises, read event by event."""
-
-    def __init__(self, items: list[Item], files: dict[str, Path], scratch: Path, base: Path, limits: Limits):
-        spec_path = scratch / "spec.json"
-        spec = {"items": items, "files": {c: str(p) for c, p in files.items()}, "processes": _process_cap(),
-                "limits": {"memory_mb": limits.memory_mb, "output_bytes": limits.output_bytes}}
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        read_end, write_end = os.pipe()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(scratch), "TMPDIR": str(scratch),
-               "PYTHONPATH": str(base), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-               "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
-        with open(scratch / "output.txt", "ab") as output:  # appending, so the child can empty it between exercises
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "coursekit.grading_child", str(spec_path), str(write_end)],
-                cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                pass_fds=(write_end,), start_new_session=True)  # its own process group, to kill whole
-        os.close(write_end)
-        self.pipe, self.buffer, self.ended = read_end, b"", False
-        with _LIVE_LOCK:
-            _LIVE.add(self)
-
-    def next_event(self, deadline: float) -> dict | None:
-        """The next event; None at the deadline, or once the child has ended (then `ended` is True)."""
-        while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            if not select.select([self.pipe], [], [], min(left, 0.2))[0]:
-                # Nothing to read. A process the student started may hold the pipe open after the child
-                # died, so the child's own end is watched too (all it wrote is already in the pipe).
-                if self.process.poll() is not None:
-                    self.ended = True
-                    return None
-                continue
-            chunk = os.read(self.pipe, 65536)
-            if not chunk:
-                self.ended = True
-                return None
-            self.buffer = (self.buffer + chunk)[-(1 << 20):]  # a flood of junk on the pipe stays bounded
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return {}  # not ours (a student wrote on the pipe): ignore it
-        return event if isinstance(event, dict) else {}
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-    def stop(self) -> int:
-        """Kill the child's whole process group (what it started too) and return its exit status."""
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
-        for _ in range(100):  # a process that forks as fast as it is killed needs a few rounds
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            except PermissionError:
-                break  # a member changed user rights: nothing more this process can do
-            time.sleep(0.01)
-            if self.process.poll() is not None:
-                try:
-                    os.killpg(self.process.pid, 0)
-                except ProcessLookupError:
-                    break
-        status = self.process.wait()
-        os.close(self.pipe)
-        return status
-
-
-def _process_cap() -> int | None:
-    """RLIMIT_NPROC for the child: the user's processes now plus a few. None for root, whom it does not bind."""
-    if os.geteuid() == 0:
-        return None
-    uid, count = os.getuid(), 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry}/task"))  # the limit counts threads
-            except OSError:
-                continue
-    return count + EXTRA_PROCESSES
-
-
-def _died(status: int) -> str:
-    if status < 0:
-        name = signal.Signals(-status).name if -status in signal.valid_signals() else str(-status)
-        return f"its process was killed by {name}" + (" (the system may have run out of memory)"
-                                                      if -status == signal.SIGKILL else "")
-    return f"its process ended with status {status}"
-
-
-def grade_student(items: list[Item], files: dict[str, Path], scratch: Path, base: Path,
-                  limits: Limits) -> dict[Item, Outcome]:
-    """Grade `items` of one student, starting a new child after each timeout or crash until all are graded."""
-    outcomes: dict[Item, Outcome] = {}
-    pending = list(items)
-    while pending and not _STOPPING.is_set():
-        child = _Child(pending, files, scratch, base, limits)
-        current: tuple[str, str | None] | None = None  # (chapter, exercise or None for the import)
-        ready, deadline = False, time.monotonic() + STARTUP_SECONDS
-        while True:
-            event = child.next_event(deadline)
-            if event is None:
-                break
-            kind = event.get("event")
-            if kind == "ready":
-                ready = True
-            elif kind == "start":
-                current, deadline = (event.get("chapter"), event.get("name")), time.monotonic() + limits.time_s
-            elif kind == "result" and current is not None:
-                grade = event.get("grade") if event.get("grade") in GRADES else "ERROR"
-                _record(outcomes, pending, current, (grade, str(event.get("problem", ""))[:500]))
-                current, deadline = None, time.monotonic() + limits.time_s
-            elif kind == "done":
-                break
-        timed_out = event is None and not child.ended
-        status = child.stop()
-        if current is not None:
-            what = "importing exercises.py" if current[1] is None else "this exercise"
-            outcome = (("TIMEOUT", f"{what} ran longer than {limits.time_s:g} s (the time limit)") if timed_out
-                       else ("ERROR", f"{_died(status)} while {what} ran"))
-            _record(outcomes, pending, current, outcome)
-        elif pending and not ready:
-            # No student code has run yet: the trouble is the grader's setting or machine, and it would be the same
-            # for every student. Stop with the reason rather than give the whole class ERRORs.
-            reason = (f"took longer than {STARTUP_SECONDS} s" if timed_out
-                      else f"failed: {_last_line(scratch / 'output.txt')}")
-            raise CourseError(f"starting a student's process {reason} ({_died(status)}), before any student code "
-                              "ran; is --memory-limit too low for torch?")
-        elif pending:  # ended between exercises (a thread of the student's): grade the next one, so we go on
-            _record(outcomes, pending, pending[0], ("ERROR", f"{_died(status)} between exercises"))
-    return outcomes
-
-
-def _last_line(path: Path) -> str:
-    """The last line a process wrote (its error, when it failed), read from the file's end only."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 2048))
-            lines = f.read().decode("utf-8", "replace").strip().splitlines()
-    except OSError:
-        return "no output"
-    return lines[-1][:300] if lines else "no output"
-
-
-def _record(outcomes: dict[Item, Outcome], pending: list[Item], current, outcome: Outcome) -> None:
-    """Grade an exercise, or for a failed import (name None) every exercise of that chapter still pending."""
-    chapter, name = current
-    for item in [i for i in pending if i[0] == chapter and (name is None or i[1] == name)]:
-        outcomes[item] = outcome
-        pending.remove(item)
-
-
 # --------------------------------------------------------------------------- the class
 
-def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits = Limits(), hints: int = 1,
+def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits | None = None, hints: int = 1,
                 workers: int | None = None, progress: bool = True) -> dict[str, dict[Item, Outcome]]:
     """Grade every student in `submissions`; write the grades CSV `out` and one feedback file each in `feedback`."""
     submissions = Path(submissions)
@@ -299,7 +114,8 @@ def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits = L
     course = course_root()
     chapters = find_chapters(course)
     workers = workers or min(2, os.cpu_count() or 1)
-    _STOPPING.clear()
+    limits = limits or Limits()
+    new_run()
 
     grades: dict[str, dict[Item, Outcome]] = {}
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
@@ -316,11 +132,8 @@ def grade_class(submissions: Path, out: Path, feedback: Path, limits: Limits = L
                     name, outcomes = future.result()
                     grades[name] = outcomes
                     bar.update(1)
-        except BaseException:  # Ctrl-C, or a bug here: end every student's process before leaving
-            _STOPPING.set()
-            with _LIVE_LOCK:
-                for child in list(_LIVE):
-                    child.kill()
+        except BaseException:  # Ctrl-C, a CourseError from a worker, a bug: end every student's process first
+            stop_every_student()
             raise
         finally:
             _set_writable(base, True)  # so that the scratch folder can be removed
