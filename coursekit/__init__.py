@@ -13,9 +13,8 @@
   `classroom` (their commands): a student's copy without the solutions, and the marking of a class.
 
 Nothing here imports a chapter by name (the grader finds them by their exercise files). This file
-imports only what needs no torch, so that
-light tools (Chapter 4's tokenizing workers) stay light: `runtime` and `hardware` are
-imported by name, `from coursekit.runtime import set_seed`.
+imports only what needs no torch, so that light tools (Chapter 4's tokenizing workers) stay light:
+`runtime` and `hardware` are imported by name, `from coursekit.runtime import set_seed`.
 """
 
 from .errors import CourseError, CourseParser, check_positive, command_line, run_cli
