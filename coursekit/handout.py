@@ -5,8 +5,9 @@ files git does not ignore; without git, every file but caches, runs and data) in
 `dest`, which must be new or empty, leaving out
 
 - every `solutions/` folder (the chapters' worked exercises), and
-- the tests that run those solutions (`INSTRUCTOR_TESTS`): they import them, and
-  their deliberately wrong versions of the exercises are near-answers too.
+- the tests that need those solutions (`INSTRUCTOR_TESTS`): they import them (and the
+  deliberately wrong versions of the exercises there are near-answers too), or build
+  the grader's made-up class of students from them.
 
 Everything a student needs stays: the notebooks, the chapters' code, the
 exercise stubs, their checks with their hints, the tests that do not need the
@@ -29,7 +30,8 @@ from pathlib import Path
 from .errors import CourseError
 
 SOLUTIONS = "solutions"  # a chapter's folder of worked solutions
-INSTRUCTOR_TESTS = ("tests/test_exercise_solutions.py",)  # tests that run the solutions
+# Tests that need the solutions: they run them, or build made-up students from them (the grader's tests).
+INSTRUCTOR_TESTS = ("tests/test_exercise_solutions.py", "tests/test_classroom.py")
 # Never part of the course: caches, outputs and environments (as .gitignore says), for a copy made without git.
 NOT_COURSE = {".git", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis", ".venv", "runs", "out",
               "data", ".ruff_cache"}

@@ -1,6 +1,8 @@
 """For a class: the student's handout holds no solution code and works on its own; the grader marks a class of
 made-up submissions exactly, in bounded time and memory, whatever their code does (coursekit.handout,
-coursekit.grading, `python -m course handout|grade`)."""
+coursekit.grading, `python -m course handout|grade`).
+
+The made-up students are built from the solutions, so the handout leaves this file out (INSTRUCTOR_TESTS)."""
 
 from __future__ import annotations
 
