@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import CourseError
+from .files import _umask
 
 SOLUTIONS = "solutions"  # a chapter's folder of worked solutions
 # Tests that need the solutions: they run them, or build made-up students from them (the grader's tests).
@@ -95,6 +96,7 @@ def write_handout(dest: Path, course: Path | None = None) -> list[str]:
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(course / name, target)
+        staging.chmod(0o777 & ~_umask())  # a folder as any other (mkdtemp's is private to its owner)
         if dest.exists():
             dest.rmdir()  # empty, checked above
         os.replace(staging, dest)
