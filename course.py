@@ -17,6 +17,9 @@ Each finished stage leaves a `done.json` with the settings it ran with, so a
 second run reuses finished work and does only what is missing or changed; a
 stage that runs again makes every stage after it run again too. An
 interrupted pretraining resumes from its last checkpoint. `--fresh` starts over.
+
+For instructors, `python -m course handout DIR` writes a student's copy without the
+solutions and `python -m course grade SUBMISSIONS` marks a class (coursekit.classroom).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ch03_gpt import RECIPES, GPTConfig, Recipe
 from ch04_pretrain.pretraining.settings import PRESETS, TrainSettings
 from ch05_finetune.config import INSTRUCT_FIT, FitConfig
 from coursekit import BUILTIN, CourseParser, command_line, run_cli, write_json
+from coursekit.classroom import add_classroom_commands
 from coursekit.files import check_writable_dir, load_json, own_folder, write_bytes_atomically
 from coursekit.progress import progress_write
 from coursekit.settings import DEFAULT_SEED, add_run_flags
@@ -411,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "mean little)")
     add_run_flags(p, dtype=False, seed=False, threads=True)
     p.set_defaults(run=run)
+    add_classroom_commands(p)  # `handout` and `grade`, for instructors; without them the command runs the path
     return p
 
 

@@ -24,7 +24,13 @@ def _seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@CHECKS.exercise("tokenizer", hint="sort the text's distinct characters; id = position in that sorted list")
+@CHECKS.exercise("tokenizer", hints=(
+    "a vocabulary is the set of characters the text uses, put in an order everyone agrees on",
+    "the order is the sorted order, so a character's id is its place in that sorted list; decoding needs the "
+    "opposite lookup, from id to character",
+    "build both lookups (character to id, id to character) once in __init__; encode refuses a character that has "
+    "no id, and decode turns each id (an int or a 0-d tensor) back into its character and joins them",
+))
 def check_tokenizer(ex) -> None:
     text = "hello, world!\nthe quick brown fox"
     tok, ref = ex.CharTokenizer(text), course.CharTokenizer(text)
@@ -43,7 +49,13 @@ def check_tokenizer(ex) -> None:
         raise AssertionError("encode('Z') should raise ValueError: 'Z' is not in the vocabulary")
 
 
-@CHECKS.exercise("get_batch", hint="x = data[i:i+T], y = data[i+1:i+T+1], starts from torch.randint(N - T, ...)")
+@CHECKS.exercise("get_batch", hints=(
+    "a row of y is the same window as the row of x, moved one token later",
+    "draw batch_size random starts at once, from the generator you were given, so a seeded generator repeats "
+    "the batch; count carefully which starts still leave room for the target of the last input",
+    "the largest start is N - block_size - 1, and randint's upper bound is exclusive; cut one window of "
+    "block_size tokens per start for x, the window one later for y, and stack the rows",
+))
 def check_get_batch(ex) -> None:
     data = torch.arange(100) + 500  # token ids that differ from positions, so returning indices is caught
     x, y = ex.get_batch(data, 4, 8, _seeded(0))
@@ -56,8 +68,10 @@ def check_get_batch(ex) -> None:
 
     again, _ = ex.get_batch(data, 4, 8, _seeded(0))
     other, _ = ex.get_batch(data, 4, 8, _seeded(1))
-    assert torch.equal(x, again), "the same seeded generator gave two different batches: pass generator to randint"
-    assert not torch.equal(x, other), "different seeds gave the same batch: pass generator to randint"
+    assert torch.equal(x, again), \
+        "the same seeded generator gave two different batches: the starts must come from the generator given"
+    assert not torch.equal(x, other), \
+        "different seeds gave the same batch: the starts must come from the generator given"
 
     torch.manual_seed(0)
     x_global, _ = ex.get_batch(data, 3, 5)
@@ -71,8 +85,13 @@ def check_get_batch(ex) -> None:
     assert starts == {0, 1, 2}, f"only starts {sorted(starts)} were drawn from 0, 1, 2: the last window is missed"
 
 
-@CHECKS.exercise("bigram_forward", hint="logits = table(idx); loss = F.cross_entropy(logits.view(B*T, V), "
-                                         "targets.view(B*T))")
+@CHECKS.exercise("bigram_forward", hints=(
+    "the model looks each token up in its table: the row it finds is the scores of the next token",
+    "calling the embedding table on idx gives (B, T, V) logits; the loss compares every position's scores "
+    "with the target there",
+    "cross-entropy wants one row of V scores per position and one target per position, so flatten B and T "
+    "together in both before computing it; without targets the loss is None",
+))
 def check_bigram_forward(ex) -> None:
     torch.manual_seed(0)
     model = ex.BigramLanguageModel(5)
@@ -86,7 +105,7 @@ def check_bigram_forward(ex) -> None:
     expected = -F.log_softmax(table[idx], dim=-1).gather(-1, targets[..., None]).mean()
     assert math.isclose(loss.item(), expected.item(), rel_tol=1e-5), \
         f"loss is {loss.item():.5f}, expected the mean cross-entropy {expected.item():.5f}"
-    assert loss.requires_grad, "the loss carries no gradient: compute it from the logits with torch operations"
+    assert loss.requires_grad, "the loss carries no gradient: it must be computed from the logits, inside the graph"
     logits_only, no_loss = model(idx)
     assert no_loss is None, "without targets, loss should be None"
     assert tuple(logits_only.shape) == (2, 3, 5), "without targets, logits should still be (B, T, V)"
@@ -105,18 +124,24 @@ class _ProbeModel(nn.Module):
         return None, torch.tensor(float(len(self.calls)))
 
 
-@CHECKS.exercise("estimate_loss", hint="model.eval(); for each split average eval_iters losses (.item()); "
-                                        "then model.train(was_training)")
+@CHECKS.exercise("estimate_loss", hints=(
+    "an estimate is an average: many batches' losses from each split, added up and divided by how many",
+    "remember the mode the model was in, switch it to eval mode, and give it back its mode when you are done",
+    "for each split in turn, draw eval_iters batches with course_get_batch and the generator, turn each "
+    "loss into a Python number, and keep their mean under the split's name",
+))
 def check_estimate_loss(ex) -> None:
     splits = {"train": torch.arange(50), "val": torch.arange(50) + 100}
     probe = _ProbeModel().train()
     out = ex.estimate_loss(probe, splits, 2, 4, eval_iters=4, generator=_seeded(0))
     assert len(probe.calls) == 8, f"the model was called {len(probe.calls)} times, expected eval_iters per split = 8"
     assert set(out) == {"train", "val"}, f"the keys are {sorted(out)}, expected the splits' names"
-    assert all(type(v) is float for v in out.values()), "the values should be Python floats (use .item())"
+    assert all(type(v) is float for v in out.values()), \
+        f"the values are {sorted({type(v).__name__ for v in out.values()})}, expected Python floats"
     assert out == {"train": 2.5, "val": 6.5}, \
         f"got {out}; losses 1-4 (train) and 5-8 (val) should average to 2.5 and 6.5"
-    assert not any(training for training, _, _ in probe.calls), "the model was in training mode: call model.eval()"
+    assert not any(training for training, _, _ in probe.calls), \
+        "the model was called in training mode; while estimating it should be in eval mode"
     assert not any(grad for _, grad, _ in probe.calls), "gradients were on while estimating"
     assert probe.training, "the model should be back in training mode afterwards"
     assert all(c[2].max() < 50 for c in probe.calls[:4]) and all(c[2].min() >= 100 for c in probe.calls[4:]), \
@@ -155,8 +180,14 @@ class _FixedModel(nn.Module):
         return logits.expand(*idx.shape, 3), None  # (B, T, V)
 
 
-@CHECKS.exercise("sample_tokens", hint="take logits[:, -1, :] / temperature, softmax, torch.multinomial(..., "
-                                   "generator=generator), torch.cat along dim 1; at temperature 0, argmax")
+@CHECKS.exercise("sample_tokens", hints=(
+    "generation is a loop: predict from everything so far, draw one token, append it, repeat",
+    "only the last position's scores predict the NEXT token; the temperature divides those scores before "
+    "they become probabilities",
+    "each step: last position's logits, divided by the temperature, softmax, one draw per row from the "
+    "generator, appended along the time dimension; temperature 0 takes the most likely token instead, and a "
+    "negative one is refused",
+))
 def check_sample_tokens(ex) -> None:
     idx = torch.tensor([[0, 3], [2, 1]])
     out = ex.sample_tokens(_SuccessorModel(5), idx, 4, generator=_seeded(0))
@@ -179,10 +210,11 @@ def check_sample_tokens(ex) -> None:
 
     first = ex.sample_tokens(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
     second = ex.sample_tokens(_FixedModel(), start[:50], 5, 1.0, _seeded(5))
-    assert torch.equal(first, second), "the same seeded generator gave different samples: pass it to multinomial"
+    assert torch.equal(first, second), \
+        "the same seeded generator gave different samples: the draws must come from the generator given"
     greedy = ex.sample_tokens(_FixedModel(), start[:50], 3, 0.0, _seeded(6))
     assert torch.equal(greedy[:, 1:], torch.zeros(50, 3, dtype=torch.long)), \
-        "temperature 0 should always pick the most likely token (argmax), never draw"
+        "at temperature 0 some tokens were not the most likely one: temperature 0 never draws"
     try:
         ex.sample_tokens(_FixedModel(), start[:2], 1, -1.0)
     except ValueError:

@@ -26,8 +26,13 @@ def _shape(t) -> tuple:
     return tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
-@CHECKS.exercise("average_past", hint="weights = tril(ones(T, T)) with each row divided by its sum; "
-                                       "return weights @ x")
+@CHECKS.exercise("average_past", hints=(
+    "the loop version is correct but slow; find one matrix that does the same averaging for every row at once",
+    "a (T, T) matrix times x mixes positions: row t of the matrix says how much each position counts for "
+    "output t; for a running mean, which positions count for row t, and how much each?",
+    "a lower-triangular matrix of ones whose rows are then normalised to sum to 1 (in x's dtype) holds "
+    "exactly those weights; one matrix product with x applies them to every batch",
+))
 def check_average_past(ex) -> None:
     x = _randn(3, 6, 4, dtype=torch.float64)
     out = ex.average_past(x)
@@ -38,35 +43,49 @@ def check_average_past(ex) -> None:
     assert torch.allclose(out[:, -1], x.mean(dim=1)), "the last position should be the mean of the whole row"
     worst = (out - ref).abs().max().item()
     assert torch.allclose(out, ref), \
-        f"differs from the mean of x[b, :t+1] by up to {worst:.3g}: row t of the weights should be 1/(t+1)"
+        f"differs from the mean of x[b, :t+1] by up to {worst:.3g}: output t should weigh positions 0..t equally"
     one = _randn(2, 1, 5, seed=1)
     assert torch.allclose(ex.average_past(one), one), "with T = 1 the output should equal the input"
 
 
-@CHECKS.exercise("attention_weights", hint="scores = q @ k.transpose(-2, -1) / sqrt(hs); masked_fill the "
-                                            "future with -inf; softmax(dim=-1)")
+@CHECKS.exercise("attention_weights", hints=(
+    "a weight says how much query t attends to key s: a score from their dot product, then a softmax "
+    "across the keys",
+    "all the (t, s) dot products come from one matrix product of the queries with the keys turned on their "
+    "side; the scores are scaled by the square root of the head size to keep the softmax soft",
+    "before the softmax, the scores of keys later than the query must become minus infinity, so their "
+    "weights come out exactly 0; the softmax runs along the last dimension",
+))
 def check_attention_weights(ex) -> None:
     B, T, hs = 2, 5, 16
     q, k = _randn(B, T, hs, seed=2) * 2, _randn(B, T, hs, seed=3) * 2
     w = ex.attention_weights(q, k)
     assert _shape(w) == (B, T, T), f"weights have shape {_shape(w)}, expected (B, T, T) = {(B, T, T)}"
-    assert torch.allclose(w.sum(dim=-1), torch.ones(B, T)), "the rows do not sum to 1: softmax over dim=-1"
+    assert torch.allclose(w.sum(dim=-1), torch.ones(B, T)), \
+        "the rows do not sum to 1: each query's weights over the keys should"
     future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
     assert (w[:, future] == 0).all(), \
-        "a position gives weight to a LATER one: set the scores above the diagonal to -inf before the softmax"
+        "a position gives weight to a LATER one: weights above the diagonal should be exactly 0"
     assert torch.allclose(w[:, 0, 0], torch.ones(B)), "position 0 can only look at itself, so w[:, 0, 0] should be 1"
     ref = course.attention_weights(q, k)
     if not torch.allclose(w, ref, atol=1e-6):
         raw = q @ k.transpose(-2, -1)
-        for scale, advice in ((1.0, "divide the scores by sqrt(hs)"), (1.0 / hs, "divide by sqrt(hs), not hs"),
-                              (1.0 / math.sqrt(q.shape[1]), "sqrt of the head size hs = q.shape[-1], not T")):
+        for scale, advice in ((1.0, "these are the weights of unscaled scores; the scale is missing"),
+                              (1.0 / hs, "the scores are scaled by the head size, not by its square root"),
+                              (1.0 / math.sqrt(q.shape[1]), "the scores are scaled by the number of positions T, "
+                                                            "not by the head size")):
             unscaled = torch.softmax((raw * scale).masked_fill(future, float("-inf")), dim=-1)
             assert not torch.allclose(w, unscaled, atol=1e-6), advice
         raise AssertionError(f"weights differ from the chapter's by up to {(w - ref).abs().max().item():.3g}")
 
 
-@CHECKS.exercise("head_forward", hint="q, k, v = self.query(x), self.key(x), self.value(x); "
-                                       "return attention_weights(q, k) @ v")
+@CHECKS.exercise("head_forward", hints=(
+    "a head makes three things from x, each with its own Linear layer: queries, keys and values",
+    "the weights come from the queries and keys (your exercise 2 computes them); what is averaged with those "
+    "weights is the values, not x",
+    "queries from self.query, keys from self.key, values from self.value; weights of queries against keys, "
+    "then those weights times the values gives (B, T, head_size)",
+))
 def check_head_forward(ex) -> None:
     n_embd, hs, T = 12, 4, 6
     torch.manual_seed(0)
@@ -80,8 +99,9 @@ def check_head_forward(ex) -> None:
         q, k, v = head.query(x), head.key(x), head.value(x)
         swapped = course.attention_weights(k, q) @ v
         no_values = course.attention_weights(q, k) @ x[..., :hs]
-    assert not torch.allclose(out, swapped, atol=1e-6), "queries and keys are swapped: scores = q @ k^T"
-    assert not torch.allclose(out, no_values, atol=1e-6), "weight the VALUES (self.value(x)), not the input x"
+    assert not torch.allclose(out, swapped, atol=1e-6), \
+        "queries and keys are swapped: row t should be query t against every key"
+    assert not torch.allclose(out, no_values, atol=1e-6), "the input x was averaged; the values should be"
     later = x.clone()
     later[:, -1] += 10.0  # change only the last token
     assert torch.allclose(head(later)[:, :-1], out[:, :-1], atol=1e-6), \
@@ -92,8 +112,14 @@ def check_head_forward(ex) -> None:
     assert out.requires_grad, "the output carries no gradient: compute it from the Linear layers' outputs"
 
 
-@CHECKS.exercise("split_merge_heads", hint="split: x.view(B, T, n_head, hs).transpose(1, 2); "
-                                            "merge: y.transpose(1, 2).contiguous().view(B, T, C)")
+@CHECKS.exercise("split_merge_heads", hints=(
+    "each position's C channels are n_head slices of hs = C / n_head channels side by side; a head is one slice "
+    "at every position",
+    "first cut the last dimension into (n_head, hs) without moving any number, then swap the time and head "
+    "dimensions so that each head's positions sit together",
+    "merging undoes the two moves in the opposite order; after swapping dimensions the memory is out of order, "
+    "so make it contiguous before reshaping; C not divisible by n_head is refused",
+))
 def check_split_merge_heads(ex) -> None:
     B, T, C, nh = 2, 5, 12, 3
     hs = C // nh
@@ -109,11 +135,11 @@ def check_split_merge_heads(ex) -> None:
     assert _shape(out) == (B, nh, T, hs), f"split_heads gave shape {_shape(out)}, expected (B, nh, T, hs) = " \
                                           f"{(B, nh, T, hs)}"
     assert torch.equal(out[1, 2, 3], x[1, 3, 2 * hs:3 * hs]), \
-        "out[b, h, t] should be x[b, t, h*hs:(h+1)*hs]: view as (B, T, nh, hs) and then transpose(1, 2)"
+        "out[1, 2, 3] should be channels 2*hs to 3*hs of x[1, 3] (head 2 of position 3), but is not"
     assert torch.equal(out, ref_split), "split_heads differs from the chapter's CausalSelfAttention.split_heads"
     back = ex.merge_heads(out)
     assert _shape(back) == (B, T, C), f"merge_heads gave shape {_shape(back)}, expected (B, T, C) = {(B, T, C)}"
-    assert torch.equal(back, x), "merge_heads(split_heads(x)) is not x: transpose back before the view"
+    assert torch.equal(back, x), "merge_heads(split_heads(x)) is not x: the channels come back in the wrong order"
     y = _randn(B, nh, T, hs, seed=6)
     with torch.no_grad():
         assert torch.equal(ex.merge_heads(y), attn.merge_heads(y)), \
@@ -126,8 +152,12 @@ def check_split_merge_heads(ex) -> None:
         raise AssertionError("10 channels do not split into 3 heads: split_heads should raise ValueError")
 
 
-@CHECKS.exercise("attend_with_cache", hint="the queries are the LAST T_q positions: "
-                                            "mask = tril(ones(T_q, T_k), diagonal=T_k - T_q)")
+@CHECKS.exercise("attend_with_cache", hints=(
+    "with a cache there are fewer queries than keys: the queries are the newest positions, the keys all of them",
+    "query i sits at position T_k - T_q + i, so it may see the keys up to and including that position",
+    "the allowed pattern is still lower-triangular, but shifted right by T_k - T_q; more queries than keys "
+    "is refused",
+))
 def check_attend_with_cache(ex) -> None:
     B, nh, T_k, hs = 2, 3, 7, 8
     q_all, k, v = (_randn(B, nh, T_k, hs, seed=s) for s in (7, 8, 9))

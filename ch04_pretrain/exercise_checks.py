@@ -38,8 +38,14 @@ def _tiny_gpt(seed: int = 0, **changes) -> GPT:
     return GPT(GPTConfig(**{"vocab_size": 37, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, **changes}))
 
 
-@CHECKS.exercise("bpe_merge", hint="count zip(ids, ids[1:]); ties go to the smallest pair; "
-                                   "merge left to right, skipping both halves of a match")
+@CHECKS.exercise("bpe_merge", hints=(
+    "BPE repeats two moves: find the pair of neighbours that occurs most often, then replace it everywhere "
+    "with one new id",
+    "count every pair of neighbours, overlapping ones included; among equal counts pick the smallest pair, "
+    "whatever order your counter keeps",
+    "merge by walking left to right into a new list: at a match write the new id and step past BOTH halves, "
+    "otherwise copy one id and step one; fewer than two ids has no pair and is refused",
+))
 def check_bpe_merge(ex) -> None:
     assert ex.most_frequent_pair([1, 2, 3, 1, 2]) == (1, 2), \
         f"most_frequent_pair([1, 2, 3, 1, 2]) gave {ex.most_frequent_pair([1, 2, 3, 1, 2])}, expected (1, 2)"
@@ -83,8 +89,13 @@ def check_bpe_merge(ex) -> None:
         f"after four merges {len(ids)} tokens remain, train_bpe keeps {expected.tokens_after_merge[-1]}"
 
 
-@CHECKS.exercise("split_rule", hint="find the block (small blocks first), then compare the offset "
-                                    "in the block with the blake2b hash of 'seed/number' mod the block size")
+@CHECKS.exercise("split_rule", hints=(
+    "the documents are cut into consecutive blocks, and exactly one document of each block goes to validation",
+    "the first min_val_docs blocks are small (small_block documents each), the rest have `block` documents; "
+    "work out which block the index falls in, its number and where it starts",
+    "the chosen offset in a block is a hash of the text 'seed/number' (blake2b, 8 bytes, read little-endian) "
+    "modulo the block's size; the document is validation when its offset in the block equals it",
+))
 def check_split_rule(ex) -> None:
     rules = [SplitRule(), SplitRule(seed=7, block=50, small_block=4, min_val_docs=6),
              SplitRule(seed=1, block=3, small_block=5, min_val_docs=0)]
@@ -110,8 +121,14 @@ def _one_shard(folder: Path, tokens: np.ndarray) -> Path:
     return folder
 
 
-@CHECKS.exercise("get_batch", hint="starts = torch.randint(N - T, (B,)); x = tokens[i:i+T], y = tokens[i+1:i+T+1], "
-                                   "converted to int64")
+@CHECKS.exercise("get_batch", hints=(
+    "the same windows as Chapter 1's get_batch, but from a numpy array of unsigned 16-bit tokens",
+    "draw all batch_size starts in one call from the generator, with the same bounds as in Chapter 1, and "
+    "refuse data too short for one window plus its target",
+    "cut one window of block_size + 1 tokens per start: its first block_size tokens are the input, its last "
+    "block_size the target; convert to 64-bit integers before making tensors (16-bit ids above 32,767 "
+    "would turn negative in a signed type)",
+))
 def check_get_batch(ex) -> None:
     tokens = (np.arange(200) + 50_000).astype(np.uint16)  # ids above 32,767: a signed 16-bit copy would go negative
     x, y = ex.get_batch(tokens, 4, 8, _seeded(0))
@@ -124,14 +141,15 @@ def check_get_batch(ex) -> None:
     assert torch.equal(x[:, 1:], x[:, :-1] + 1), "a row of x is not a contiguous window of the tokens"
     assert torch.equal(y, x + 1), "y is not x shifted by one token"
     again, _ = ex.get_batch(tokens, 4, 8, _seeded(0))
-    assert torch.equal(x, again), "the same seeded generator gave two different batches: pass generator to randint"
+    assert torch.equal(x, again), \
+        "the same seeded generator gave two different batches: the starts must come from the generator given"
 
     with tempfile.TemporaryDirectory() as folder:
         data = ShardDataset(_one_shard(Path(folder), tokens), "train")
         ref_x, ref_y = data.get_batch(5, 16, _seeded(3))
     got_x, got_y = ex.get_batch(tokens, 5, 16, _seeded(3))
     assert torch.equal(got_x, ref_x) and torch.equal(got_y, ref_y), \
-        "with the same seed the windows differ from the chapter's ShardDataset: draw torch.randint(N - T, (B,))"
+        "with the same seed the windows differ from the chapter's ShardDataset: draw all B starts in one call"
 
     short = np.arange(11, dtype=np.uint16)  # windows of 8 plus their target: starts 0, 1 and 2 only
     starts = set(ex.get_batch(short, 300, 8, _seeded(2))[0][:, 0].tolist())
@@ -145,8 +163,14 @@ def check_get_batch(ex) -> None:
         raise AssertionError("11 tokens with block size 11 leave no room for the target: raise ValueError")
 
 
-@CHECKS.exercise("weight_decay_groups", hint="decay p.dim() >= 2 (matrices, embeddings), not p.dim() < 2 "
-                                             "(biases, LayerNorm); skip frozen parameters")
+@CHECKS.exercise("weight_decay_groups", hints=(
+    "weight decay pulls weights toward 0; it suits the matrices and embeddings, not the biases and "
+    "LayerNorm gains",
+    "a parameter's number of dimensions tells the two kinds apart; parameters that do not train belong in "
+    "neither group",
+    "two dicts, decayed first then not decayed, each with its parameters in the order model.parameters() gives "
+    "them and its weight_decay value (the given one, then 0)",
+))
 def check_weight_decay_groups(ex) -> None:
     model = _tiny_gpt()
     model.transformer.h[0].ln_1.weight.requires_grad_(False)  # a frozen parameter belongs in no group
@@ -166,7 +190,13 @@ def check_weight_decay_groups(ex) -> None:
     assert len(optimizer.param_groups) == 2
 
 
-@CHECKS.exercise("grad_accum", hint="divide each micro-batch's loss by k before backward, and never zero .grad")
+@CHECKS.exercise("grad_accum", hints=(
+    "backward ADDS to the gradients already there; k micro-batches give the sum of k gradients",
+    "the big batch's loss is the MEAN of the micro-batches' losses, so each micro-batch should contribute "
+    "one k-th of its loss",
+    "scale each micro-batch's loss by 1/k before its backward, never clear the gradients, and return the mean "
+    "loss as a number detached from the graph; an empty list is refused",
+))
 def check_grad_accum(ex) -> None:
     g = _seeded(0)
     batches = [(torch.randint(37, (2, 8), generator=g), torch.randint(37, (2, 8), generator=g)) for _ in range(3)]
@@ -178,14 +208,14 @@ def check_grad_accum(ex) -> None:
     model = _tiny_gpt()
     loss = ex.accumulate_gradients(model, batches)
     assert isinstance(loss, torch.Tensor) and loss.dim() == 0, "return the mean loss as a 0-d tensor"
-    assert not loss.requires_grad, "return the loss detached (loss.detach()), not part of the graph"
+    assert not loss.requires_grad, "the returned loss is part of the graph; it should be detached from it"
     assert abs(loss.item() - big_loss.item()) < 1e-5, \
         f"returned loss {loss.item():.5f}, but the one big batch's loss is {big_loss.item():.5f}"
     for (name, p), q in zip(model.named_parameters(), big.parameters()):
         assert p.grad is not None, f"{name} has no gradient: call backward on every micro-batch"
         ratio = (p.grad.norm() / q.grad.norm()).item()
         assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), \
-            f"the gradient of {name} is {ratio:.2f} times the big batch's: divide each loss by k = {len(batches)}"
+            f"the gradient of {name} is {ratio:.2f} times the big batch's (k = {len(batches)} micro-batches)"
 
     course = _tiny_gpt()
     forward_backward(course, batches, "cpu", "float32")
@@ -209,8 +239,13 @@ def check_grad_accum(ex) -> None:
         raise AssertionError("an empty list of micro-batches should raise ValueError")
 
 
-@CHECKS.exercise("memory_estimate", hint="count wte once (the head shares it), wpe, each layer's LayerNorms, "
-                                         "Linear weights and biases, the final LayerNorm; then 4N + 4N + 8N bytes")
+@CHECKS.exercise("memory_estimate", hints=(
+    "training keeps, for every parameter: its value, its gradient, and AdamW's two running averages",
+    "in float32 that is 4 bytes each for the value and the gradient and 8 for the optimizer; count the "
+    "parameters N first (Chapter 3's num_params exercise did it)",
+    "N = the token table once (the head shares it) + the position table + every layer's two LayerNorms and "
+    "four Linears with their biases + the final LayerNorm; the total is the sum of the three parts",
+))
 def check_memory_estimate(ex) -> None:
     configs = [GPTConfig(vocab_size=37, block_size=8, n_layer=2, n_head=2, n_embd=16),
                GPTConfig(vocab_size=101, block_size=32, n_layer=3, n_head=4, n_embd=24)]

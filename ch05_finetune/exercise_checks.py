@@ -29,8 +29,13 @@ def _tiny_gpt(vocab_size: int = 13) -> GPT:
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
 
 
-@CHECKS.exercise("format_prompt", hint="preamble + '### Instruction:\\n' + instruction [+ '\\n\\n### Input:\\n' + "
-                                        "input, only if input] + '\\n\\n### Response:\\n'")
+@CHECKS.exercise("format_prompt", hints=(
+    "the prompt is the preamble, then headed sections, ending with the header the model answers under",
+    "the sections are Instruction, then Input only when there is an input, then Response; each header is "
+    "'### ' and its name and a colon, on a line of its own",
+    "sections are separated by one blank line, each header's text starts on the next line, and the prompt ends "
+    "right after the Response header's line break; compare your output with the template in template.py",
+))
 def check_format_prompt(ex) -> None:
     cases = [("Add the numbers.", "2 3", ""), ("Name a colour.", "", ""),
              ("Reverse the words.", "the cat sat", ALPACA_PREAMBLE), ("Say hi.", "", ALPACA_PREAMBLE)]
@@ -51,8 +56,14 @@ def _collate_case():
     return prompts, answers
 
 
-@CHECKS.exercise("collate", hint="ids = seq[:-1], targets = seq[1:], IGNORE on padding and (masking the prompt) "
-                                  "on the first len(prompt) - 1 targets")
+@CHECKS.exercise("collate", hints=(
+    "each example is its prompt followed by its answer; the inputs and targets are that sequence and the same "
+    "moved one token along",
+    "rows are padded to the longest example's length minus one: inputs with pad_id, targets with IGNORE so "
+    "the loss skips them",
+    "with mask_prompt, the targets that are prompt tokens become IGNORE too: that is one fewer than the "
+    "prompt's length, because the target at the prompt's last token is the answer's first",
+))
 def check_collate(ex) -> None:
     prompts, answers = _collate_case()
     for mask_prompt in (True, False):
@@ -63,7 +74,9 @@ def check_collate(ex) -> None:
             f"shapes are ids {tuple(ids.shape)}, targets {tuple(targets.shape)}; expected {tuple(ref_ids.shape)} " \
             "each (B, longest sequence - 1)"
         assert ids.dtype == torch.long and targets.dtype == torch.long, "ids and targets should be long tensors"
-        assert torch.equal(ids, ref_ids), f"ids {ids.tolist()} differ from {ref_ids.tolist()} (seq[:-1], then padding)"
+        assert torch.equal(ids, ref_ids), \
+            (f"ids {ids.tolist()} differ from {ref_ids.tolist()} "
+             "(each row: prompt and answer but the last token, then padding)")
         if not mask_prompt:
             assert targets[0, 0].item() != IGNORE, "mask_prompt=False should keep the prompt's targets"
         assert (targets[1, 4:] == IGNORE).all(), f"padded targets should be {IGNORE}; row 1 is {targets[1].tolist()}"
@@ -90,8 +103,13 @@ def check_collate(ex) -> None:
         f"the batch's loss {batched:.5f} differs from its examples' alone {total / count:.5f}: padding leaks in"
 
 
-@CHECKS.exercise("masked_lm_loss", hint="keep = targets != IGNORE; F.cross_entropy(logits[keep], targets[keep]) "
-                                         "(divide by the kept positions, not B*T)")
+@CHECKS.exercise("masked_lm_loss", hints=(
+    "the loss is the mean cross-entropy over the positions whose target is not IGNORE, and only those",
+    "select the kept positions with a boolean mask of the targets; the mean must divide by how many were kept, "
+    "not by B*T",
+    "indexing the (B, T, V) logits and the (B, T) targets with the same mask gives (N, V) and (N,), which is "
+    "what cross-entropy takes",
+))
 def check_masked_lm_loss(ex) -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 5, 7, generator=g, requires_grad=True)  # (B, T, V)
@@ -126,8 +144,14 @@ def check_masked_lm_loss(ex) -> None:
     assert math.isclose(mine, ref, rel_tol=1e-5), f"on a tiny GPT the loss is {mine:.5f}, the chapter's {ref:.5f}"
 
 
-@CHECKS.exercise("lora_linear", hint="freeze base; A (r, in) random, B (out, r) zeros, scale = alpha / r; "
-                                      "y = base(x) + scale * x @ A.T @ B.T; merged weight W + scale * B @ A")
+@CHECKS.exercise("lora_linear", hints=(
+    "LoRA leaves the base Linear frozen and learns a small low-rank change of its weight beside it",
+    "two new parameters: A of shape (rank, in), random, and B of shape (out, rank), zero, so that the layer "
+    "starts exactly as the base; the change is scaled by alpha / rank",
+    "forward adds the scaled path through A then B to the base's output, without building the (out, in) "
+    "matrix; merged() makes a plain Linear whose weight is the base's plus the scaled product of B and A, "
+    "keeping the base's bias if it has one",
+))
 def check_lora_linear(ex) -> None:
     torch.manual_seed(0)
     base = nn.Linear(6, 5)
@@ -163,7 +187,7 @@ def check_lora_linear(ex) -> None:
         y, y_ref = layer(x), ref(x)
     assert torch.allclose(y, y_ref, atol=1e-5), \
         f"with B != 0 the output differs from the chapter's LoRALinear by {(y - y_ref).abs().max():.3g} " \
-        "(scale by alpha / rank)"
+        "(is the update scaled by alpha / rank?)"
 
     merged = layer.merged()
     assert type(merged) is nn.Linear, f"merged() returned {type(merged).__name__}, expected a plain nn.Linear"
@@ -178,7 +202,12 @@ def check_lora_linear(ex) -> None:
         assert torch.allclose(merged(x), no_bias(x), atol=1e-5), "merging a layer without bias changed its outputs"
 
 
-@CHECKS.exercise("pad_right", hint="torch.full((B, longest), pad_id), copy each sequence to the start of its row")
+@CHECKS.exercise("pad_right", hints=(
+    "every row needs the same length: the longest sequence's",
+    "start from a (B, longest) tensor filled with pad_id, and remember each sequence's own length",
+    "copy each sequence into the start of its row; padding goes on the right, after the tokens; return the "
+    "ids and the lengths, both long tensors",
+))
 def check_pad_right(ex) -> None:
     seqs = [[4, 5, 6], [7], [8, 9, 1, 2, 3]]
     ids, lengths = ex.pad_right(seqs, 0)
@@ -192,7 +221,12 @@ def check_pad_right(ex) -> None:
     assert ids[1, 1:].eq(12).all(), f"padding should use pad_id 12; row 1 is {ids[1].tolist()}"
 
 
-@CHECKS.exercise("last_token", hint="logits[torch.arange(B), lengths - 1]: the last REAL token, not position -1")
+@CHECKS.exercise("last_token", hints=(
+    "in a right-padded batch, position -1 is padding for every row but the longest",
+    "row b's last real token is at position lengths[b] - 1",
+    "pick one position per row in a single indexing: the row numbers 0..B-1 paired with each row's last "
+    "position",
+))
 def check_last_token(ex) -> None:
     logits = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)  # (B, T, C)
     picked = ex.last_token(logits, torch.tensor([2, 4]))
@@ -209,12 +243,17 @@ def check_last_token(ex) -> None:
         alone = torch.cat([model(torch.tensor([s]))[0][:, -1] for s in seqs])
         ref = classify.class_logits(model, ids, lengths)
     assert torch.allclose(batched, alone, atol=1e-5), \
-        "a padded text's class logits differ from the same text alone: read at lengths - 1"
+        "a padded text's class logits differ from the same text alone: they must be read at its last real token"
     assert torch.allclose(batched, ref, atol=1e-6), "the class logits differ from the chapter's class_logits"
 
 
-@CHECKS.exercise("scores", hint="per class: precision = TP / predicted, recall = TP / true, F1 = 2PR / (P + R), "
-                                 "0 where a denominator is 0; class 1 for two classes, else the mean")
+@CHECKS.exercise("scores", hints=(
+    "accuracy is the share of predictions that are right; precision, recall and F1 are computed per class",
+    "for class c: precision = right predictions of c / predictions of c, recall = right predictions of c / "
+    "true c's, F1 their harmonic mean; 0 wherever a denominator is 0",
+    "with two classes report class 1's figures (the positive class), with more the mean over classes; return "
+    "Python floats, and accept lists or 1-D tensors",
+))
 def check_scores(ex) -> None:
     cases = [
         ([1, 0, 1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 0, 1, 1], 2),  # binary, mistakes both ways

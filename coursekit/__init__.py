@@ -8,11 +8,13 @@
 - `runtime`: seeding and device choice;
 - `hardware`: the one number-format policy and the measured matrix-product peak;
 - `progress`: progress bars that read well in a terminal, a notebook and a log;
-- `exercise_kit`: the checker behind every chapter's exercises.
+- `exercise_kit`: the checker behind every chapter's exercises, with their hints in steps;
+- `handout`, `grading` (with `student_process` and `grading_child`, where a student's code runs) and
+  `classroom` (their commands): a student's copy without the solutions, and the marking of a class.
 
-Nothing here imports a chapter. This file imports only what needs no torch, so that
-light tools (Chapter 4's tokenizing workers) stay light: `runtime` and `hardware` are
-imported by name, `from coursekit.runtime import set_seed`.
+Nothing here imports a chapter by name (the grader finds them by their exercise files). This file
+imports only what needs no torch, so that light tools (Chapter 4's tokenizing workers) stay light:
+`runtime` and `hardware` are imported by name, `from coursekit.runtime import set_seed`.
 """
 
 from .errors import CourseError, CourseParser, check_positive, command_line, run_cli, subcommand

@@ -2,25 +2,35 @@
 
 A chapter lists its checks in an `ExerciseChecks` (one per exercise: a name, a
 function that takes the module holding the implementations and raises
-`AssertionError` when something is wrong, and a hint for the student), then its
-exercises module ends with
+`AssertionError` when something is wrong, and hints in steps, from a nudge to
+near the answer), then its exercises module ends with
 
     if __name__ == "__main__":
         raise SystemExit(main(sys.argv[1:], CHECKS, "chNN_name.exercises", "chNN_name.solutions.exercises"))
 
 so that `python -m chNN_name.exercises --check` checks the student's work and
-`--solutions` checks the instructor's. Each exercise prints one line:
+`--solutions` checks the instructor's. A passing exercise prints one line; a
+failing one says what went wrong (the input, what was expected and what came
+out, or the property that broke) and gives the first step of its hints:
 
     PASS get_batch
-    FAIL generate: divide the logits by the temperature (not implemented yet)
+    FAIL sample_tokens: at temperature 0.5 the tokens came [0.7, 0.2, 0.1] of the time, expected ...
+         hint 1 of 3: ... (more: --hint sample_tokens)
 
-and the exit status is 0 when every exercise passes, 1 otherwise.
+The exit status is 0 when every exercise passes, 1 otherwise. A FAIL line
+never shows code: the answer is the student's to write. `--hint NAME` shows
+the next step of that exercise's hints each time it is asked; which step a
+student has reached is kept in a small file in the per-user cache
+(`~/.cache/gpt-course/hint_steps.json`, one entry per copy of the course and
+exercise; delete it to start the hints over).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,9 +38,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TextIO
 
-from .errors import CourseParser
+from .errors import CourseError, CourseParser
 
 NOT_IMPLEMENTED = "not implemented yet"
+HINT_STATE = "hint_steps.json"  # in the per-user cache: how far each exercise's hints have been shown
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ class Check:
 
     name: str
     run: Callable[[ModuleType], None]
-    hint: str
+    hints: tuple[str, ...]  # steps, from a nudge to near the answer; never the code itself
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,18 @@ class Result:
     name: str
     passed: bool
     problem: str = ""  # one line: what went wrong (empty when passed)
-    hint: str = ""
+    hints: tuple[str, ...] = ()
 
-    def line(self) -> str:
-        return f"PASS {self.name}" if self.passed else f"FAIL {self.name}: {self.hint} ({self.problem})"
+    def line(self, steps: int = 1, more: str = "") -> str:
+        """PASS, or FAIL with the problem and the first `steps` hint steps (`more`: how to ask for the next)."""
+        if self.passed:
+            return f"PASS {self.name}"
+        lines = [f"FAIL {self.name}: {self.problem}"]
+        shown = self.hints[:max(0, steps)]
+        for number, step in enumerate(shown, 1):
+            tail = f" (more: {more})" if more and number == len(shown) < len(self.hints) else ""
+            lines.append(f"     hint {number} of {len(self.hints)}: {step}{tail}")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -76,22 +95,26 @@ class Summary:
 class ExerciseChecks(list):
     """A chapter's checks, in the order the exercises are meant to be done.
 
-    Use `exercise` as a decorator on each check function:
+    Use `exercise` as a decorator on each check function, with the hints as steps:
 
         CHECKS = ExerciseChecks()
 
-        @CHECKS.exercise("get_batch", hint="targets are the inputs shifted by one")
+        @CHECKS.exercise("get_batch", hints=("what should a target be, for each input token?",
+                                             "the targets are the inputs moved one token along"))
         def check_get_batch(ex):
             x, y = ex.get_batch(...)
-            assert ..., "what went wrong"
+            assert ..., "what went wrong: the input, expected against observed"
     """
 
-    def exercise(self, name: str, hint: str) -> Callable[[Callable[[ModuleType], None]], Callable[[ModuleType], None]]:
+    def exercise(self, name: str, hints: Sequence[str]
+                 ) -> Callable[[Callable[[ModuleType], None]], Callable[[ModuleType], None]]:
         if any(c.name == name for c in self):
             raise ValueError(f"two exercises are named {name!r}")
+        if isinstance(hints, str) or not hints:
+            raise ValueError(f"{name}: give the hints as a list of steps, not one string")
 
         def register(run: Callable[[ModuleType], None]) -> Callable[[ModuleType], None]:
-            self.append(Check(name, run, hint))
+            self.append(Check(name, run, tuple(hints)))
             return run
         return register
 
@@ -100,7 +123,7 @@ class ExerciseChecks(list):
         return [c.name for c in self]
 
 
-def _one_line(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """What went wrong, on one line: the assertion's message, or the exception's type and message."""
     if isinstance(error, NotImplementedError):
         return NOT_IMPLEMENTED
@@ -115,13 +138,14 @@ def run_check(check: Check, module: ModuleType) -> Result:
     try:
         check.run(module)
     except Exception as error:  # a student's bug may raise anything; report it and go on to the next
-        return Result(check.name, False, _one_line(error), check.hint)
+        return Result(check.name, False, describe_error(error), check.hints)
     return Result(check.name, True)
 
 
 def run_checks(checks: Sequence[Check], module: ModuleType, names: Sequence[str] = (),
-               out: TextIO | None = sys.stdout) -> Summary:
-    """Run `checks` (only those in `names`, if given) against `module`, printing one line each to `out`."""
+               out: TextIO | None = sys.stdout, more: str = "") -> Summary:
+    """Run `checks` (only those in `names`, if given) against `module`, printing each result to `out`
+    (a FAIL with its first hint step; `more` says how to ask for the next, with {name} for the exercise)."""
     unknown = sorted(set(names) - {c.name for c in checks})
     if unknown:
         raise ValueError(f"no exercise named {', '.join(unknown)}; the exercises are "
@@ -133,7 +157,7 @@ def run_checks(checks: Sequence[Check], module: ModuleType, names: Sequence[str]
         result = run_check(check, module)
         summary.results.append(result)
         if out is not None:
-            print(result.line(), file=out, flush=True)
+            print(result.line(more=more.format(name=check.name)), file=out, flush=True)
     if out is not None:
         print(summary.line(), file=out)
     return summary
@@ -144,12 +168,16 @@ def build_parser(checks: Sequence[Check], student_module: str, solutions_module:
     """The exercises' command line: `--check` (the default) or `--solutions`, and optional exercise names."""
     parser = CourseParser(
         prog=prog or f"python -m {student_module}",
-        description="Check your exercise solutions: one PASS or FAIL line per exercise, with a hint for each FAIL.")
+        description="Check your exercise solutions: PASS, or FAIL with what went wrong and a first hint. "
+                    "Ask for more help on one exercise with --hint NAME, a step at a time.")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--check", action="store_true",
                        help=f"check your implementations in {student_module} (the default)")
     which.add_argument("--solutions", action="store_true",
                        help=f"check the instructor's solutions in {solutions_module} instead")
+    which.add_argument("--hint", metavar="EXERCISE",
+                       help="show the next step of this exercise's hints (each time you ask, one step further; "
+                            f"the steps reached are kept in {HINT_STATE} in your cache folder)")
     parser.add_argument("names", nargs="*", metavar="EXERCISE",
                         help=f"check only these exercises (of: {', '.join(c.name for c in checks)})")
     parser.set_defaults(run=lambda args: run_exercises(args, parser, checks, student_module, solutions_module))
@@ -166,13 +194,56 @@ def main(argv: Sequence[str] | None, checks: Sequence[Check], student_module: st
 def run_exercises(args: argparse.Namespace, parser: argparse.ArgumentParser, checks: Sequence[Check],
                   student_module: str, solutions_module: str) -> int:
     """Check the exercises `args` names (all by default); 0 if all passed, else 1."""
-    unknown = sorted(set(args.names) - {c.name for c in checks})
+    unknown = sorted(set(args.names + ([args.hint] if args.hint else [])) - {c.name for c in checks})
     if unknown:
         parser.error(f"no exercise named {', '.join(unknown)}; choose from {', '.join(c.name for c in checks)}")
+    if args.hint:
+        print(next_hint(next(c for c in checks if c.name == args.hint), student_module))
+        return 0
+    if args.solutions and not _exists(solutions_module):
+        parser.error(f"this copy of the course has no solutions ({solutions_module}): it is a student's handout")
     module = importlib.import_module(solutions_module if args.solutions else student_module)
     try:
-        summary = run_checks(checks, module, args.names, out=sys.stdout)
+        summary = run_checks(checks, module, args.names, out=sys.stdout,
+                             more=f"python -m {student_module} --hint {{name}}")
     except BrokenPipeError:  # `... --check | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0 if summary.all_passed else 1
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its package is missing too
+        return False
+
+
+# --------------------------------------------------------------------------- hints, one step at a time
+
+def _hint_key(student_module: str, name: str) -> str:
+    """One entry per copy of the course and exercise: two copies on one machine keep their own steps."""
+    spec = importlib.util.find_spec(student_module)
+    where = os.path.abspath(spec.origin) if spec is not None and spec.origin else student_module
+    return f"{where}::{name}"
+
+
+def next_hint(check: Check, student_module: str) -> str:
+    """The next step of `check`'s hints (step 2 the first time: a FAIL line already showed step 1), remembered."""
+    from .download import cache_dir  # here, not at the top: the checker itself stays free of network code
+    from .files import load_json, write_json
+
+    state_file = cache_dir() / HINT_STATE
+    try:
+        state = load_json(state_file)
+    except (FileNotFoundError, CourseError):
+        state = {}  # none yet, or damaged by hand: start the steps over rather than fail
+    state = state if isinstance(state, dict) else {}
+    key = _hint_key(student_module, check.name)
+    seen = state.get(key, 1)
+    step = min(len(check.hints), (seen if isinstance(seen, int) else 1) + 1)
+    state[key] = step
+    with contextlib.suppress(OSError):  # a read-only home still gets the hint, only not remembered
+        write_json(state_file, state)
+    last = " (the last step)" if step == len(check.hints) else " (ask again for the next)"
+    return f"{check.name}, hint {step} of {len(check.hints)}: {check.hints[step - 1]}{last}"
