@@ -22,10 +22,11 @@ Safety: the student's code runs in `coursekit.grading_child` (watched by
 `coursekit.student_process`), in a scratch folder,
 with a copy of the handout (no solutions) as its course, the instructor's installed
 course hidden, limits on memory, output and core dumps, its own process group
-(killed whole when it runs past its time or ends, so a child it started goes too),
+(killed whole when it runs past its time or ends, so a child it started goes too), a cap
+on its processes (RLIMIT_NPROC; for a root grader, whom that does not bind, a pids cgroup),
 and a small environment (no instructor's variables). Up to two students are graded
 at once (threads here only wait on those processes). These limits stop accidents
-(a loop, a crash, a flood of output, a fork bomb where the system caps processes),
+(a loop, a crash, a flood of output, a fork bomb where the system can cap processes),
 not a student set on cheating: their code runs with the instructor's user rights.
 """
 

@@ -55,9 +55,11 @@ class Reporter:
     """One JSON line per event on the results pipe, written whole (the parent reads lines)."""
 
     def __init__(self, fd: int):
-        self.fd = fd
+        self.fd, self.pid = fd, os.getpid()
 
     def send(self, **event) -> None:
+        if os.getpid() != self.pid:  # a copy of this process that the student's code forked: it ends here,
+            os._exit(0)              # without speaking for the grader
         data = (json.dumps(event) + "\n").encode()
         while data:
             data = data[os.write(self.fd, data):]
@@ -84,6 +86,8 @@ def grade_error(error: BaseException, limits: dict, when: str) -> tuple[str, str
         return "ERROR", f"ran out of memory {when} (the limit is {limits['memory_mb']:,} MB of address space)"
     if isinstance(error, OSError) and error.errno == errno.EFBIG:
         return "ERROR", f"printed more than {limits['output_bytes']:,} bytes {when} (the output limit)"
+    if isinstance(error, BlockingIOError):  # EAGAIN: fork or a new thread refused at the process limit
+        return "ERROR", f"started more processes than allowed {when}"
     if isinstance(error, SystemExit):
         return "ERROR", f"called exit() {when}"
     if isinstance(error, SyntaxError) and when == "while being imported":

@@ -28,6 +28,8 @@ from .errors import CourseError
 GRADES = ("PASS", "FAIL", "ERROR", "TIMEOUT")
 STARTUP_SECONDS = 300      # the child's own imports (torch, the checks) before any student code: not the student's
 EXTRA_PROCESSES = 64        # processes a student's code may start, beyond those the user already runs
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")  # cgroup v1's pids controller, where a root grader confines a child
+GROUP_TASKS = 2 * EXTRA_PROCESSES          # a confined child's processes and threads (torch starts a few threads)
 
 Item = tuple[str, str]        # (chapter package, exercise name)
 Outcome = tuple[str, str]     # (grade, one line: what went wrong)
@@ -81,6 +83,10 @@ class _Child:
         finally:
             os.close(write_end)
         self.pipe, self.buffer, self.ended = read_end, b"", False
+        # Moved in before it runs student code (its first seconds import torch), so all it starts is counted.
+        self.group = _PidsGroup.make() if spec["processes"] is None else None
+        if self.group is not None:
+            self.group.add(self.process.pid)
         with _LIVE_LOCK:
             _LIVE.add(self)
 
@@ -112,6 +118,8 @@ class _Child:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        if self.group is not None:
+            self.group.kill_all()
 
     def stop(self) -> int:
         """Kill the child's whole process group (what it started too) and return its exit status."""
@@ -131,8 +139,72 @@ class _Child:
                 except ProcessLookupError:
                     break
         status = self.process.wait()
+        if self.group is not None:  # what left the process group is still in the cgroup
+            self.group.kill_all()
+            self.group.remove()
         os.close(self.pipe)
         return status
+
+
+class _PidsGroup:
+    """A pids cgroup holding one child and everything it starts: past `GROUP_TASKS` the kernel refuses fork
+    (a fork bomb gets EAGAIN), and every member can be found and killed, even one that left the process group.
+    For a grader run as root, whom RLIMIT_NPROC does not bind; other users get RLIMIT_NPROC instead."""
+
+    _count = 0
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def make(cls) -> _PidsGroup | None:
+        """A new group, or None where this machine offers none (no cgroup v1 pids controller we may write)."""
+        cls._count += 1
+        path = PIDS_CGROUP / f"gpt-course-grader-{os.getpid()}-{cls._count}"
+        try:
+            path.mkdir()
+            (path / "pids.max").write_text(str(GROUP_TASKS))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return None
+        return cls(path)
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def kill_all(self) -> None:
+        for _ in range(100):  # members may fork while they are killed: repeat until none is left
+            try:
+                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+            except OSError:
+                return
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        for _ in range(100):  # a killed process leaves the group when it has been reaped
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def process_limit() -> str | None:
+    """What bounds the processes a student's code may start here: 'RLIMIT_NPROC', 'pids cgroup', or None
+    (a root grader without a writable pids cgroup: only the kill of the process group at the time limit)."""
+    if os.geteuid() != 0:
+        return "RLIMIT_NPROC"
+    group = _PidsGroup.make()
+    if group is None:
+        return None
+    group.remove()
+    return "pids cgroup"
 
 
 def _process_cap() -> int | None:

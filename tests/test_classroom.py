@@ -20,8 +20,12 @@ import pytest
 
 from coursekit.grading import find_chapters
 from coursekit.handout import INSTRUCTOR_TESTS, course_root
+from coursekit.student_process import PIDS_CGROUP, process_limit
 
 ROOT = course_root()
+# Where nothing caps a student's processes (a root grader without a writable pids cgroup), a fork bomb would take
+# the machine down: that student is left out of the class there, and the test that checks the cap is skipped.
+FORK_BOMB_SAFE = process_limit() is not None
 SOLUTION_FILES = sorted(ROOT.glob("ch0*/solutions/exercises.py"))
 # Solution functions whose body the handout holds on purpose: the stubs give the student these two __init__
 # methods ("written for you"), and Chapter 1's lesson code (bigram.py, which the exercises ask students not to
@@ -202,6 +206,9 @@ def _class() -> dict[str, dict[str, str]]:
         "imports_the_solutions": {"ch02_attention": "from ch02_attention.solutions.exercises import *  # noqa\n"},
         "leaves_a_process": {"ch05_finetune": solutions["ch05_finetune"]
                              + "\nimport subprocess\n\nsubprocess.Popen(['sleep', '" + STRAY + "'])\n"},
+        **({"fork_bomb": {"ch05_finetune": _replace_body(solutions["ch05_finetune"], "scores",
+                                                         "    import os\n    while True:\n        os.fork()\n")}}
+           if FORK_BOMB_SAFE else {}),
     }
 
 
@@ -225,6 +232,8 @@ def _expected() -> dict[str, dict[str, str]]:
         "exits_at_import": only({"ch01_bigram"}, grade="ERROR"),
         "imports_the_solutions": only({"ch02_attention"}, grade="ERROR"),
         "leaves_a_process": only({"ch05_finetune"}),
+        **({"fork_bomb": only({"ch05_finetune"}, exceptions={("ch05_finetune", "scores"): "ERROR"})}
+           if FORK_BOMB_SAFE else {}),
     }
 
 
@@ -309,6 +318,18 @@ def test_feedback_says_what_went_wrong_with_the_hints_asked_for(graded):
     assert "ERROR tokenizer: called exit() while being imported" in feedback["exits_at_import"]
     assert "No module named 'ch02_attention.solutions'" in feedback["imports_the_solutions"]
     assert "ch02_attention: not submitted" in feedback["infinite_loop"]
+
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FORK_BOMB_SAFE, reason="nothing caps a student's processes here (root, no pids cgroup)")
+def test_a_fork_bomb_is_capped_graded_and_cleared(graded):
+    root, _, _ = graded
+    feedback = (root / "feedback" / "fork_bomb.txt").read_text(encoding="utf-8")
+    assert "ERROR scores: started more processes than allowed while being checked" in feedback
+    assert "PASS last_token" in feedback  # the exercises before it were graded as usual
+    left = sorted(p.name for p in PIDS_CGROUP.glob("gpt-course-grader-*")) if PIDS_CGROUP.is_dir() else []
+    assert left == []  # every student's cgroup (where one was used) removed, its processes gone with it
 
 
 @pytest.mark.slow  # six commands, each importing the course
