@@ -18,7 +18,11 @@ from coursekit.numbers import nonnegative_float
 from coursekit.progress import progress_bar
 from coursekit.settings import DEFAULT_SEED
 
-from .config import TrainConfig  # the training settings, in a module without torch (for the command line)
+from .config import (  # the settings, in a module without torch (for the command line)
+    SAMPLE_LENGTH,
+    TEMPERATURE,
+    TrainConfig,
+)
 
 # --------------------------------------------------------------------------- #
 # Tokenizer and data
@@ -259,8 +263,8 @@ def sample_tokens(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temp
     return idx
 
 
-def sample_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", length: int = 500,
-                temperature: float = 1.0, block_size: int | None = None, seed: int = DEFAULT_SEED,
+def sample_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", length: int = SAMPLE_LENGTH,
+                temperature: float = TEMPERATURE, block_size: int | None = None, seed: int = DEFAULT_SEED,
                 device: str = "cpu") -> str:
     """Decode a sample of `length` new characters that continues `prompt`."""
     if not prompt:

@@ -14,7 +14,7 @@ from coursekit import CourseError, CourseParser, command_line
 from coursekit.numbers import nonnegative_float, nonnegative_int
 from coursekit.settings import add_flags, add_run_flags, from_args, number_text
 
-from .config import TrainConfig
+from .config import SAMPLE_LENGTH, TEMPERATURE, TrainConfig
 from .data import BUILTIN, CORPORA, DATA_DIR_ENV
 
 DEFAULTS = TrainConfig()  # the lecture's settings: TrainConfig's own defaults
@@ -33,12 +33,12 @@ def add_corpus_args(parser: argparse.ArgumentParser) -> None:
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sampling")
-    g.add_argument("--sample-length", type=nonnegative_int, default=500,
+    g.add_argument("--sample-length", type=nonnegative_int, default=SAMPLE_LENGTH,
                    help="characters to generate after training (0: no sample; default: %(default)s)")
     g.add_argument("--prompt", default="\n",
                    help="text the sample continues; every character must occur in the corpus "
                         "(default: a newline, or the text's first character if it has no newline)")
-    g.add_argument("--temperature", type=nonnegative_float, default=1.0,
+    g.add_argument("--temperature", type=nonnegative_float, default=TEMPERATURE,
                    help="below 1: safer, more repetitive text; above 1: more surprising text; "
                         "0: always the most likely character (default: %(default)s)")
 

@@ -15,6 +15,11 @@ from coursekit.settings import DEFAULT_SEED, check_fields, setting
 # measured instead of sampled (`estimate_loss`).
 eval_iters = Number(int, 1, words={"all": None}, called="positive")
 
+# A sample after training: its length in characters and its temperature (1: the model's own distribution).
+# `sample_text`'s defaults and the command line's --sample-length and --temperature.
+SAMPLE_LENGTH = 500
+TEMPERATURE = 1.0
+
 
 @dataclass
 class TrainConfig:

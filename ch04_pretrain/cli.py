@@ -24,7 +24,7 @@ from coursekit.settings import add_flags, add_run_flags, from_args
 from .data_pipeline.bpe import GPT2, MAX_MERGES
 from .data_pipeline.prepare import DOCS_PER_SHARD, SplitRule, prepare, report
 from .data_pipeline.sources import OPENWEBTEXT, SourceOptions, count, options_from_args
-from .pretraining.settings import PRESETS, TrainSettings
+from .pretraining.settings import EVAL_BATCH_SIZE, EVAL_BATCHES, PRESETS, TrainSettings
 
 DEFAULT_PRESET = "tiny"  # minutes on a CPU
 # Merges of a byte-pair encoder: its vocabulary (256 bytes + merges + <|endoftext|>) must fit uint16 shards.
@@ -107,9 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("--data", required=True, type=Path, metavar="DIR", help="a folder prepared by `prepare`")
     p.add_argument("--split", default="val", choices=["train", "val"])
-    p.add_argument("--batch-size", type=positive_int, default=8, help="sequences per batch (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE,
+                   help="sequences per batch (default: %(default)s)")
     p.add_argument("--block-size", type=positive_int, help="tokens per sequence (default: the model's block size)")
-    p.add_argument("--iters", type=positive_int, default=50, help="batches to average over (default: %(default)s)")
+    p.add_argument("--iters", type=positive_int, default=EVAL_BATCHES,
+                   help="batches to average over (default: %(default)s)")
     add_run_flags(p, seed=False, progress=False)
 
     p = subcommand(sub, "plot", cmd_plot, "draw a run's loss and learning-rate curves to a PNG",

@@ -22,6 +22,7 @@ from coursekit.hardware import resolve_dtype
 from coursekit.runtime import pick_device
 
 from .gpt2_weights import load_pretrained
+from .settings import EVAL_BATCH_SIZE, EVAL_BATCHES
 from .trainer import estimate_val_loss
 
 
@@ -39,8 +40,8 @@ def describe_tokenizer(tokenizer) -> str:
     return repr(kind)
 
 
-def evaluate(source: str, data_dir: str | Path, split: str = "val", batch_size: int = 8,
-             block_size: int | None = None, iters: int = 50, device: str | None = None, dtype: str = "auto",
+def evaluate(source: str, data_dir: str | Path, split: str = "val", batch_size: int = EVAL_BATCH_SIZE,
+             block_size: int | None = None, iters: int = EVAL_BATCHES, device: str | None = None, dtype: str = "auto",
              seed: int = 0) -> dict:
     """Mean loss of the model `source` (see load_pretrained) over `iters` batches of `split`, and its perplexity."""
     check_positive("iters", iters)

@@ -68,6 +68,11 @@ class TrainSettings:
         return self.batch_size * self.model.block_size * self.grad_accum
 
 
+# `evaluate`'s measurement: batches of EVAL_BATCH_SIZE sequences, EVAL_BATCHES of them averaged (the function's
+# defaults and the command's --batch-size and --iters).
+EVAL_BATCH_SIZE = 8
+EVAL_BATCHES = 50
+
 PRESETS = {
     # Minutes on a CPU: 400 steps of 8 x 64 = 512 tokens, about 0.8 epoch of the built-in corpus.
     "tiny": TrainSettings(),
