@@ -9,13 +9,14 @@ The answers are compared with the chapter's own code in attention.py.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from ch02_attention import attention as course
-from coursekit.exercise_kit import ExerciseChecks
+from coursekit.exercise_kit import ExerciseChecks, expect_error
 
-CHECKS = ExerciseChecks()
+CHECKS = ExerciseChecks(hints=Path(__file__).with_name("hints.toml"))
 
 
 def _randn(*shape: int, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
@@ -26,13 +27,7 @@ def _shape(t) -> tuple:
     return tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
 
 
-@CHECKS.exercise("average_past", hints=(
-    "the loop version is correct but slow; find one matrix that does the same averaging for every row at once",
-    "a (T, T) matrix times x mixes positions: row t of the matrix says how much each position counts for "
-    "output t; for a running mean, which positions count for row t, and how much each?",
-    "a lower-triangular matrix of ones whose rows are then normalised to sum to 1 (in x's dtype) holds "
-    "exactly those weights; one matrix product with x applies them to every batch",
-))
+@CHECKS.exercise("average_past")
 def check_average_past(ex) -> None:
     x = _randn(3, 6, 4, dtype=torch.float64)
     out = ex.average_past(x)
@@ -48,14 +43,7 @@ def check_average_past(ex) -> None:
     assert torch.allclose(ex.average_past(one), one), "with T = 1 the output should equal the input"
 
 
-@CHECKS.exercise("attention_weights", hints=(
-    "a weight says how much query t attends to key s: a score from their dot product, then a softmax "
-    "across the keys",
-    "all the (t, s) dot products come from one matrix product of the queries with the keys turned on their "
-    "side; the scores are scaled by the square root of the head size to keep the softmax soft",
-    "before the softmax, the scores of keys later than the query must become minus infinity, so their "
-    "weights come out exactly 0; the softmax runs along the last dimension",
-))
+@CHECKS.exercise("attention_weights")
 def check_attention_weights(ex) -> None:
     B, T, hs = 2, 5, 16
     q, k = _randn(B, T, hs, seed=2) * 2, _randn(B, T, hs, seed=3) * 2
@@ -79,13 +67,7 @@ def check_attention_weights(ex) -> None:
         raise AssertionError(f"weights differ from the chapter's by up to {(w - ref).abs().max().item():.3g}")
 
 
-@CHECKS.exercise("head_forward", hints=(
-    "a head makes three things from x, each with its own Linear layer: queries, keys and values",
-    "the weights come from the queries and keys (your exercise 2 computes them); what is averaged with those "
-    "weights is the values, not x",
-    "queries from self.query, keys from self.key, values from self.value; weights of queries against keys, "
-    "then those weights times the values gives (B, T, head_size)",
-))
+@CHECKS.exercise("head_forward")
 def check_head_forward(ex) -> None:
     n_embd, hs, T = 12, 4, 6
     torch.manual_seed(0)
@@ -112,14 +94,7 @@ def check_head_forward(ex) -> None:
     assert out.requires_grad, "the output carries no gradient: compute it from the Linear layers' outputs"
 
 
-@CHECKS.exercise("split_merge_heads", hints=(
-    "each position's C channels are n_head slices of hs = C / n_head channels side by side; a head is one slice "
-    "at every position",
-    "first cut the last dimension into (n_head, hs) without moving any number, then swap the time and head "
-    "dimensions so that each head's positions sit together",
-    "merging undoes the two moves in the opposite order; after swapping dimensions the memory is out of order, "
-    "so make it contiguous before reshaping; C not divisible by n_head is refused",
-))
+@CHECKS.exercise("split_merge_heads")
 def check_split_merge_heads(ex) -> None:
     B, T, C, nh = 2, 5, 12, 3
     hs = C // nh
@@ -144,20 +119,11 @@ def check_split_merge_heads(ex) -> None:
     with torch.no_grad():
         assert torch.equal(ex.merge_heads(y), attn.merge_heads(y)), \
             "merge_heads differs from the chapter's CausalSelfAttention.merge_heads"
-    try:
-        ex.split_heads(_randn(1, 2, 10), 3)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("10 channels do not split into 3 heads: split_heads should raise ValueError")
+    expect_error(ValueError, lambda: ex.split_heads(_randn(1, 2, 10), 3),
+                 "10 channels do not split into 3 heads: split_heads should raise ValueError")
 
 
-@CHECKS.exercise("attend_with_cache", hints=(
-    "with a cache there are fewer queries than keys: the queries are the newest positions, the keys all of them",
-    "query i sits at position T_k - T_q + i, so it may see the keys up to and including that position",
-    "the allowed pattern is still lower-triangular, but shifted right by T_k - T_q; more queries than keys "
-    "is refused",
-))
+@CHECKS.exercise("attend_with_cache")
 def check_attend_with_cache(ex) -> None:
     B, nh, T_k, hs = 2, 3, 7, 8
     q_all, k, v = (_randn(B, nh, T_k, hs, seed=s) for s in (7, 8, 9))
@@ -177,10 +143,6 @@ def check_attend_with_cache(ex) -> None:
                                  f"by up to {(out - ref).abs().max().item():.3g}")
         assert torch.allclose(out, full[:, :, -T_q:], atol=1e-5), \
             f"with {T_q} queries the output is not the last {T_q} rows of full attention"
-    try:
-        ex.attend(q_all, k[:, :, :3], v[:, :, :3])
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"{T_k} queries and 3 keys should raise ValueError (a query would have no key)")
+    expect_error(ValueError, lambda: ex.attend(q_all, k[:, :, :3], v[:, :, :3]),
+                 f"{T_k} queries and 3 keys should raise ValueError (a query would have no key)")
 

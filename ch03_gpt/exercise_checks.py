@@ -11,6 +11,7 @@ tiny, so the whole chapter's checks take well under a second.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -20,7 +21,7 @@ from ch03_gpt.generate import filter_logits as course_filter_logits
 from ch03_gpt.train import cosine_lr as course_cosine_lr
 from coursekit.exercise_kit import ExerciseChecks
 
-CHECKS = ExerciseChecks()
+CHECKS = ExerciseChecks(hints=Path(__file__).with_name("hints.toml"))
 
 NEG_INF = float("-inf")
 
@@ -43,14 +44,7 @@ def _check_filter_output(out, logits, what: str) -> None:
                                                   "(only set others to -inf; keep every logit in its place)")
 
 
-@CHECKS.exercise("top_k", hints=(
-    "keeping the k best tokens means every other logit becomes minus infinity (probability 0); kept ones "
-    "stay exactly as they were, in their places",
-    "each row needs its own threshold: its k-th largest logit; torch has a function that finds a row's k "
-    "largest values",
-    "compare every logit with its row's k-th largest: those below it become minus infinity (ties with it "
-    "stay); k at least V keeps everything; return a new tensor",
-))
+@CHECKS.exercise("top_k")
 def check_top_k(ex) -> None:
     logits = torch.tensor([[1.0, 4.0, 2.0, 3.0, 0.0], [5.0, -1.0, 0.5, 2.0, 7.0]])
     original = logits.clone()
@@ -76,13 +70,7 @@ def check_top_k(ex) -> None:
                                         "the kept set differs from the chapter's filter_logits")
 
 
-@CHECKS.exercise("top_p", hints=(
-    "top-p keeps the fewest most likely tokens whose probabilities add up to at least p",
-    "sort each row from most to least likely and turn the sorted logits into probabilities; a token is "
-    "needed if the tokens ranked above it have not yet reached p (the first token always is)",
-    "a running sum minus the token's own probability is the mass ranked above it; mark the tokens to drop "
-    "in sorted order, then put the marks back into vocabulary order with the sort's indices; p of 1 keeps all",
-))
+@CHECKS.exercise("top_p")
 def check_top_p(ex) -> None:
     # Probabilities 0.2, 0.5, 0.1, 0.2 (token 1 first, then 0 and 3 (tied), then 2); a second row reversed.
     logits = torch.tensor([[0.2, 0.5, 0.1, 0.2], [0.5, 0.1, 0.25, 0.15]]).log()
@@ -131,12 +119,7 @@ def _block(seed: int) -> course.Block:
     return block.eval()
 
 
-@CHECKS.exercise("block_forward", hints=(
-    "a block has two sublayers, attention then the MLP, and each ADDS its output to the residual stream",
-    "GPT-2 normalises the INPUT of each sublayer (pre-LayerNorm), never the stream itself",
-    "attention reads ln_1 of the stream and its output is added back; then the MLP reads ln_2 of the updated "
-    "stream and its output is added too",
-))
+@CHECKS.exercise("block_forward")
 def check_block_forward(ex) -> None:
     for seed in (0, 1):
         block = _block(seed)
@@ -165,13 +148,7 @@ def check_block_forward(ex) -> None:
         "changing later tokens changed earlier outputs: use block.attn (causal), not your own unmasked attention"
 
 
-@CHECKS.exercise("cosine_lr", hints=(
-    "three phases: a linear rise during warm-up, a half cosine from max_lr down to min_lr, then min_lr for good",
-    "warm-up step 0 gives max_lr / warmup and the last warm-up step gives max_lr itself; after warm-up, measure "
-    "progress as the fraction of the decay steps done, 0 at its start and 1 at `total`",
-    "a half cosine that falls from 1 to 0 as progress goes from 0 to 1 is one plus the cosine of pi times the "
-    "progress, halved; scale it into the range between min_lr and max_lr",
-))
+@CHECKS.exercise("cosine_lr")
 def check_cosine_lr(ex) -> None:
     max_lr, min_lr = 1e-3, 1e-4
     value = ex.cosine_lr(0, max_lr, min_lr, 10, 110)
@@ -194,13 +171,7 @@ def check_cosine_lr(ex) -> None:
                  f"{ref:.6g}")
 
 
-@CHECKS.exercise("kv_cache", hints=(
-    "the cache remembers, for each layer separately, every key and value computed so far",
-    "each layer starts empty; append joins the new keys (and values) after the old ones along the time "
-    "dimension, stores the result and returns it",
-    "keep a list with one slot per layer for keys and one for values, empty at first; the first append just "
-    "stores; the length is the time size of layer 0's keys, 0 while empty",
-))
+@CHECKS.exercise("kv_cache")
 def check_kv_cache(ex) -> None:
     cache = ex.KVCache(2)
     assert cache.length == 0, f"an empty cache has length {cache.length}, expected 0"
@@ -236,13 +207,7 @@ def check_kv_cache(ex) -> None:
         f"GPT with your cache gives logits up to {(cached - full).abs().max().item():.3g} away from the uncached ones"
 
 
-@CHECKS.exercise("cached_attention", hints=(
-    "only the new tokens make queries; their keys and values join the cache, and the queries look at all of them",
-    "attn.split_heads gives the new tokens' q, k, v per head; append k and v to the cache's layer and attend "
-    "with the full keys and values it returns",
-    "new token i sits at position T_past + i, so it sees keys 0 to T_past + i: a lower-triangular pattern "
-    "shifted by T_past; scale, mask, softmax, weigh the values, then merge the heads back",
-))
+@CHECKS.exercise("cached_attention")
 def check_cached_attention(ex) -> None:
     torch.manual_seed(0)
     attn = CausalSelfAttention(n_embd=8, n_head=2, block_size=16).eval()
@@ -276,14 +241,7 @@ def _meta_model(cfg: course.GPTConfig) -> course.GPT:
         return course.GPT(cfg)
 
 
-@CHECKS.exercise("num_params", hints=(
-    "count each part of the model: the embeddings, the blocks, the final LayerNorm; the output head shares the "
-    "token embedding's weights",
-    "a Linear from n to m has n*m weights plus m biases; a LayerNorm of width C has C gains plus C biases; "
-    "biases count only when cfg.bias",
-    "a block has two LayerNorms, attention's two Linears (C to 3C, C to C) and the MLP's two (C to 4C, 4C to C); "
-    "add the token table once and, when asked, the position table",
-))
+@CHECKS.exercise("num_params")
 def check_num_params(ex) -> None:
     configs = [
         course.GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),

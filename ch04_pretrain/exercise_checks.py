@@ -24,9 +24,9 @@ from ch04_pretrain.data_pipeline.loader import ShardDataset
 from ch04_pretrain.data_pipeline.prepare import SplitRule, save_as_prepared
 from ch04_pretrain.pretraining.memory import estimate_memory
 from ch04_pretrain.pretraining.trainer import forward_backward
-from coursekit.exercise_kit import ExerciseChecks
+from coursekit.exercise_kit import ExerciseChecks, expect_error
 
-CHECKS = ExerciseChecks()
+CHECKS = ExerciseChecks(hints=Path(__file__).with_name("hints.toml"))
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -38,14 +38,7 @@ def _tiny_gpt(seed: int = 0, **changes) -> GPT:
     return GPT(GPTConfig(**{"vocab_size": 37, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, **changes}))
 
 
-@CHECKS.exercise("bpe_merge", hints=(
-    "BPE repeats two moves: find the pair of neighbours that occurs most often, then replace it everywhere "
-    "with one new id",
-    "count every pair of neighbours, overlapping ones included; among equal counts pick the smallest pair, "
-    "whatever order your counter keeps",
-    "merge by walking left to right into a new list: at a match write the new id and step past BOTH halves, "
-    "otherwise copy one id and step one; fewer than two ids has no pair and is refused",
-))
+@CHECKS.exercise("bpe_merge")
 def check_bpe_merge(ex) -> None:
     assert ex.most_frequent_pair([1, 2, 3, 1, 2]) == (1, 2), \
         f"most_frequent_pair([1, 2, 3, 1, 2]) gave {ex.most_frequent_pair([1, 2, 3, 1, 2])}, expected (1, 2)"
@@ -53,12 +46,8 @@ def check_bpe_merge(ex) -> None:
         "in [7, 7, 7, 5, 6] the pair (7, 7) occurs twice (overlapping pairs count when counting)"
     tie = ex.most_frequent_pair([9, 8, 3, 4])
     assert tie == (3, 4), f"on a tie most_frequent_pair gave {tie}, expected the smallest pair (3, 4)"
-    try:
-        ex.most_frequent_pair([5])
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("most_frequent_pair([5]) should raise ValueError: there is no pair")
+    expect_error(ValueError, lambda: ex.most_frequent_pair([5]),
+                 "most_frequent_pair([5]) should raise ValueError: there is no pair")
 
     ids = [7, 7, 7, 1, 7, 7]
     merged = ex.merge_pair(ids, (7, 7), 256)
@@ -89,13 +78,7 @@ def check_bpe_merge(ex) -> None:
         f"after four merges {len(ids)} tokens remain, train_bpe keeps {expected.tokens_after_merge[-1]}"
 
 
-@CHECKS.exercise("split_rule", hints=(
-    "the documents are cut into consecutive blocks, and exactly one document of each block goes to validation",
-    "the first min_val_docs blocks are small (small_block documents each), the rest have `block` documents; "
-    "work out which block the index falls in, its number and where it starts",
-    "the chosen offset in a block is a hash of the text 'seed/number' (blake2b, 8 bytes, read little-endian) "
-    "modulo the block's size; the document is validation when its offset in the block equals it",
-))
+@CHECKS.exercise("split_rule")
 def check_split_rule(ex) -> None:
     rules = [SplitRule(), SplitRule(seed=7, block=50, small_block=4, min_val_docs=6),
              SplitRule(seed=1, block=3, small_block=5, min_val_docs=0)]
@@ -121,14 +104,7 @@ def _one_shard(folder: Path, tokens: np.ndarray) -> Path:
     return folder
 
 
-@CHECKS.exercise("get_batch", hints=(
-    "the same windows as Chapter 1's get_batch, but from a numpy array of unsigned 16-bit tokens",
-    "draw all batch_size starts in one call from the generator, with the same bounds as in Chapter 1, and "
-    "refuse data too short for one window plus its target",
-    "cut one window of block_size + 1 tokens per start: its first block_size tokens are the input, its last "
-    "block_size the target; convert to 64-bit integers before making tensors (16-bit ids above 32,767 "
-    "would turn negative in a signed type)",
-))
+@CHECKS.exercise("get_batch")
 def check_get_batch(ex) -> None:
     tokens = (np.arange(200) + 50_000).astype(np.uint16)  # ids above 32,767: a signed 16-bit copy would go negative
     x, y = ex.get_batch(tokens, 4, 8, _seeded(0))
@@ -155,22 +131,11 @@ def check_get_batch(ex) -> None:
     starts = set(ex.get_batch(short, 300, 8, _seeded(2))[0][:, 0].tolist())
     assert starts <= {0, 1, 2}, f"starts {sorted(starts)} reach past the data (only 0, 1, 2 fit 11 tokens)"
     assert starts == {0, 1, 2}, f"only starts {sorted(starts)} were drawn from 0, 1, 2: the last window is missed"
-    try:
-        ex.get_batch(short, 2, 11)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("11 tokens with block size 11 leave no room for the target: raise ValueError")
+    expect_error(ValueError, lambda: ex.get_batch(short, 2, 11),
+                 "11 tokens with block size 11 leave no room for the target: raise ValueError")
 
 
-@CHECKS.exercise("weight_decay_groups", hints=(
-    "weight decay pulls weights toward 0; it suits the matrices and embeddings, not the biases and "
-    "LayerNorm gains",
-    "a parameter's number of dimensions tells the two kinds apart; parameters that do not train belong in "
-    "neither group",
-    "two dicts, decayed first then not decayed, each with its parameters in the order model.parameters() gives "
-    "them and its weight_decay value (the given one, then 0)",
-))
+@CHECKS.exercise("weight_decay_groups")
 def check_weight_decay_groups(ex) -> None:
     model = _tiny_gpt()
     model.transformer.h[0].ln_1.weight.requires_grad_(False)  # a frozen parameter belongs in no group
@@ -190,13 +155,7 @@ def check_weight_decay_groups(ex) -> None:
     assert len(optimizer.param_groups) == 2
 
 
-@CHECKS.exercise("grad_accum", hints=(
-    "backward ADDS to the gradients already there; k micro-batches give the sum of k gradients",
-    "the big batch's loss is the MEAN of the micro-batches' losses, so each micro-batch should contribute "
-    "one k-th of its loss",
-    "scale each micro-batch's loss by 1/k before its backward, never clear the gradients, and return the mean "
-    "loss as a number detached from the graph; an empty list is refused",
-))
+@CHECKS.exercise("grad_accum")
 def check_grad_accum(ex) -> None:
     g = _seeded(0)
     batches = [(torch.randint(37, (2, 8), generator=g), torch.randint(37, (2, 8), generator=g)) for _ in range(3)]
@@ -231,21 +190,11 @@ def check_grad_accum(ex) -> None:
     for p, q in zip(again.parameters(), course_one.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), \
             "a second call must ADD to the gradients already there (do not zero them), as the chapter's does"
-    try:
-        ex.accumulate_gradients(_tiny_gpt(), [])
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("an empty list of micro-batches should raise ValueError")
+    expect_error(ValueError, lambda: ex.accumulate_gradients(_tiny_gpt(), []),
+                 "an empty list of micro-batches should raise ValueError")
 
 
-@CHECKS.exercise("memory_estimate", hints=(
-    "training keeps, for every parameter: its value, its gradient, and AdamW's two running averages",
-    "in float32 that is 4 bytes each for the value and the gradient and 8 for the optimizer; count the "
-    "parameters N first (Chapter 3's num_params exercise did it)",
-    "N = the token table once (the head shares it) + the position table + every layer's two LayerNorms and "
-    "four Linears with their biases + the final LayerNorm; the total is the sum of the three parts",
-))
+@CHECKS.exercise("memory_estimate")
 def check_memory_estimate(ex) -> None:
     configs = [GPTConfig(vocab_size=37, block_size=8, n_layer=2, n_head=2, n_embd=16),
                GPTConfig(vocab_size=101, block_size=32, n_layer=3, n_head=4, n_embd=24)]

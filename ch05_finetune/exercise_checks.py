@@ -10,6 +10,7 @@ instruct.py, lora.py, classify.py) and, where it matters, with a tiny GPT.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -20,7 +21,7 @@ from ch05_finetune import classify, instruct, lora
 from ch05_finetune.template import ALPACA_PREAMBLE, PromptTemplate
 from coursekit.exercise_kit import ExerciseChecks
 
-CHECKS = ExerciseChecks()
+CHECKS = ExerciseChecks(hints=Path(__file__).with_name("hints.toml"))
 IGNORE = instruct.IGNORE
 
 
@@ -29,13 +30,7 @@ def _tiny_gpt(vocab_size: int = 13) -> GPT:
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
 
 
-@CHECKS.exercise("format_prompt", hints=(
-    "the prompt is the preamble, then headed sections, ending with the header the model answers under",
-    "the sections are Instruction, then Input only when there is an input, then Response; each header is "
-    "'### ' and its name and a colon, on a line of its own",
-    "sections are separated by one blank line, each header's text starts on the next line, and the prompt ends "
-    "right after the Response header's line break; compare your output with the template in template.py",
-))
+@CHECKS.exercise("format_prompt")
 def check_format_prompt(ex) -> None:
     cases = [("Add the numbers.", "2 3", ""), ("Name a colour.", "", ""),
              ("Reverse the words.", "the cat sat", ALPACA_PREAMBLE), ("Say hi.", "", ALPACA_PREAMBLE)]
@@ -56,14 +51,7 @@ def _collate_case():
     return prompts, answers
 
 
-@CHECKS.exercise("collate", hints=(
-    "each example is its prompt followed by its answer; the inputs and targets are that sequence and the same "
-    "moved one token along",
-    "rows are padded to the longest example's length minus one: inputs with pad_id, targets with IGNORE so "
-    "the loss skips them",
-    "with mask_prompt, the targets that are prompt tokens become IGNORE too: that is one fewer than the "
-    "prompt's length, because the target at the prompt's last token is the answer's first",
-))
+@CHECKS.exercise("collate")
 def check_collate(ex) -> None:
     prompts, answers = _collate_case()
     for mask_prompt in (True, False):
@@ -103,13 +91,7 @@ def check_collate(ex) -> None:
         f"the batch's loss {batched:.5f} differs from its examples' alone {total / count:.5f}: padding leaks in"
 
 
-@CHECKS.exercise("masked_lm_loss", hints=(
-    "the loss is the mean cross-entropy over the positions whose target is not IGNORE, and only those",
-    "select the kept positions with a boolean mask of the targets; the mean must divide by how many were kept, "
-    "not by B*T",
-    "indexing the (B, T, V) logits and the (B, T) targets with the same mask gives (N, V) and (N,), which is "
-    "what cross-entropy takes",
-))
+@CHECKS.exercise("masked_lm_loss")
 def check_masked_lm_loss(ex) -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 5, 7, generator=g, requires_grad=True)  # (B, T, V)
@@ -144,14 +126,7 @@ def check_masked_lm_loss(ex) -> None:
     assert math.isclose(mine, ref, rel_tol=1e-5), f"on a tiny GPT the loss is {mine:.5f}, the chapter's {ref:.5f}"
 
 
-@CHECKS.exercise("lora_linear", hints=(
-    "LoRA leaves the base Linear frozen and learns a small low-rank change of its weight beside it",
-    "two new parameters: A of shape (rank, in), random, and B of shape (out, rank), zero, so that the layer "
-    "starts exactly as the base; the change is scaled by alpha / rank",
-    "forward adds the scaled path through A then B to the base's output, without building the (out, in) "
-    "matrix; merged() makes a plain Linear whose weight is the base's plus the scaled product of B and A, "
-    "keeping the base's bias if it has one",
-))
+@CHECKS.exercise("lora_linear")
 def check_lora_linear(ex) -> None:
     torch.manual_seed(0)
     base = nn.Linear(6, 5)
@@ -202,12 +177,7 @@ def check_lora_linear(ex) -> None:
         assert torch.allclose(merged(x), no_bias(x), atol=1e-5), "merging a layer without bias changed its outputs"
 
 
-@CHECKS.exercise("pad_right", hints=(
-    "every row needs the same length: the longest sequence's",
-    "start from a (B, longest) tensor filled with pad_id, and remember each sequence's own length",
-    "copy each sequence into the start of its row; padding goes on the right, after the tokens; return the "
-    "ids and the lengths, both long tensors",
-))
+@CHECKS.exercise("pad_right")
 def check_pad_right(ex) -> None:
     seqs = [[4, 5, 6], [7], [8, 9, 1, 2, 3]]
     ids, lengths = ex.pad_right(seqs, 0)
@@ -221,12 +191,7 @@ def check_pad_right(ex) -> None:
     assert ids[1, 1:].eq(12).all(), f"padding should use pad_id 12; row 1 is {ids[1].tolist()}"
 
 
-@CHECKS.exercise("last_token", hints=(
-    "in a right-padded batch, position -1 is padding for every row but the longest",
-    "row b's last real token is at position lengths[b] - 1",
-    "pick one position per row in a single indexing: the row numbers 0..B-1 paired with each row's last "
-    "position",
-))
+@CHECKS.exercise("last_token")
 def check_last_token(ex) -> None:
     logits = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)  # (B, T, C)
     picked = ex.last_token(logits, torch.tensor([2, 4]))
@@ -247,13 +212,7 @@ def check_last_token(ex) -> None:
     assert torch.allclose(batched, ref, atol=1e-6), "the class logits differ from the chapter's class_logits"
 
 
-@CHECKS.exercise("scores", hints=(
-    "accuracy is the share of predictions that are right; precision, recall and F1 are computed per class",
-    "for class c: precision = right predictions of c / predictions of c, recall = right predictions of c / "
-    "true c's, F1 their harmonic mean; 0 wherever a denominator is 0",
-    "with two classes report class 1's figures (the positive class), with more the mean over classes; return "
-    "Python floats, and accept lists or 1-D tensors",
-))
+@CHECKS.exercise("scores")
 def check_scores(ex) -> None:
     cases = [
         ([1, 0, 1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 0, 1, 1], 2),  # binary, mistakes both ways

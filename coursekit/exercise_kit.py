@@ -35,10 +35,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TextIO
 
 from .errors import CourseError, CourseParser
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same reader, before it joined the standard library
+    import tomli as tomllib
 
 NOT_IMPLEMENTED = "not implemented yet"
 HINT_STATE = "hint_steps.json"  # in the per-user cache: how far each exercise's hints have been shown
@@ -92,24 +98,56 @@ class Summary:
         return f"{len(self.passed)}/{len(self.results)} exercises pass"
 
 
+def expect_error(error: type[BaseException], run: Callable[[], object], problem: str) -> None:
+    """A check that the student's code refuses bad input: `run()` must raise `error`, else `problem` is the FAIL."""
+    try:
+        run()
+    except error:
+        return
+    raise AssertionError(problem)
+
+
+def _read_hints(path: Path) -> dict[str, tuple[str, ...]]:
+    """exercise name -> its hint steps, from a chapter's hints.toml; a file of another shape is a ValueError."""
+    with open(path, "rb") as f:
+        tables = tomllib.load(f)
+    steps = {}
+    for name, table in tables.items():
+        hints = table.get("hints") if isinstance(table, dict) else None
+        if not (isinstance(hints, list) and hints and all(isinstance(h, str) and h for h in hints)):
+            raise ValueError(f"{path}: [{name}] needs hints = a list of steps, each a non-empty string")
+        steps[name] = tuple(hints)
+    return steps
+
+
 class ExerciseChecks(list):
     """A chapter's checks, in the order the exercises are meant to be done.
 
-    Use `exercise` as a decorator on each check function, with the hints as steps:
+    Use `exercise` as a decorator on each check function. The hints are prose, kept apart from the code in
+    the chapter's hints.toml (one table per exercise: `[get_batch]` then `hints = ["a nudge", ..., "near the
+    answer"]`), or given in code:
 
-        CHECKS = ExerciseChecks()
+        CHECKS = ExerciseChecks(hints=Path(__file__).with_name("hints.toml"))
 
-        @CHECKS.exercise("get_batch", hints=("what should a target be, for each input token?",
-                                             "the targets are the inputs moved one token along"))
+        @CHECKS.exercise("get_batch")
         def check_get_batch(ex):
             x, y = ex.get_batch(...)
             assert ..., "what went wrong: the input, expected against observed"
     """
 
-    def exercise(self, name: str, hints: Sequence[str]
+    def __init__(self, hints: Path | None = None):
+        super().__init__()
+        self.hints_file = hints
+        self.hint_steps = _read_hints(hints) if hints is not None else {}
+
+    def exercise(self, name: str, hints: Sequence[str] | None = None
                  ) -> Callable[[Callable[[ModuleType], None]], Callable[[ModuleType], None]]:
         if any(c.name == name for c in self):
             raise ValueError(f"two exercises are named {name!r}")
+        if hints is None:
+            if name not in self.hint_steps:
+                raise ValueError(f"{name}: no hints for it in {self.hints_file}")
+            hints = self.hint_steps[name]
         if isinstance(hints, str) or not hints:
             raise ValueError(f"{name}: give the hints as a list of steps, not one string")
 

@@ -119,3 +119,19 @@ def test_every_exercise_has_hints_in_steps_that_show_no_code(chapter):
         for step in check.hints:
             # The telltales of code: a call with arguments, a slice, a method chain, a matrix product.
             assert not re.search(r"\w\(\w|\[[^\]]*:[^\]]*\]|\)\.\w|@", step), (check.name, step)
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_the_hints_file_holds_the_hints_of_the_chapters_exercises_and_no_others(chapter):
+    checks = _checks(chapter)
+    assert checks.hints_file is not None and sorted(checks.hint_steps) == sorted(checks.names)
+
+
+def test_a_hints_file_of_another_shape_is_refused(tmp_path):
+    bad = tmp_path / "hints.toml"
+    bad.write_text('[get_batch]\nhints = "one string, not steps"\n')
+    with pytest.raises(ValueError, match=r"\[get_batch\] needs hints = a list of steps"):
+        ExerciseChecks(hints=bad)
+    bad.write_text('[get_batch]\nhints = ["a step"]\n')
+    with pytest.raises(ValueError, match="top_k: no hints for it in"):
+        ExerciseChecks(hints=bad).exercise("top_k")
