@@ -13,7 +13,6 @@ from ch01_bigram.config import TrainConfig, eval_iters
 from ch02_attention.config import check_heads
 from coursekit import CourseError
 from coursekit.numbers import (
-    Number,
     check_lr_floor,
     fraction,
     learning_rate,
@@ -71,9 +70,6 @@ class GPTConfig:
             raise CourseError(f"unknown GPTConfig fields: {', '.join(unknown[:5])}")
         return cls(**d)
 
-
-# The allowed values of GPTConfig's numbers, from its fields (Chapter 4 builds its model options' rules on them).
-GPT_RULES: dict[str, Number] = {f.name: f.metadata["rule"] for f in fields(GPTConfig) if f.metadata.get("rule")}
 
 
 @dataclass

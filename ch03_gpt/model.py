@@ -19,7 +19,7 @@ from ch02_attention import CausalSelfAttention, attend, check_length
 from coursekit import CourseError
 from coursekit.hardware import check_memory
 
-from .config import ACTIVATIONS, GPT_RULES, GPTConfig  # noqa: F401  (declared without torch; GPT_RULES re-exported)
+from .config import ACTIVATIONS, GPTConfig  # declared without torch
 
 # GPT-2's released sizes (Hugging Face: openai-community/gpt2, gpt2-medium, gpt2-large, gpt2-xl).
 GPT2_CONFIGS = {

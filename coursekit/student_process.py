@@ -12,6 +12,7 @@ exercise gets a grade and the run always ends: each new child grades at least on
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -151,7 +152,7 @@ class _PidsGroup:
     (a fork bomb gets EAGAIN), and every member can be found and killed, even one that left the process group.
     For a grader run as root, whom RLIMIT_NPROC does not bind; other users get RLIMIT_NPROC instead."""
 
-    _count = 0
+    _numbers = itertools.count(1)  # next() on it is atomic: two grading threads never get one name
 
     def __init__(self, path: Path):
         self.path = path
@@ -159,14 +160,16 @@ class _PidsGroup:
     @classmethod
     def make(cls) -> _PidsGroup | None:
         """A new group, or None where this machine offers none (no cgroup v1 pids controller we may write)."""
-        cls._count += 1
-        path = PIDS_CGROUP / f"gpt-course-grader-{os.getpid()}-{cls._count}"
+        path = PIDS_CGROUP / f"gpt-course-grader-{os.getpid()}-{next(cls._numbers)}"
         try:
             path.mkdir()
+        except OSError:
+            return None
+        try:
             (path / "pids.max").write_text(str(GROUP_TASKS))
         except OSError:
             with contextlib.suppress(OSError):
-                path.rmdir()
+                path.rmdir()  # ours, and still empty
             return None
         return cls(path)
 
