@@ -13,6 +13,7 @@ LayerNorm can adapt too, or everything (`"all"`).
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -29,7 +30,10 @@ from coursekit.files import check_writable_file
 from coursekit.runtime import pick_device, set_seed
 from coursekit.settings import DEFAULT_SEED
 
-from .labelled import LabelledData, load_labelled, make_splits
+from .compare import FEW_TEST_EXAMPLES, Z95, mcnemar, tfidf_baseline, verdict, wilson_interval
+from .labelled import LabelledData, load_labelled, make_splits, resolve_split
+from .long_texts import LONG_TEXT_CHOICES, pick_view, views
+from .long_texts import describe as describe_long_texts
 from .loop import FitConfig, FitHistory, Interrupted, fit, interrupted_save, trainable_parameters
 from .lora import merge_lora
 from .measure import measure
@@ -66,22 +70,32 @@ def choose_trainable(model: GPT, trainable_blocks: int | str = 2) -> None:
             p.requires_grad_(True)
 
 
-def encode_texts(codec: Codec, texts: list[str], max_len: int, what: str = "the texts") -> list[list[int]]:
-    """Token ids of each text, cut from the left to `max_len` so the true last token stays.
+def token_ids(codec: Codec, texts: list[str], what: str = "the texts") -> list[list[int]]:
+    """Token ids of each text, whole.
 
     A trimmed vocabulary refuses texts of which more than 1% of the tokens it does not know
     (`Codec.check_coverage`): they would reach the model as one "unknown" id."""
-    out, unknown, total = [], 0, 0
+    out, unknown = [], 0
     for i, text in enumerate(texts):
         ids = codec.encode(text)
         if not ids:
             raise CourseError(f"text {i} is empty")
         unknown += codec.unknown_count(ids)
-        total += len(ids)
-        out.append(ids[-max_len:])
+        out.append(ids)
     if unknown:
         codec.check_coverage(texts, what)
     return out
+
+
+def encode_texts(codec: Codec, texts: list[str], max_len: int, what: str = "the texts") -> list[list[int]]:
+    """Token ids of each text, cut from the left to `max_len` so the true last token stays."""
+    return [ids[-max_len:] for ids in token_ids(codec, texts, what)]
+
+
+def encode_views(codec: Codec, texts: list[str], max_len: int, long_texts: str = "tail",
+                 what: str = "the texts") -> list[list[list[int]]]:
+    """For each text, the token sequences the classifier reads (long_texts.py: one, or several windows)."""
+    return [views(ids, max_len, long_texts) for ids in token_ids(codec, texts, what)]
 
 
 def pad_batch(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,6 +121,21 @@ def predict(model: GPT, seqs: list[list[int]], pad_id: int, batch_size: int = 12
         ids, lengths = pad_batch(seqs[b:b + batch_size], pad_id)
         preds.append(class_logits(model, ids, lengths).argmax(-1))
     return torch.cat(preds)
+
+
+@torch.no_grad()
+def predict_proba(model: GPT, text_views: list[list[list[int]]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
+    """(texts, classes) probabilities: each text's views classified, their probabilities averaged."""
+    model.eval()
+    flat = [v for vs in text_views for v in vs]
+    probs = []
+    for b in range(0, len(flat), batch_size):
+        ids, lengths = pad_batch(flat[b:b + batch_size], pad_id)
+        probs.append(F.softmax(class_logits(model, ids, lengths).float(), dim=-1))
+    probs = torch.cat(probs)                                                # (views, classes)
+    owner = torch.repeat_interleave(torch.arange(len(text_views)), torch.tensor([len(vs) for vs in text_views]))
+    summed = torch.zeros(len(text_views), probs.shape[1]).index_add_(0, owner, probs)
+    return summed / torch.bincount(owner, minlength=len(text_views)).unsqueeze(1)  # (texts, classes)
 
 
 # --------------------------------------------------------------------------- #
@@ -227,7 +256,8 @@ def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, voca
         tx, toff = _flat(test_seqs)
         pred = model(tx, toff).argmax(-1)
         train_acc = (model(x, off).argmax(-1) == y).float().mean().item()
-    return {**scores(pred, test_labels, num_classes), "train_accuracy": train_acc, "vocabulary": vocab_size - 1}
+    return {**scores(pred, test_labels, num_classes), "train_accuracy": train_acc, "vocabulary": vocab_size - 1,
+            "predictions": pred.tolist()}
 
 
 # --------------------------------------------------------------------------- #
@@ -237,9 +267,10 @@ def bag_of_words_baseline(train_seqs, train_labels, test_seqs, test_labels, voca
 def finetune_classifier(model: GPT, codec: Codec, train: LabelledData, val: LabelledData, cfg: FitConfig,
                         trainable_blocks: int | str = "all", lora_rank: int = 0, max_len: int | None = None,
                         progress: bool = True, log=print, out: str | Path | None = None,
-                        meta: dict | None = None) -> FitHistory:
+                        meta: dict | None = None, long_texts: str = "tail") -> FitHistory:
     """Give `model` a classifier head, choose what trains, and fit it; val accuracy is recorded per epoch
     (epoch 0: before any training). With `lora_rank` > 0, LoRA adapters and the head train instead.
+    `long_texts` says how a text longer than `max_len` tokens is read (long_texts.py; "tail": its end).
 
     With `out`, Ctrl-C during fine-tuning saves the best classifier so far there (`save_classifier`, with
     `meta`; LoRA merged), says so on stderr, and lets the KeyboardInterrupt go on."""
@@ -252,19 +283,23 @@ def finetune_classifier(model: GPT, codec: Codec, train: LabelledData, val: Labe
         apply_lora(model, lora_rank, train_also=("lm_head",))
     else:
         choose_trainable(model, trainable_blocks)
-    train_seqs = encode_texts(codec, train.texts, max_len, "the training texts")
-    val_seqs = encode_texts(codec, val.texts, max_len, "the validation texts")
-    examples = list(zip(train_seqs, train.labels))
+    train_views = encode_views(codec, train.texts, max_len, long_texts, "the training texts")
+    val_views = encode_views(codec, val.texts, max_len, long_texts, "the validation texts")
+    examples = list(zip(train_views, train.labels))
+    rng = random.Random(cfg.seed)  # which window of a long text a step reads
 
     def loss_fn(batch):
-        ids, lengths = pad_batch([s for s, _ in batch], codec.eot)
+        ids, lengths = pad_batch([pick_view(vs, rng) for vs, _ in batch], codec.eot)
         return F.cross_entropy(class_logits(model, ids, lengths), torch.tensor([y for _, y in batch]))
 
+    def accuracy(text_views, labels) -> float:
+        pred = predict_proba(model, text_views, codec.eot).argmax(-1)
+        return (pred == torch.tensor(labels)).float().mean().item()
+
     def evaluate():
-        pred = predict(model, val_seqs, codec.eot)
-        train_pred = predict(model, train_seqs[:len(val_seqs)], codec.eot)
-        return {"train_accuracy": (train_pred == torch.tensor(train.labels[:len(val_seqs)])).float().mean().item(),
-                "val_accuracy": (pred == torch.tensor(val.labels)).float().mean().item()}
+        n = len(val_views)
+        return {"train_accuracy": accuracy(train_views[:n], train.labels[:n]),
+                "val_accuracy": accuracy(val_views, val.labels)}
 
     def on_interrupt(stop: Interrupted) -> None:
         def save(note: dict) -> None:
@@ -286,11 +321,16 @@ def check_labels(classifier_labels: list[str] | None, data: LabelledData) -> Non
                       f"{', '.join(data.label_names)}: score it on data with the classes it was trained on")
 
 
-def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData) -> dict:
-    """Scores on `data`; a classifier from `load_classifier` (which knows its class names) refuses other classes."""
+def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData, long_texts: str = "tail",
+                        max_len: int | None = None) -> dict:
+    """Scores on `data` and the predictions; a classifier from `load_classifier` (which knows its class names)
+    refuses other classes. `long_texts`: how a text longer than `max_len` tokens (default: the context) is read
+    (long_texts.py)."""
     check_labels(getattr(model, "label_names", None), data)
-    seqs = encode_texts(codec, data.texts, model.config.block_size, "the texts to score")
-    return scores(predict(model, seqs, codec.eot), data.labels, len(data.label_names))
+    max_len = min(max_len or model.config.block_size, model.config.block_size)
+    text_views = encode_views(codec, data.texts, max_len, long_texts, "the texts to score")
+    pred = predict_proba(model, text_views, codec.eot).argmax(-1)
+    return {**scores(pred, data.labels, len(data.label_names)), "predictions": pred.tolist()}
 
 
 # --------------------------------------------------------------------------- #
@@ -336,46 +376,83 @@ def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Co
 # --------------------------------------------------------------------------- #
 
 def format_class_scores(s: dict) -> str:
-    return f"accuracy {s['accuracy']:.3f}, precision {s['precision']:.3f}, recall {s['recall']:.3f}, F1 {s['f1']:.3f}"
+    """Accuracy with its 95% interval, then precision, recall and F1 (of class 1 for two classes)."""
+    cm = torch.as_tensor(s["confusion"])
+    low, high = wilson_interval(int(cm.diagonal().sum()), int(cm.sum()))
+    return (f"accuracy {s['accuracy']:.3f} [{low:.2f}, {high:.2f}], precision {s['precision']:.3f}, "
+            f"recall {s['recall']:.3f}, F1 {s['f1']:.3f}")
+
+
+def counted(data: LabelledData) -> str:
+    """'1,200 (negative 600, positive 600)': a split's size and its classes."""
+    return f"{len(data):,} (" + ", ".join(f"{name} {n:,}" for name, n in zip(data.label_names, data.counts())) + ")"
+
+
+def describe_split(how: str, seed: int, train: LabelledData, val: LabelledData, test: LabelledData) -> list[str]:
+    """The lines that say how the data was split, and a warning when the test split is too small to tell much."""
+    kind = {"given": "the data's own train/dev/test", "stratified": "stratified 80/10/10, every example",
+            "balanced": "balanced: every class cut to the smallest, then 70/10/20"}[how]
+    lines = [f"split ({kind}; seed {seed}): train {counted(train)} / val {counted(val)} / test {counted(test)}"]
+    if len(test) < FEW_TEST_EXAMPLES:
+        half = Z95 * (0.25 / len(test)) ** 0.5
+        lines.append(f"warning: the test split has {len(test):,} examples (fewer than {FEW_TEST_EXAMPLES}): an "
+                     f"accuracy on it is uncertain by up to +-{half:.0%}; read the intervals before comparing")
+    return lines
 
 
 def classify_command(args, cfg: FitConfig) -> None:
-    """`python -m ch05_finetune classify`: the two baselines, fine-tuning with `cfg` (the recipe with what the
-    command line gave), test scores, the classifier saved to --out."""
+    """`python -m ch05_finetune classify`: the baselines, fine-tuning with `cfg` (the recipe with what the command
+    line gave), test scores with their intervals, the fine-tuned model compared with each baseline, the
+    classifier saved to --out."""
     if args.plot:
         check_writable_file(args.plot, "--plot")
     device = pick_device(args.device)
     data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed,
                          progress=not args.no_progress, fmt=args.format)
-    how = args.split
-    if how == "auto":
-        how = "given" if data.given else "stratified" if args.no_balance else "balanced"
+    how = resolve_split(data, args.split)
     train, val, test = make_splits(data, args.seed, how)
+    print(f"data: {args.data}, {counted(data)} examples")
+    for line in describe_split(how, args.seed, train, val, test):
+        print(line)
     source, reason = choose_start(args.source, args.data, train.texts)
-    model, codec, _ = load_chosen(source, reason, device, not args.no_progress)
+    model, codec, _ = load_chosen(source, reason, device, not args.no_progress, args.data)
     max_len = min(args.max_len or model.config.block_size, model.config.block_size)
-    kind = "its own train/dev/test" if how == "given" else how
-    print(f"data: {args.data}, {len(data):,} examples; split ({kind}) train {len(train):,} / val {len(val):,} / "
-          f"test {len(test):,}; classes {', '.join(data.label_names)}")
+    lengths = [len(ids) for ids in token_ids(codec, train.texts + val.texts + test.texts, "the texts")]
+    note = describe_long_texts(lengths, max_len, args.long_texts)
+    if note:
+        print(note)
     k = len(data.label_names)
-    encode_texts(codec, train.texts, max_len, "the training texts")  # refuses text the model cannot read
-    encode_texts(codec, test.texts, max_len, "the test texts")
-    print(f"majority class:  {format_class_scores(majority_baseline(train.labels, test.labels, k))}")
+    print(f"test scores on {len(test):,} texts (accuracy with its 95% interval):")
+    name = "{:<30}".format  # the four rows line up
+    print(f"  {name('majority class')}{format_class_scores(majority_baseline(train.labels, test.labels, k))}")
     bow = bag_of_words_baseline(train.texts, train.labels, test.texts, test.labels, num_classes=k)
-    print(f"bag of words:    {format_class_scores(bow)}  ({bow['vocabulary']:,} words)")
+    print(f"  {name('bag of words')}{format_class_scores(bow)}  ({bow['vocabulary']:,} words)")
+    tfidf = tfidf_baseline(train.texts, train.labels, val.texts, val.labels, test.texts)
+    tfidf.update(scores(tfidf["predictions"], test.labels, k))
+    print(f"  {name('TF-IDF + logistic regression')}{format_class_scores(tfidf)}  ({tfidf['features']:,} words and "
+          f"pairs, C {tfidf['C']:g} chosen on val)")
     set_seed(args.seed)
     # Ctrl-C during fine-tuning saves the best classifier so far to --out before the command ends.
-    meta = {"data": args.data, "seed": args.seed, "split": how, "format": args.format}
+    meta = {"data": args.data, "seed": args.seed, "split": how, "format": args.format, "long_texts": args.long_texts,
+            "max_len": max_len}
     _history, cost = measure(lambda: finetune_classifier(model, codec, train, val, cfg, args.trainable,
                                                         args.lora_rank, max_len, progress=not args.no_progress,
-                                                        out=args.out, meta=meta), device)
-    result = evaluate_classifier(model, codec, test)
-    print(f"fine-tuned GPT:  {format_class_scores(result)}  ({trainable_parameters(model):,} trainable parameters, "
-          f"{cost['seconds']:.1f} s)")
-    print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
+                                                        out=args.out, meta=meta, long_texts=args.long_texts),
+                             device)
+    result = evaluate_classifier(model, codec, test, args.long_texts, max_len)
+    print(f"  {name('fine-tuned GPT')}{format_class_scores(result)}  ({trainable_parameters(model):,} trainable "
+          f"parameters, {cost['seconds']:.1f} s)")
+    print(f"confusion matrix of the fine-tuned GPT (rows true, columns predicted): {result['confusion']}")
+    comparisons = {name: mcnemar(result["predictions"], base["predictions"], test.labels)
+                   for name, base in (("TF-IDF baseline", tfidf), ("bag of words", bow))}
+    for name, test_result in comparisons.items():
+        print(verdict("fine-tuned GPT", name, test_result))
     if args.lora_rank:
         merge_lora(model)
-    save_classifier(model, codec, data.label_names, args.out, {**meta, "test": dict(result.items())})
+    kept = {k: v for k, v in result.items() if k != "predictions"}
+    save_classifier(model, codec, data.label_names, args.out,
+                    {**meta, "test": kept, "baselines": {"bag_of_words": bow["accuracy"], "tfidf": tfidf["accuracy"]},
+                     "mcnemar": comparisons})
     print(f"saved {args.out}")
     if args.plot:
         plot_confusion(result["confusion"], data.label_names).savefig(args.plot, dpi=120)
@@ -395,8 +472,12 @@ def evaluate_command(args, meta: dict, device: str) -> None:
                           f"the data has {len(data.label_names)}")
     how = meta.get("split", "auto") if args.split == "auto" else args.split
     test = make_splits(data, args.seed, how)[2] if args.data == meta.get("data") or data.given else data
-    result = evaluate_classifier(model, codec, test)
-    print(f"{args.checkpoint} on {args.data} ({len(test):,} examples): {format_class_scores(result)}")
+    # read long texts as the classifier was trained to (a checkpoint from before --long-texts: their end)
+    long_texts = meta.get("long_texts") if meta.get("long_texts") in LONG_TEXT_CHOICES else "tail"
+    max_len = meta.get("max_len") if type(meta.get("max_len")) is int and meta["max_len"] > 0 else None
+    result = evaluate_classifier(model, codec, test, long_texts, max_len)
+    print(f"{args.checkpoint} on {args.data} ({len(test):,} examples, long texts read as {long_texts}): "
+          f"{format_class_scores(result)}")
     print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
     if args.plot:
         plot_confusion(result["confusion"], labels).savefig(args.plot, dpi=120)

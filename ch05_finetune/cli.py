@@ -13,6 +13,7 @@ from coursekit.settings import add_flags, add_run_flags, from_args
 
 from .config import AUTO, CLASSIFY_FIT, INSTRUCT_FIT, TINY, FitConfig
 from .labelled import DATASETS, FORMAT_CHOICES, INSTRUCTION_DATASETS, SPLIT_CHOICES
+from .long_texts import DEFAULT_LONG_TEXTS, LONG_TEXT_CHOICES
 from .template import TEMPLATES
 
 # The parser needs none of the training code: each command imports what it runs, so --help starts at once.
@@ -21,6 +22,8 @@ from .template import TEMPLATES
 EXAMPLES = ["python -m ch05_finetune classify                     # built-in reviews, tiny model",
             "python -m ch05_finetune classify --data sms_spam --split balanced   # UCI download, GPT-2",
             "python -m ch05_finetune classify --data path/to/folder               # train/dev/test files",
+            "python -m ch05_finetune texts --data my.csv --out runs/my_texts.jsonl # to pretrain on, offline",
+            "python -m ch05_finetune classify --data my.csv --from runs/my_lm     # from that pretraining",
             "python -m ch05_finetune instruct --data alpaca_sample --from gpt2",
             "python -m ch05_finetune instruct --out runs/ch05/instruct",
             "python -m ch05_finetune chat --checkpoint runs/ch05/instruct",
@@ -30,6 +33,11 @@ SOURCES = f"'{AUTO}' (the default: '{TINY}' for the built-in data and for data i
           f"the 634 GPT-2 tokens of that world and refuses text it cannot read), a checkpoint directory from " \
           f"Chapter 3/4, or an OpenAI GPT-2 name such as gpt2 (downloaded once through Chapter 4's loader)"
 
+
+SPLIT_HELP = ("auto (the default): the data's own train/dev/test files when it has them, else stratified; "
+              "stratified: 80/10/10 with the classes as they are, every example used; balanced: every class cut "
+              "to the smallest, then 70/10/20 (the split behind the published SMS Spam figure, to compare with "
+              "it); given: the data's own files")
 
 # --trainable: a number of blocks (0: only the final LayerNorm and the head) or 'all'
 trainable_blocks = Number(int, 0, words={"all": "all"})
@@ -63,35 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ch05_finetune",
         description="Chapter 5: fine-tune a pretrained GPT into a classifier or an instruction follower.",
         examples=EXAMPLES)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{classify,instruct,chat,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{classify,texts,instruct,chat,evaluate}")
 
     c = subcommand(sub, "classify", cmd_classify, "fine-tune a classifier; print baselines, accuracy by epoch, "
                    "test scores", "Replace the model's output head by a classifier read at the last real token, "
-                   "fine-tune it, and compare it with a majority-class guess and a bag-of-words logistic regression "
-                   "on the same test split.")
+                   "fine-tune it, and compare it on the same test split with a majority-class guess, a bag of words "
+                   "and TF-IDF with logistic regression. Every accuracy comes with its 95% interval; McNemar's test "
+                   "on the test texts says whether the fine-tuned model beats a baseline or is level with it.")
     add_data_args(c, f"'builtin' (generated reviews where word order and negation decide), a dataset name "
                      f"({', '.join(DATASETS)}; downloaded and checked against a sha256), a file: label<TAB>text "
                      f"(e.g. the UCI SMSSpamCollection as it comes), fastText/flair '__label__X text' lines, "
                      f"CSV/TSV with a header (text and label columns), JSONL, Parquet, a .zip of one; or a "
                      f"folder of train/dev/test files (their splits are kept)",
-                  "given: the data's own train/dev/test files; balanced: every class cut to the smallest, then "
-                  "70/10/20 (the split of the published SMS Spam figure); stratified: 70/10/20 with the classes as "
-                  "they are; auto (default): given when the data has splits, else balanced")
+                  SPLIT_HELP)
     c.add_argument("--trainable", type=trainable_blocks, default="all", metavar="N|all",
                    help="train the last N transformer blocks, the final LayerNorm and the head; 'all' trains "
                         "every weight (default: %(default)s)")
     c.add_argument("--max-len", type=positive_int,
-                   help="tokens per text, cut from the left, at most the context size (default: the context size)")
-    c.add_argument("--no-balance", action="store_true", help="the same as --split stratified where the split would "
-                   "be balanced: keep the class sizes as they are")
+                   help="tokens the model reads at a time, at most its context size (default: the context size)")
+    c.add_argument("--long-texts", choices=LONG_TEXT_CHOICES, default=DEFAULT_LONG_TEXTS,
+                   help="how a text longer than --max-len is read: windows (overlapping windows, their predictions "
+                        "averaged; the default), head-tail (its first and last tokens), head (its first tokens), "
+                        "tail (its last tokens)")
     c.add_argument("--out", default="runs/ch05/classify", help="checkpoint directory (default: %(default)s)")
     c.add_argument("--plot", metavar="PNG", help="save the test confusion matrix as a picture")
     add_fit_args(c, CLASSIFY_FIT)
 
+    t = subcommand(sub, "texts", cmd_texts, "write the training texts of labelled data, for pretraining",
+                   "Write the texts of the training split of --data (the split classify makes with the same --split "
+                   "and --seed), one JSON line each and without labels, for `python -m ch04_pretrain prepare "
+                   "--source FILE`: a model pretrained on your own text, offline, that has never read a test text.")
+    add_data_args(t, "labelled data, as for classify", SPLIT_HELP)
+    t.add_argument("--out", required=True, metavar="FILE", help="the JSONL file to write ({\"text\": ...} lines)")
+    add_run_flags(t, device=False, dtype=False, progress=False, seed_help="the seed classify's split is made with")
+
     i = subcommand(sub, "instruct", cmd_instruct, "instruction-tune; print exact match before and after, save "
                    "responses", "Fine-tune on instruction/input/output examples framed by a prompt template, with "
                    "the loss masked on padding (and on the prompt, unless --no-mask-prompt). Test answers are "
-                   "generated up to <|endoftext|> (budget: the longest expected answer plus a margin) and scored by "
+                   "generated up to <|endoftext|> (budget: the longest training answer plus a margin) and scored by "
                    "exact match, token F1 and ROUGE-L, beside the loss of the expected answers; answers cut by the "
                    "budget are marked.")
     i.add_argument("--data", default=BUILTIN, metavar="NAME_OR_PATH",
@@ -146,6 +163,12 @@ def cmd_instruct(args) -> None:
 
     with own_folder(check_writable_dir(args.out, "--out"), f"--out {args.out}"):  # one command per folder
         instruct_command(args, _fit_config(args))
+
+
+def cmd_texts(args) -> None:
+    from .labelled import write_training_texts
+
+    write_training_texts(args)
 
 
 def cmd_chat(args) -> None:

@@ -13,9 +13,10 @@ Evaluation (`score_answers`): the loss and perplexity of the expected
 answers, and greedy answers scored three ways: exact match, token F1 and
 ROUGE-L (scoring.py), the last two for open answers that can be right in
 other words. Generation runs until <|endoftext|>, with a budget taken from
-the references: the longest expected answer in tokens plus a margin, so a
-long answer is never cut by a fixed small limit. An answer that hits the
-budget anyway is marked "cut" in the saved responses.
+the training answers: the longest in tokens plus a margin, so a long answer
+is not cut by a fixed small limit, and nothing the evaluation uses comes from
+the test split. An answer that hits the budget anyway is marked "cut" in the
+saved responses.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ch03_gpt import GPT, generate, save_checkpoint
-from coursekit import BUILTIN, CourseError, write_json
+from coursekit import BUILTIN, CourseError, read_json, write_json
 from coursekit.download import find_or_download
 from coursekit.files import check_writable_file
 from coursekit.readers import decode_utf8, json_lines, parse_json, read_bytes, text_lines
@@ -186,6 +187,14 @@ def answer_budget(codec: Codec, examples: list[Instruction], margin: float = 0.2
     return longest + max(at_least, int(longest * margin))
 
 
+def meta_budget(checkpoint: str | Path) -> int | None:
+    """The answer budget an instruction-tuned checkpoint recorded (from its training answers), if it has one."""
+    meta = read_json(Path(checkpoint) / "config.json")
+    finetune = meta.get("finetune") if isinstance(meta.get("finetune"), dict) else {}
+    budget = finetune.get("budget")
+    return budget if type(budget) is int and 0 < budget <= 100_000 else None
+
+
 def generate_answer(model: GPT, codec: Codec, template: PromptTemplate, instruction: str, input: str = "",
                     max_new_tokens: int = 16) -> tuple[str, bool]:
     """The model's greedy answer, up to <|endoftext|>, and whether the budget cut it (no <|endoftext|> came).
@@ -217,7 +226,8 @@ def score_answers(model: GPT, codec: Codec, template: PromptTemplate, examples: 
     token_f1, rouge_l: their means (scoring.py), which give credit for an open answer that is partly
     right or right in other words; answer_loss and perplexity (its exp): how likely the model finds the
     expected answers, without generating; by_task: exact match per task; budget: the new tokens allowed
-    (default `answer_budget` of these examples); cut: how many answers the budget stopped.
+    (give `answer_budget` of the training examples; the default, `answer_budget` of `examples`, reads the
+    answers it scores); cut: how many answers the budget stopped.
     With `out_path`, every response is saved as JSON beside its expected answer, its scores and "cut".
     """
     if not examples:
@@ -274,7 +284,9 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
     messages the same way. Returns the scores, the loss history and the cost.
     """
     train_split, val_split, test_split = splits
-    before = score_answers(model, codec, template, test_split)
+    # the answer budget comes from the training answers: nothing the evaluation uses is taken from the test split
+    budget = answer_budget(codec, train_split)
+    before = score_answers(model, codec, template, test_split, budget)
     if log:
         log(f"before tuning: {format_scores(before)}")
     if lora_rank:
@@ -304,7 +316,7 @@ def instruction_tune(model: GPT, codec: Codec, template: PromptTemplate, splits:
                                                           on_interrupt=on_interrupt), device)
     merged()
     responses = Path(responses) if responses else out / "responses.json"
-    after = score_answers(model, codec, template, test_split, out_path=responses)
+    after = score_answers(model, codec, template, test_split, budget, out_path=responses)
     save(model, {**finetune, **{k: after[k] for k in ("exact_match", "token_f1", "rouge_l", "answer_loss", "budget",
                                                         "cut")}})
     return {"before": before, "after": after, "history": history, "cost": cost, "responses": responses}
@@ -322,9 +334,10 @@ def instruct_command(args, cfg: FitConfig) -> None:
     template = get_template(args.template)
     examples = load_instructions(args.data, seed=args.seed, data_dir=args.data_dir, progress=not args.no_progress)
     splits = split_instructions(examples, args.seed)
-    source, reason = choose_start(args.source, args.data,
-                                  [t for ex in splits[0] for t in (ex.instruction, ex.input, ex.output)])
-    model, codec, _meta = load_chosen(source, reason, device, not args.no_progress)
+    texts = [t for ex in splits[0] for t in (ex.instruction, ex.input, ex.output)]
+    source, reason = choose_start(args.source, args.data, texts, labelled=False)
+    model, codec, _meta = load_chosen(source, reason, device, not args.no_progress, args.data,
+                                      labelled=False)
     print(f"data: {args.data}, {len(examples):,} examples; split train {len(splits[0]):,} / val {len(splits[1]):,} / "
           f"test {len(splits[2]):,}; prompt {'masked' if not args.no_mask_prompt else 'trained on too'}")
     run = instruction_tune(model, codec, template, splits, cfg, args.out, args.data, not args.no_mask_prompt,
@@ -346,8 +359,10 @@ def evaluate_command(args, device: str) -> None:
     check_writable_file(out, "--responses")
     model, codec, template = load_chat_model(args.checkpoint, device)
     examples = load_instructions(args.data, seed=args.seed, data_dir=args.data_dir)
-    test = split_instructions(examples, args.seed)[2]
-    result = score_answers(model, codec, template, test, out_path=out)
+    train, _, test = split_instructions(examples, args.seed)
+    # the budget tuning recorded (from its training answers), else this data's training answers: never the test's
+    recorded = meta_budget(args.checkpoint)
+    result = score_answers(model, codec, template, test, recorded or answer_budget(codec, train), out_path=out)
     print(f"{args.checkpoint} on {args.data} ({len(test):,} test examples): {format_scores(result)}")
     print("exact match by task: " + ", ".join(f"{t} {v:.2f}" for t, v in result["by_task"].items()))
     print(f"saved {out}")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import random
 import re
 from collections.abc import Iterable
@@ -54,6 +55,7 @@ from coursekit.download import (
     sha256_of,
     write_verified,
 )
+from coursekit.files import check_writable_file, write_bytes_atomically
 from coursekit.readers import (
     decode_utf8,
     json_lines,
@@ -549,7 +551,11 @@ def split_balanced(data: LabelledData, seed: int = DEFAULT_SEED,
     return tuple(data.subset(part) for part in parts)
 
 
-SPLIT_CHOICES = ("auto", "given", "balanced", "stratified")
+SPLIT_CHOICES = ("auto", "given", "stratified", "balanced")
+# train / val / test shares. A user's own file keeps all of its examples (stratified); the balanced split is the
+# one behind the published SMS Spam figure (every class cut to the smallest, then 70/10/20).
+STRATIFIED_FRACTIONS = (0.8, 0.1, 0.1)
+BALANCED_FRACTIONS = (0.7, 0.1, 0.2)
 
 
 def _carve(index: list[int], labels: list[int], share: float, rng: random.Random) -> tuple[list[int], list[int]]:
@@ -566,25 +572,34 @@ def _carve(index: list[int], labels: list[int], share: float, rng: random.Random
     return rest, taken
 
 
+def resolve_split(data: LabelledData, how: str = "auto") -> str:
+    """The split `auto` means for `data`: its own when it has train/dev/test files, else stratified (all of it)."""
+    if how not in SPLIT_CHOICES:
+        raise CourseError(f"unknown split {how!r}; choose one of {', '.join(SPLIT_CHOICES)}")
+    if how == "auto":
+        return "given" if data.given else "stratified"
+    return how
+
+
 def make_splits(data: LabelledData, seed: int = DEFAULT_SEED, how: str = "auto",
-                fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> tuple[LabelledData, LabelledData,
+                fractions: tuple[float, float, float] | None = None) -> tuple[LabelledData, LabelledData,
                                                                               LabelledData]:
     """Train/val/test splits of `data`.
 
     * "given": the splits the data came with (a folder of train/dev/test files); a missing test
-      split is carved out of train (a fifth, class by class), then a missing dev split (an eighth
-      of what is left), as in 70/10/20.
+      split is carved out of train (a tenth, class by class), then a missing dev split (a ninth of
+      what is left), as in 80/10/10.
+    * "stratified": 80/10/10 with each class in its own proportion: every labelled example is used.
     * "balanced": `split_balanced` (each class cut to the smallest, then 70/10/20): the split of
       the published SMS Spam figure, where always guessing one class scores 1 / classes.
-    * "stratified": 70/10/20 with each class in its own proportion, sizes as they are.
-    * "auto": "given" when the data has splits of its own, else "balanced".
+    * "auto": "given" when the data has splits of its own, else "stratified".
     """
-    if how not in SPLIT_CHOICES:
-        raise CourseError(f"unknown split {how!r}; choose one of {', '.join(SPLIT_CHOICES)}")
-    if how == "auto":
-        how = "given" if data.given else "balanced"
-    if how != "given":
-        return split_balanced(data, seed, fractions, balance=how == "balanced")
+    how = resolve_split(data, how)
+    if how == "balanced":
+        return split_balanced(data, seed, fractions or BALANCED_FRACTIONS, balance=True)
+    fractions = fractions or STRATIFIED_FRACTIONS
+    if how == "stratified":
+        return split_balanced(data, seed, fractions, balance=False)
     if not data.given:
         raise CourseError("the data came without splits of its own; --split given needs a folder of "
                           "train/dev/test files")
@@ -601,3 +616,19 @@ def make_splits(data: LabelledData, seed: int = DEFAULT_SEED, how: str = "auto",
         if not part:
             raise CourseError(f"the {name} split is empty ({len(data)} examples in all)")
     return tuple(data.subset(part) for part in parts)
+
+
+def write_training_texts(args) -> None:
+    """`python -m ch05_finetune texts`: the training split's texts of --data, one JSON line each, no labels.
+
+    The split is classify's (the same --split and --seed), so a model pretrained on this file has read no
+    validation or test text: the scores classify reports from it stay honest."""
+    out = check_writable_file(args.out, "--out")
+    data = load_labelled(args.data, args.data_dir, args.sha256, args.trust_unverified, seed=args.seed, fmt=args.format)
+    how = resolve_split(data, args.split)
+    train = make_splits(data, args.seed, how)[0]
+    lines = "".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in train.texts)
+    write_bytes_atomically(out, lines.encode("utf-8"))
+    print(f"wrote {len(train):,} training texts of {len(data):,} ({how} split, seed {args.seed}; no validation or "
+          f"test text, no label) to {out}")
+    print(f"next: python -m ch04_pretrain prepare --source {out} --out runs/my_prep")

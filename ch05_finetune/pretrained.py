@@ -123,11 +123,17 @@ def load_start(source: str | Path, device: str = "cpu", tiny_dir: str | Path = D
     return model, Codec.from_meta(meta.get("tokenizer"), encoding=encoding), meta
 
 
-def choose_start(source: str, data: str, texts) -> tuple[str, str]:
+def choose_start(source: str, data: str, texts, labelled: bool = True) -> tuple[str, str]:
     """The starting model for `--from auto`, and why: the tiny model where it can read the data, else GPT-2.
 
     The tiny model keeps only the GPT-2 tokens of the built-in world; on other text most tokens would
-    become one unknown id, so real data starts from a model with GPT-2's whole vocabulary."""
+    become one unknown id, so real data starts from a model with GPT-2's whole vocabulary. `--from tiny`
+    on such data is refused here, before the tiny model is pretrained for nothing."""
+    if source == TINY and data != BUILTIN:
+        share, _ = Codec(list(builtin_token_ids())).unknown_share(texts)
+        if share > MAX_UNKNOWN_SHARE:
+            raise CourseError(f"--from {TINY} cannot read this data: {share:.1%} of its tokens are outside the tiny "
+                              f"model's vocabulary (at most {MAX_UNKNOWN_SHARE:.0%}).\n" + ways_forward(data, labelled))
     if source != AUTO:
         return source, ""
     if data == BUILTIN:
@@ -138,8 +144,24 @@ def choose_start(source: str, data: str, texts) -> tuple[str, str]:
     return "gpt2", f"{share:.1%} of the data's tokens are outside the tiny model's vocabulary"
 
 
-def load_chosen(source: str, reason: str, device: str, progress: bool):
-    """`load_start`, saying which model `--from auto` chose; a GPT-2 that cannot be had offline is one line."""
+def ways_forward(data: str, labelled: bool = True) -> str:
+    """The three ways to a model that reads any text, when GPT-2 cannot be downloaded: three lines. The first
+    pretrains on the training texts of labelled `data`, or on a text file of the user's (instructions)."""
+    texts = (f"python -m ch05_finetune texts --data {data} --out runs/my_texts.jsonl, then " if labelled else
+             "put text of your domain in runs/my_texts.jsonl ({\"text\": ...} lines) or a .txt file, then ")
+    return (f"  1. pretrain one on your own text, offline: {texts}python -m ch04_pretrain prepare --source "
+            f"runs/my_texts.jsonl --out runs/my_prep and python -m ch04_pretrain train --data runs/my_prep "
+            f"--out runs/my_lm --preset tiny --block-size 128 --batch-size 16 (ch05_finetune/README.md, "
+            f"'Your own labelled data')\n"
+            f"  2. --from DIR: that run folder, another Chapter 4 run or checkpoint, or a folder holding GPT-2's "
+            f"model.safetensors and config.json\n"
+            f"  3. connect to the network once: --from gpt2 downloads GPT-2 into the cache, and it is read from there "
+            f"offline afterwards")
+
+
+def load_chosen(source: str, reason: str, device: str, progress: bool, data: str = BUILTIN, labelled: bool = True):
+    """`load_start`, saying which model `--from auto` chose; a GPT-2 that cannot be had offline is an error that
+    says what to do instead."""
     if reason:
         print(f"start: {source} (--from auto: {reason})")
     try:
@@ -147,5 +169,5 @@ def load_chosen(source: str, reason: str, device: str, progress: bool):
     except CourseError as e:
         if not reason or source == TINY:
             raise
-        raise CourseError(f"{e}; --from auto needs a full-vocabulary model for this data: run once with network, "
-                          f"or pass --from DIR (a Chapter 4 checkpoint or a downloaded model.safetensors)") from None
+        raise CourseError(f"{e}\n--from auto needs a model with GPT-2's whole vocabulary for this data; three "
+                          f"ways on:\n" + ways_forward(data, labelled)) from None

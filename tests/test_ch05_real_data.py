@@ -102,7 +102,7 @@ def test_folder_without_dev_carves_it_from_train(tmp_path):
     (d / "train.tsv").write_text("".join(f"{'a' if i % 2 else 'b'}\tt{i}\n" for i in range(80)))
     (d / "test.tsv").write_text("a\tx\nb\ty\n")
     train, val, test = make_splits(read_labelled(d))
-    assert len(test) == 2 and len(val) == 10 and len(train) == 70
+    assert len(test) == 2 and len(val) == 8 and len(train) == 72  # a ninth of the train file, class by class
     assert not set(val.texts) & set(train.texts)
 
 
@@ -123,7 +123,7 @@ def test_published_split_is_balanced_70_10_20():
     assert [len(train), len(val), len(test)] == [182, 26, 52]  # 130 of each class, 70/10/20
     assert train.counts() == [91, 91]
     train, val, test = make_splits(data, how="stratified")
-    assert len(train) + len(val) + len(test) == 1000 and test.counts()[1] == 26
+    assert len(train) + len(val) + len(test) == 1000 and test.counts()[1] == 13  # 80/10/10, every example
 
 
 # --------------------------------------------------------------------------- downloads, no network
