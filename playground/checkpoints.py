@@ -99,7 +99,8 @@ def shown_path(path: Path) -> str:
 
 def find_checkpoints(roots: Iterable[Path], given: Iterable[Path] = (), warn: Callable[[str], None] = print,
                      ) -> list[Found]:
-    """Every checkpoint under `roots` (a missing root is skipped), then each folder of `given`, which must be one.
+    """Every checkpoint under `roots` (a missing root is skipped) and each folder of `given`, which must be one,
+    in the course's order (by chapter, then folder).
 
     A folder that looks like a checkpoint but cannot be read is skipped with a line to `warn`; a `given` folder
     that is not a checkpoint is a one-line CourseError."""
@@ -140,7 +141,7 @@ def find_checkpoints(roots: Iterable[Path], given: Iterable[Path] = (), warn: Ca
         if kind is None:
             raise CourseError(f"--model {folder} is not a checkpoint of this course ({why})")
         add(folder, kind)
-    return found
+    return sorted(found, key=lambda f: (f.chapter, f.shown))  # the course's order: bigram first, tuned models last
 
 
 def model_ids(found: list[Found]) -> list[str]:

@@ -131,6 +131,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(app, sock: socket.socket, on_ready) -> None:
     """Serve `app` on `sock` with uvicorn until Ctrl-C; `on_ready()` once it accepts connections."""
+    make_server(app, on_ready).run(sockets=[sock])
+
+
+def make_server(app, on_ready):
+    """The uvicorn server of `app`, which calls `on_ready()` once it accepts connections (`.run(sockets=[...])`
+    serves; setting `.should_exit` stops it: the tests run it in a thread)."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -141,4 +147,4 @@ def serve(app, sock: socket.socket, on_ready) -> None:
 
     # Quiet: the page is the interface; errors still print. A generation in progress gets 2 s to end at Ctrl-C.
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-    Server(config).run(sockets=[sock])
+    return Server(config)

@@ -191,6 +191,8 @@ def short_message(exc: RequestValidationError) -> tuple[int, str]:
     first = errors[0]
     if first.get("type") == "json_invalid":
         return 400, "the body is not valid JSON"
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return 400, "the body is empty; send a JSON object"
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     text = f"{where}: {first.get('msg', 'not valid')}" if where else str(first.get("msg", "not valid"))
     return 422, text[:200]
