@@ -90,28 +90,33 @@ def identify(folder: Path, files: set[str] | None = None) -> tuple[str | None, s
     return None, "its config.json names no model this course makes"
 
 
-def shown_path(path: Path) -> str:
+def shown_path(path: Path, root: Path | None = None) -> str:
+    """How the page names a folder: from the current folder ('runs/course/gpt'), else from the folder searched
+    ('runs/course/gpt' for a search of /elsewhere/runs), else as given."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(path)
+        pass
+    if root is not None:
+        return str(Path(root.resolve().name) / path.relative_to(root))
+    return str(path)
 
 
 def find_checkpoints(roots: Iterable[Path], given: Iterable[Path] = (), warn: Callable[[str], None] = print,
                      ) -> list[Found]:
     """Every checkpoint under `roots` (a missing root is skipped) and each folder of `given`, which must be one,
-    in the course's order (by chapter, then folder).
+    in the course's order (by kind as KINDS lists them, then folder).
 
     A folder that looks like a checkpoint but cannot be read is skipped with a line to `warn`; a `given` folder
     that is not a checkpoint is a one-line CourseError."""
     found: list[Found] = []
     seen: set[Path] = set()
 
-    def add(folder: Path, kind: str) -> None:
+    def add(folder: Path, kind: str, root: Path | None = None) -> None:
         key = folder.resolve()
         if key not in seen:
             seen.add(key)
-            found.append(Found(folder, kind, shown_path(folder)))
+            found.append(Found(folder, kind, shown_path(folder, root)))
 
     for root in roots:
         root = Path(root)
@@ -123,11 +128,11 @@ def find_checkpoints(roots: Iterable[Path], given: Iterable[Path] = (), warn: Ca
             try:
                 kind, _why = identify(folder, set(filenames))
             except CourseError as e:
-                warn(f"skipped {shown_path(folder)}: {e}")
+                warn(f"skipped {shown_path(folder, root)}: {e}")
                 kind = None
                 dirnames.clear()
             if kind is not None:
-                add(folder, kind)
+                add(folder, kind, root)
                 dirnames.clear()  # a checkpoint's own folders (a run's step_ folders) are not models of their own
             elif depth >= MAX_DEPTH or len(found) >= MAX_CHECKPOINTS:
                 dirnames.clear()
@@ -141,7 +146,8 @@ def find_checkpoints(roots: Iterable[Path], given: Iterable[Path] = (), warn: Ca
         if kind is None:
             raise CourseError(f"--model {folder} is not a checkpoint of this course ({why})")
         add(folder, kind)
-    return sorted(found, key=lambda f: (f.chapter, f.shown))  # the course's order: bigram first, tuned models last
+    order = list(KINDS)  # the course's order: the bigram first, the tuned models last
+    return sorted(found, key=lambda f: (order.index(f.kind), f.shown))
 
 
 def model_ids(found: list[Found]) -> list[str]:

@@ -89,8 +89,14 @@ class Column:
             elif kind == CHAT:
                 from ch05_finetune.chat import reply_prompt
 
+                # The answer may take at most half the window: the other half holds the framed message (a
+                # long budget would leave the template no room) and as much of the conversation as fits.
+                answer = min(sampling.max_new_tokens, loaded.context // 2)
+                if answer < sampling.max_new_tokens:
+                    self.notes.append(f"an answer here is at most {answer} tokens: half of the model's "
+                                      f"{loaded.context}-token window, the other half holds your message")
                 self.ids, self.budget, dropped, cut = reply_prompt(loaded.model, loaded.codec, loaded.template,
-                                                                   history, prompt, sampling.max_new_tokens)
+                                                                   history, prompt, answer)
                 if dropped:
                     self.notes.append(f"the oldest {dropped} turn(s) of the conversation no longer fit in the "
                                       f"model's {loaded.context} tokens and were left out")

@@ -70,7 +70,7 @@ def live_server(app):
         sock.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def serve():
     """`with serve(app) as url:` runs `app` on a real server (a real socket: disconnects are real)."""
     return live_server

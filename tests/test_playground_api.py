@@ -74,6 +74,7 @@ def test_it_finds_a_checkpoint_of_every_kind_the_course_trains(playground_runs, 
                                                                           for m in playground_models.values())
     assert found["gpt"].path == playground_runs / "course" / "pretrain"  # the run folder, not its step_ folders
     assert found["classifier"].path == playground_runs / "ch05" / "classify"
+    assert found["char-gpt"].shown == "runs/course/gpt"  # named from the folder searched, not the whole path
     assert all(len(i) <= 40 and i.replace("-", "").isalnum() for i in playground_models)
 
 

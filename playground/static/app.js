@@ -363,13 +363,13 @@ function visible(text) {
 function describeSettings(s) {
   if (!s) return "";
   if (s.temperature === 0) {
-    return "temperature 0: the most likely token is always taken; these are the model's own probabilities "
-      + "(temperature 1)";
+    return "Temperature 0: the most likely token is always taken; these are the model's own probabilities "
+      + "(temperature 1).";
   }
   const parts = [`temperature ${s.temperature}`];
   if (s.top_k !== null) parts.push(`top-k ${s.top_k}`);
   if (s.top_p !== null) parts.push(`top-p ${s.top_p}`);
-  return `after ${parts.join(", ")}: the probabilities this token was drawn with`;
+  return `The probabilities it was drawn with, after ${parts.join(", ")}.`;
 }
 
 function showConsidered(span) {
@@ -394,7 +394,7 @@ function showConsidered(span) {
     rows.append(li);
   }
   panel.querySelector(".considered-note").textContent =
-    `Highlighted: the one chosen. ${describeSettings(info.settings)}.`;
+    `Highlighted: the one chosen. ${describeSettings(info.settings)}`;
   panel.hidden = false;
   const box = span.getBoundingClientRect();
   const width = panel.offsetWidth;
