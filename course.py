@@ -18,6 +18,8 @@ second run reuses finished work and does only what is missing or changed; a
 stage that runs again makes every stage after it run again too. An
 interrupted pretraining resumes from its last checkpoint. `--fresh` starts over.
 
+`python -m course playground` then serves a page on this machine where you can talk to every model the
+course trained, watch the tokens stream and see what each model considered at each step (playground/).
 For instructors, `python -m course handout DIR` writes a student's copy without the
 solutions and `python -m course grade SUBMISSIONS` marks a class (coursekit.classroom).
 """
@@ -45,6 +47,7 @@ from coursekit.classroom import add_classroom_commands
 from coursekit.files import check_writable_dir, load_json, own_folder, write_bytes_atomically
 from coursekit.progress import progress_write
 from coursekit.settings import DEFAULT_SEED, add_run_flags
+from playground.cli import add_playground_command
 
 # The settings above need no torch: each stage imports the code it runs, so that `python -m course --help`
 # answers at once.
@@ -204,6 +207,9 @@ def bigram_stage(plan: Plan, corpus: Path, device: str, progress: bool):
         finally:
             torch.set_num_threads(threads)
         write_weights({k: v.cpu() for k, v in model.state_dict().items()}, folder / "model.safetensors")
+        # Its vocabulary beside it, so the folder is a model on its own (the playground reads it).
+        write_json(folder / "config.json", {"bigram": {"vocab_size": data.tokenizer.vocab_size},
+                                            "tokenizer": {"type": "char", "chars": data.tokenizer.chars}})
         sample = sample_text(model, data.tokenizer, "\n", 300, seed=cfg.seed, device=device)
         (folder / "sample.txt").write_text(sample, encoding="utf-8")
         start = initial_loss(data.tokenizer.vocab_size)
@@ -406,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "character-level GPT (Chapter 3) -> BPE shards and pretraining (Chapter 4) -> instruction "
                     "tuning and a few questions (Chapter 5). About 5 minutes on a 2-core CPU. A second run reuses "
                     "what is done.",
-        epilog="Afterwards: python -m ch05_finetune chat --checkpoint runs/course/instruct")
+        epilog="Afterwards: python -m course playground (every model in your browser), or "
+               "python -m ch05_finetune chat --checkpoint runs/course/instruct")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                    help="where every stage keeps its files (default: %(default)s)")
     p.add_argument("--fresh", action="store_true", help="start over: delete the stages' earlier results first")
@@ -415,7 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "mean little)")
     add_run_flags(p, dtype=False, seed=False, threads=True)
     p.set_defaults(run=run)
-    add_classroom_commands(p)  # `handout` and `grade`, for instructors; without them the command runs the path
+    # Optional subcommands: without one, the command runs the path. The playground is for everyone; `handout`
+    # and `grade` are for instructors (coursekit.classroom).
+    commands = p.add_subparsers(title="other commands", metavar="{playground,handout,grade}", dest="command")
+    add_playground_command(commands)
+    add_classroom_commands(commands)
     return p
 
 
@@ -438,6 +449,8 @@ def run(args: argparse.Namespace) -> None:
     print("\n" + summary_table(records))
     print(f"\nthis run took {_duration(time.perf_counter() - start)}; the summary is in {args.out / 'summary.json'}")
     print(f"talk to the tuned model: python -m ch05_finetune chat --checkpoint {args.out / 'instruct'}")
+    runs = "" if args.out == DEFAULT_OUT else f" --runs {args.out}"
+    print(f"or to every model, in your browser: python -m course playground{runs}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from coursekit.lazy import lazy_exports
 __all__ = [
     "GPT", "GPT2_CONFIGS", "RECIPES", "Attention", "Block", "FeedForward", "GPTConfig", "KVCache", "Recipe",
     "check_sampling", "config_difference", "configure_optimizer", "cosine_lr", "filter_logits",
-    "generate", "gpt2_config", "load_checkpoint", "load_weights", "sample_next", "save_checkpoint",
-    "stream", "train_gpt", "train_steps",
+    "generate", "gpt2_config", "load_checkpoint", "load_weights", "sample_next", "sampling_probs", "save_checkpoint",
+    "stream", "stream_with_probs", "train_gpt", "train_steps",
 ]
 
 # Each name is imported from its module when first used, so `python -m ch03_gpt --help` imports no torch.
@@ -15,7 +15,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, {
     "checkpoint": ("config_difference", "load_checkpoint", "load_weights", "save_checkpoint"),
     "config": ("RECIPES", "GPTConfig", "Recipe"),
-    "generate": ("check_sampling", "filter_logits", "generate", "sample_next", "stream"),
+    "generate": ("check_sampling", "filter_logits", "generate", "sample_next", "sampling_probs", "stream",
+                 "stream_with_probs"),
     "model": ("GPT", "GPT2_CONFIGS", "Attention", "Block", "FeedForward", "KVCache", "gpt2_config"),
     "train": ("configure_optimizer", "cosine_lr", "train_gpt", "train_steps"),
 })

@@ -1,7 +1,8 @@
 """Generation: temperature, top-k, top-p, a stop token, streaming, and a KV cache.
 
 `stream` yields tokens one at a time as they are sampled; `generate` collects
-them. With `use_cache=True` (the default) each step feeds only the newest
+them; `stream_with_probs` yields each token together with the distribution it
+was drawn from (the playground shows its top 5). With `use_cache=True` (the default) each step feeds only the newest
 token and reuses the keys and values of the earlier ones, which turns the cost
 of a step from the whole context to one token.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 
 import torch
 import torch.nn.functional as F
@@ -60,16 +62,33 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     return logits
 
 
+def sampling_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None) -> torch.Tensor:
+    """The distribution `sample_next` draws from (B, V) -> (B, V): the softmax of the logits divided by the
+    temperature, with every token outside top-k and top-p at 0.
+
+    Temperature 0 draws nothing (greedy takes the argmax, and ignores top-k and top-p); what it returns then is
+    the model's own distribution, the softmax at temperature 1, whose most likely token greedy picks.
+    """
+    if temperature == 0:
+        return F.softmax(logits.float(), dim=-1)
+    return F.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
+
+
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """Pick the next token (B, 1) from last-position logits (B, V). Temperature 0 is greedy."""
+    return _pick(logits, sampling_probs(logits, temperature, top_k, top_p), temperature, generator)
+
+
+def _pick(logits: torch.Tensor, probs: torch.Tensor, temperature: float,
+          generator: torch.Generator | None) -> torch.Tensor:
+    """The next token (B, 1): the argmax of `logits` (B, V) at temperature 0, else a draw from `probs` (B, V)."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = filter_logits(logits.float() / temperature, top_k, top_p)
-    return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-@torch.no_grad()
 def stream(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, stop_token: int | None = None,
            use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
@@ -77,6 +96,25 @@ def stream(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: floa
 
     `idx` (B, T) is the prompt; a prompt longer than the block size is cropped
     from the left (the model cannot see further back).
+    """
+    with closing(stream_with_probs(model, idx, max_new_tokens, temperature, top_k, top_p, stop_token, use_cache,
+                                   generator)) as steps:
+        for token, _probs in steps:
+            yield token
+
+
+@torch.no_grad()
+def stream_with_probs(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                      top_k: int | None = None, top_p: float | None = None, stop_token: int | None = None,
+                      use_cache: bool = True,
+                      generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`stream`, yielding with each token (B,) the distribution it was drawn from (B, V): after the temperature
+    and the top-k/top-p filter, as `sample_next` sees it (`sampling_probs`; at temperature 0, the model's own).
+
+    The same seed gives the same tokens as `stream`: this is the loop `stream` runs.
+    Any model with `config.block_size`, `config.vocab_size`, `config.n_layer` and a
+    forward `model(idx, cache=...) -> (logits, _)` can run in it; one without a KV
+    cache runs with `use_cache=False`.
     """
     block_size = model.config.block_size
     check_sampling(model.config.vocab_size, max_new_tokens, temperature, top_k, top_p)
@@ -94,8 +132,10 @@ def stream(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: floa
                 cache = KVCache(model.config.n_layer)  # the window slid: rebuild from it
                 feed = context
             logits, _ = model(feed, cache=cache)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-            yield next_id[:, 0]
+            last = logits[:, -1, :]                                          # (B, V)
+            probs = sampling_probs(last, temperature, top_k, top_p)          # (B, V)
+            next_id = _pick(last, probs, temperature, generator)             # (B, 1)
+            yield next_id[:, 0], probs
             if stop_token is not None:
                 finished |= next_id[:, 0] == stop_token
                 if finished.all():

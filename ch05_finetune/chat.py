@@ -52,14 +52,22 @@ def chat_prompt(codec: Codec, template: PromptTemplate, history: list[tuple[str,
     return ids, len(history) - kept, cut
 
 
+def reply_prompt(model: GPT, codec: Codec, template: PromptTemplate, history: list[tuple[str, str]], message: str,
+                 max_new_tokens: int) -> tuple[list[int], int, int, bool]:
+    """What `reply` feeds the model: `message` framed by the template after as much history as fits, with room
+    left for the answer; (ids, the answer's budget in tokens, turns dropped, message cut). The playground too."""
+    if not message.strip():
+        raise CourseError("the prompt is empty; type a message")
+    max_new_tokens = min(max_new_tokens, model.config.block_size - 8)
+    ids, dropped, cut = chat_prompt(codec, template, history, message, model.config.block_size - max_new_tokens)
+    return ids, max_new_tokens, dropped, cut
+
+
 def reply(model: GPT, codec: Codec, template: PromptTemplate, history: list[tuple[str, str]], message: str,
           max_new_tokens: int = 32, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
           generator: torch.Generator | None = None, out=sys.stdout, err=sys.stderr) -> str:
     """Stream the answer to `message` to `out` and return it."""
-    if not message.strip():
-        raise CourseError("the prompt is empty; type a message")
-    max_new_tokens = min(max_new_tokens, model.config.block_size - 8)
-    ids, _dropped, cut = chat_prompt(codec, template, history, message, model.config.block_size - max_new_tokens)
+    ids, max_new_tokens, _dropped, cut = reply_prompt(model, codec, template, history, message, max_new_tokens)
     if cut:
         print(f"warning: the message is longer than the context of {model.config.block_size} tokens; "
               f"kept its end", file=err)

@@ -21,12 +21,11 @@ hint_steps = int_in(0, 10)                               # 0: the feedback says 
 worker_count = Number(int, 1, 64, called="from 1 to 64")
 
 
-def add_classroom_commands(parser: argparse.ArgumentParser) -> None:
-    """Add `handout` and `grade` to `parser` as optional subcommands: without one, it does what it did before."""
+def add_classroom_commands(commands) -> None:
+    """Add `handout` and `grade` to a command's subcommands (`commands`: what `add_subparsers` returned)."""
     from .grading import Limits
 
     defaults = Limits()
-    commands = parser.add_subparsers(title="for instructors", metavar="{handout,grade}", dest="classroom")
     handout = commands.add_parser(
         "handout", help="write a student's copy of the course, without the worked solutions",
         description="Write a student's copy of the course into DIR: the notebooks, the chapters' code, the exercise "

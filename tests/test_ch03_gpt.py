@@ -23,8 +23,10 @@ from ch03_gpt import (
     gpt2_config,
     load_checkpoint,
     sample_next,
+    sampling_probs,
     save_checkpoint,
     stream,
+    stream_with_probs,
     train_gpt,
 )
 from coursekit import CourseError
@@ -134,6 +136,26 @@ def test_streaming_yields_as_it_goes_and_stops_at_the_stop_token():
     stop = greedy[5]
     got = [t.item() for t in stream(m, prompt, 20, temperature=0.0, stop_token=stop)]
     assert got == greedy[:greedy.index(stop) + 1]
+
+
+@pytest.mark.parametrize("settings", [dict(temperature=0.0), dict(temperature=0.8), dict(temperature=1.3, top_k=3),
+                                      dict(temperature=1.0, top_p=0.6)])
+def test_stream_with_probs_is_streams_loop_and_gives_the_distribution_each_token_was_drawn_from(settings):
+    m = tiny_model()
+    prompt = torch.zeros((1, 3), dtype=torch.long)
+    plain = [t.item() for t in stream(m, prompt, 40, generator=torch.Generator().manual_seed(4), **settings)]
+    steps = list(stream_with_probs(m, prompt, 40, generator=torch.Generator().manual_seed(4), **settings))
+    assert [t.item() for t, _ in steps] == plain  # the same seed, the same tokens
+    context = prompt
+    for token, probs in steps:  # each step's distribution, recomputed from the whole context
+        logits = m(context[:, -TINY.block_size:])[0][:, -1, :]  # the window the model sees (40 > 16)
+        assert torch.allclose(probs, sampling_probs(logits, **settings), atol=1e-5)
+        assert torch.allclose(probs.sum(-1), torch.ones(1)) and probs[0, token.item()] > 0
+        context = torch.cat((context, token[:, None]), dim=1)
+    if settings.get("top_k"):
+        assert all((probs > 0).sum() <= settings["top_k"] for _, probs in steps)
+    if settings["temperature"] == 0:  # greedy: the model's own distribution, and its most likely token taken
+        assert all(probs.argmax().item() == token.item() for token, probs in steps)
 
 
 def test_top_k_never_samples_outside_and_renormalises():
