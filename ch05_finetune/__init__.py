@@ -9,8 +9,8 @@ __all__ = [
     "LoRALinear", "PromptTemplate", "Review", "TinyRecipe", "add_classifier_head", "apply_lora",
     "bag_of_words_baseline", "choose_trainable", "class_logits", "collate", "evaluate_classifier", "exact_match",
     "finetune_classifier", "finetune_instructions", "fit", "generate_instructions", "generate_reviews", "lm_loss",
-    "load_labelled", "load_start", "majority_baseline", "make_splits", "merge_lora", "pretrain_tiny", "read_alpaca",
-    "mcnemar", "predict_proba", "read_labelled", "rouge_l", "score_answers", "scores", "split_balanced",
+    "load_labelled", "load_start", "majority_baseline", "make_splits", "mcnemar", "merge_lora", "predict_proba",
+    "pretrain_tiny", "read_alpaca", "read_labelled", "rouge_l", "score_answers", "scores", "split_balanced",
     "tfidf_baseline", "token_f1", "trainable_parameters", "views", "wilson_interval",
 ]
 

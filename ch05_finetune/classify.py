@@ -321,13 +321,14 @@ def check_labels(classifier_labels: list[str] | None, data: LabelledData) -> Non
                       f"{', '.join(data.label_names)}: score it on data with the classes it was trained on")
 
 
-def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData, long_texts: str = "tail",
+def evaluate_classifier(model: GPT, codec: Codec, data: LabelledData, long_texts: str | None = None,
                         max_len: int | None = None) -> dict:
     """Scores on `data` and the predictions; a classifier from `load_classifier` (which knows its class names)
-    refuses other classes. `long_texts`: how a text longer than `max_len` tokens (default: the context) is read
-    (long_texts.py)."""
+    refuses other classes. `long_texts`: how a text longer than `max_len` tokens is read (long_texts.py; default:
+    as the classifier was trained to read it, else its end); `max_len` defaults likewise, else the context."""
     check_labels(getattr(model, "label_names", None), data)
-    max_len = min(max_len or model.config.block_size, model.config.block_size)
+    long_texts = long_texts or getattr(model, "long_texts", "tail")
+    max_len = min(max_len or getattr(model, "max_len", None) or model.config.block_size, model.config.block_size)
     text_views = encode_views(codec, data.texts, max_len, long_texts, "the texts to score")
     pred = predict_proba(model, text_views, codec.eot).argmax(-1)
     return {**scores(pred, data.labels, len(data.label_names)), "predictions": pred.tolist()}
@@ -368,6 +369,9 @@ def load_classifier(directory: str | Path, device: str = "cpu") -> tuple[GPT, Co
     except (RuntimeError, OSError, SafetensorError) as e:
         raise CourseError(f"cannot load {directory / 'model.safetensors'}: {str(e).splitlines()[0][:200]}") from None
     model.label_names = list(labels)  # so that `evaluate_classifier` can refuse data of other classes
+    # and read long texts as it was trained to (a checkpoint from before --long-texts: their end)
+    model.long_texts = meta.get("long_texts") if meta.get("long_texts") in LONG_TEXT_CHOICES else "tail"
+    model.max_len = meta.get("max_len") if type(meta.get("max_len")) is int and meta["max_len"] > 0 else None
     return model.to(device).eval(), Codec.from_meta(meta.get("tokenizer"), directory), labels
 
 
@@ -472,11 +476,8 @@ def evaluate_command(args, meta: dict, device: str) -> None:
                           f"the data has {len(data.label_names)}")
     how = meta.get("split", "auto") if args.split == "auto" else args.split
     test = make_splits(data, args.seed, how)[2] if args.data == meta.get("data") or data.given else data
-    # read long texts as the classifier was trained to (a checkpoint from before --long-texts: their end)
-    long_texts = meta.get("long_texts") if meta.get("long_texts") in LONG_TEXT_CHOICES else "tail"
-    max_len = meta.get("max_len") if type(meta.get("max_len")) is int and meta["max_len"] > 0 else None
-    result = evaluate_classifier(model, codec, test, long_texts, max_len)
-    print(f"{args.checkpoint} on {args.data} ({len(test):,} examples, long texts read as {long_texts}): "
+    result = evaluate_classifier(model, codec, test)  # long texts read as the classifier was trained to
+    print(f"{args.checkpoint} on {args.data} ({len(test):,} examples, long texts read as {model.long_texts}): "
           f"{format_class_scores(result)}")
     print(f"confusion matrix (rows true, columns predicted): {result['confusion']}")
     if args.plot:

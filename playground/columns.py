@@ -15,7 +15,8 @@ How each kind takes the prompt:
 - an instruction-tuned GPT: the message framed by its own template after the conversation so far, oldest turns
   dropped to fit the window, as `python -m ch05_finetune chat` does (`ch05_finetune.chat.reply_prompt`); the
   answer ends at <|endoftext|>;
-- a classifier: the text, cut from the left to its window, scored once (`ch05_finetune.classify`).
+- a classifier: the text read as it was trained to read it (windows, head, tail...), scored once
+  (`ch05_finetune.classify`).
 
 `top` lists the 5 most likely next tokens as sampling saw them: after the temperature and the top-k/top-p
 filter (`ch03_gpt.sampling_probs`), so they are the probabilities the token was drawn with. At temperature 0
@@ -27,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ch03_gpt import check_sampling, stream_with_probs
 from coursekit import CourseError
@@ -120,13 +120,19 @@ class Column:
         self.top_k = top_k
 
     def _classifier_ids(self, prompt: str) -> list[int]:
-        from ch05_finetune.classify import encode_texts
+        from ch05_finetune.classify import encode_views, token_ids
+        from ch05_finetune.long_texts import describe
 
         if not prompt.strip():
             raise CourseError("the text is empty; type something to classify")
-        ids = encode_texts(self.loaded.codec, [prompt], self.loaded.context, "the text")[0]  # refuses unreadable text
-        if len(self.loaded.codec.encode(prompt)) > len(ids):
-            self.notes.append(f"the classifier reads the last {self.loaded.context} tokens of the text only")
+        model = self.loaded.model
+        # the text read as the classifier was trained to read it (`classify --long-texts`, in its config.json)
+        max_len = min(getattr(model, "max_len", None) or self.loaded.context, self.loaded.context)
+        self.views = encode_views(self.loaded.codec, [prompt], max_len, model.long_texts, "the text")[0]
+        ids = token_ids(self.loaded.codec, [prompt], "the text")[0]
+        note = describe([len(ids)], max_len, model.long_texts)
+        if note:
+            self.notes.append("the text is longer than the classifier's window: " + note.split(": ", 2)[-1])
         return ids
 
     def start_event(self) -> dict:
@@ -163,12 +169,9 @@ class Column:
         return events
 
     def _classify(self) -> list[dict]:
-        from ch05_finetune.classify import class_logits
+        from ch05_finetune.classify import predict_proba
 
-        ids = torch.tensor([self.ids], dtype=torch.long, device=self.loaded.device)            # (1, T)
-        with torch.inference_mode():
-            logits = class_logits(self.loaded.model, ids, torch.tensor([len(self.ids)]))      # (1, classes)
-        probs = F.softmax(logits[0].float(), dim=-1).tolist()
+        probs = predict_proba(self.loaded.model, [self.views], self.loaded.codec.eot)[0].tolist()  # (classes,)
         best = max(range(len(probs)), key=probs.__getitem__)
         ranked = sorted(zip(self.loaded.labels, probs), key=lambda lp: -lp[1])
         event = {"type": "label", "column": self.index, "label": self.loaded.labels[best],
