@@ -4,10 +4,13 @@
 shows, in the layouts the course writes them: the main job's path with tiny models (runs/course/: bigram,
 character-level GPT, a pretraining run, an instruction-tuned GPT) and a classifier fine-tuned for one epoch
 (runs/ch05/classify). The models are small and barely trained: the tests check the playground, not them.
+With PLAYGROUND_RUNS=DIR the tests use the models in DIR instead (the same layout, from `python -m course` and
+`python -m ch05_finetune classify`): that is how the README's screenshot shows models trained for real.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from contextlib import contextmanager
@@ -25,6 +28,8 @@ def playground_runs(tmp_path_factory) -> Path:
     from ch05_finetune.pretrained import load_start
     from course import Plan, run_course
 
+    if os.environ.get("PLAYGROUND_RUNS"):
+        return Path(os.environ["PLAYGROUND_RUNS"])
     runs = tmp_path_factory.mktemp("playground") / "runs"
     quick = Plan.quick()
     # A few hundred steps more than --quick for the character models (2 s): their text then has words in it.

@@ -3,9 +3,11 @@
 It types a prompt and sees the tokens arrive, opens what the model considered at a step, stops a long
 generation, and runs five checkpoints side by side, against checkpoints trained in seconds (tests/conftest.py).
 The last test saves a screenshot of the page; with PLAYGROUND_SCREENSHOT=PATH it also writes it to PATH, which
-is how the README's picture is made:
+is how the README's picture is made, from the models `python -m course` and `python -m ch05_finetune classify
+--from runs/course/pretrain --out runs/ch05/classify` train (PLAYGROUND_RUNS, tests/conftest.py):
 
-    PLAYGROUND_SCREENSHOT=docs/playground.png python -m pytest tests/test_playground_browser.py -n 0
+    PLAYGROUND_RUNS=runs PLAYGROUND_SCREENSHOT=docs/playground.png \
+        python -m pytest tests/test_playground_browser.py -n 0
 
 No browser is downloaded: without Debian's chromium and chromium-driver the module skips, saying so in one line.
 """
