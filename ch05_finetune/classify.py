@@ -113,14 +113,9 @@ def class_logits(model: GPT, ids: torch.Tensor, lengths: torch.Tensor) -> torch.
     return logits[torch.arange(len(ids)), lengths - 1]       # (B, classes)
 
 
-@torch.no_grad()
 def predict(model: GPT, seqs: list[list[int]], pad_id: int, batch_size: int = 128) -> torch.Tensor:
-    model.eval()
-    preds = []
-    for b in range(0, len(seqs), batch_size):
-        ids, lengths = pad_batch(seqs[b:b + batch_size], pad_id)
-        preds.append(class_logits(model, ids, lengths).argmax(-1))
-    return torch.cat(preds)
+    """The class (N,) of each sequence of token ids, each read whole."""
+    return predict_proba(model, [[s] for s in seqs], pad_id, batch_size).argmax(-1)
 
 
 @torch.no_grad()

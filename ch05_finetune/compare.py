@@ -31,13 +31,6 @@ def wilson_interval(correct: int, total: int, z: float = Z95) -> tuple[float, fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def accuracy_text(pred: list[int], true: list[int]) -> str:
-    """'0.853 [0.79, 0.90]': the accuracy and its 95% interval."""
-    correct = sum(p == t for p, t in zip(pred, true))
-    low, high = wilson_interval(correct, len(true))
-    return f"{correct / len(true):.3f} [{low:.2f}, {high:.2f}]"
-
-
 def mcnemar(pred_a: list[int], pred_b: list[int], true: list[int]) -> dict:
     """McNemar's exact test of two classifiers on the same examples.
 

@@ -120,16 +120,16 @@ class Column:
         self.top_k = top_k
 
     def _classifier_ids(self, prompt: str) -> list[int]:
-        from ch05_finetune.classify import encode_views, token_ids
-        from ch05_finetune.long_texts import describe
+        from ch05_finetune.classify import token_ids
+        from ch05_finetune.long_texts import describe, views
 
         if not prompt.strip():
             raise CourseError("the text is empty; type something to classify")
         model = self.loaded.model
         # the text read as the classifier was trained to read it (`classify --long-texts`, in its config.json)
         max_len = min(getattr(model, "max_len", None) or self.loaded.context, self.loaded.context)
-        self.views = encode_views(self.loaded.codec, [prompt], max_len, model.long_texts, "the text")[0]
-        ids = token_ids(self.loaded.codec, [prompt], "the text")[0]
+        ids = token_ids(self.loaded.codec, [prompt], "the text")[0]  # refuses text the model cannot read
+        self.views = views(ids, max_len, model.long_texts)
         note = describe([len(ids)], max_len, model.long_texts)
         if note:
             self.notes.append("the text is longer than the classifier's window: " + note.split(": ", 2)[-1])
